@@ -1,0 +1,160 @@
+"""Model specs (a tier of ``team.yaml`` or a literal ``provider/model``) to model clients."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Iterable, Mapping
+from typing import Protocol, runtime_checkable
+
+from agents.llm.anthropic_provider import AnthropicProvider
+from agents.llm.chain import FallbackChain
+from agents.llm.openai_provider import OpenAIProvider
+from agents.llm.retry import RetryPolicy, Sleep
+from agents.llm.types import Completion, ModelClient, NoModelConfigured, Provider, Request
+
+ProviderFactory = Callable[[], Provider]
+
+DEFAULT_POLICY = RetryPolicy()
+
+PROVIDERS = ("anthropic", "openai")
+
+_DEFAULT_FACTORIES: dict[str, ProviderFactory] = {
+    "anthropic": AnthropicProvider,
+    "openai": OpenAIProvider,
+}
+
+#: What a user sets to enable each provider: the variables its SDK reads.
+_TO_SET = {
+    "anthropic": "ANTHROPIC_API_KEY",
+    "openai": "OPENAI_API_KEY (or OPENAI_BASE_URL for a local server)",
+}
+_WHERE = "in .env or the environment"
+
+
+class ModelRegistry:
+    """Builds a fallback chain for a spec from the providers that have credentials.
+
+    ``env`` is only consulted to decide which providers are configured; the SDKs read their
+    own variables from the process environment. ``provider_factories`` replaces the default
+    provider of a name (tests point them at a fake server). Each provider is created once,
+    when first needed, and shared by every chain.
+    """
+
+    def __init__(
+        self,
+        models: dict[str, list[str]],
+        env: Mapping[str, str] | None = None,
+        policy: RetryPolicy = DEFAULT_POLICY,
+        provider_factories: dict[str, ProviderFactory] | None = None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self._models = models
+        self._env: Mapping[str, str] = os.environ if env is None else env
+        self._policy = policy
+        self._factories = {**_DEFAULT_FACTORIES, **(provider_factories or {})}
+        self._sleep = sleep
+        self._providers: dict[str, Provider] = {}
+
+    def client_for(self, spec: str) -> ModelClient:
+        """The client for a tier or ``provider/model``; raises ValueError for a bad spec.
+
+        When no provider of the chain is configured the client still exists, and its
+        ``complete`` raises :class:`NoModelConfigured` saying what to set.
+        """
+        entries = self.resolve(spec)
+        usable = [(self._provider(p), m) for p, m in entries if self.is_configured(p)]
+        if not usable:
+            return _Unconfigured(spec, _hint(p for p, _ in entries))
+        return FallbackChain(usable, self._policy, spec, self._sleep)
+
+    def resolve(self, spec: str) -> list[tuple[str, str]]:
+        """The chain of ``(provider, model)`` a spec stands for, configured or not."""
+        chain = self._models.get(spec)
+        if chain is None:
+            if "/" not in spec:
+                tiers = ", ".join(self._models) or "none defined"
+                raise ValueError(
+                    f"`{spec}` is neither a model tier (tiers: {tiers}) nor a provider/model "
+                    "such as anthropic/claude-haiku-4-5"
+                )
+            chain = [spec]
+        return [_split(entry) for entry in chain]
+
+    def is_configured(self, provider: str) -> bool:
+        """Whether the environment has what ``provider``'s SDK needs to connect."""
+        if provider == "anthropic":
+            return bool(self._env.get("ANTHROPIC_API_KEY"))
+        return bool(self._env.get("OPENAI_API_KEY") or self._env.get("OPENAI_BASE_URL"))
+
+    def configured_providers(self) -> list[str]:
+        """The providers that have credentials, in a fixed order."""
+        return [p for p in PROVIDERS if self.is_configured(p)]
+
+    def status_line(self) -> str:
+        """One line for the console: the configured providers, or what to set."""
+        configured = self.configured_providers()
+        if not configured:
+            return f"No model provider configured: {_hint(PROVIDERS)}."
+        names = [
+            f"openai at {self._env['OPENAI_BASE_URL']}"
+            if p == "openai" and self._env.get("OPENAI_BASE_URL")
+            else p
+            for p in configured
+        ]
+        return f"Model providers: {', '.join(names)}."
+
+    def describe(self, spec: str) -> list[str]:
+        """The resolved chain, one ``provider/model`` a line, unconfigured ones marked."""
+        return [
+            f"{p}/{m}"
+            if self.is_configured(p)
+            else f"{p}/{m} (not configured: set {_TO_SET[p]} {_WHERE})"
+            for p, m in self.resolve(spec)
+        ]
+
+    async def aclose(self) -> None:
+        """Close the providers this registry created (their connection pools)."""
+        providers, self._providers = list(self._providers.values()), {}
+        for provider in providers:
+            if isinstance(provider, _Closable):
+                await provider.aclose()
+
+    def _provider(self, name: str) -> Provider:
+        if name not in self._providers:
+            self._providers[name] = self._factories[name]()
+        return self._providers[name]
+
+
+@runtime_checkable
+class _Closable(Protocol):
+    # Not part of Provider: a provider without connections to close needs no method.
+    async def aclose(self) -> None: ...
+
+
+class _Unconfigured:
+    """The client of a chain none of whose providers has credentials."""
+
+    def __init__(self, spec: str, hint: str) -> None:
+        self._spec = spec
+        self._hint = hint
+
+    async def complete(self, request: Request) -> Completion:
+        raise NoModelConfigured(self._spec, self._hint)
+
+
+def _split(entry: str) -> tuple[str, str]:
+    provider, _, model = entry.partition("/")
+    if provider not in PROVIDERS:
+        raise ValueError(
+            f"unknown model provider `{provider}` in `{entry}`: "
+            f"write {' or '.join(f'{p}/<model>' for p in PROVIDERS)}"
+        )
+    if not model:
+        raise ValueError(f"`{entry}` names no model: write {provider}/<model>")
+    return provider, model
+
+
+def _hint(providers: Iterable[str]) -> str:
+    needed = dict.fromkeys(providers)  # ordered and without repeats
+    return f"set {' or '.join(_TO_SET[p] for p in needed)} {_WHERE}"

@@ -1,0 +1,140 @@
+"""Provider-neutral values of a model conversation.
+
+The runtime speaks only these; each provider module translates them to and from its SDK.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+
+@dataclass(frozen=True)
+class TextBlock:
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolUse:
+    """The model asks to call a tool."""
+
+    id: str
+    name: str
+    input: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    """What a tool call gave back, sent to the model on the next step."""
+
+    tool_use_id: str
+    content: str
+    is_error: bool = False
+
+
+Block = TextBlock | ToolUse | ToolResult
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: Literal["user", "assistant"]
+    content: tuple[Block, ...]
+
+    @staticmethod
+    def user(text: str) -> ChatMessage:
+        return ChatMessage("user", (TextBlock(text),))
+
+    @staticmethod
+    def assistant(text: str) -> ChatMessage:
+        return ChatMessage("assistant", (TextBlock(text),))
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """A tool as the model sees it: name, description, JSON schema of its arguments."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Request:
+    system: str
+    messages: tuple[ChatMessage, ...]
+    tools: tuple[ToolSpec, ...] = ()
+    #: When set, the model must call this tool (used by the router for a structured choice).
+    force_tool: str | None = None
+    max_tokens: int = 1024
+
+
+@dataclass(frozen=True)
+class Completion:
+    blocks: tuple[TextBlock | ToolUse, ...]
+    #: "provider/model" that produced it.
+    model: str
+    tokens_in: int = 0
+    tokens_out: int = 0
+    stop_reason: str = ""
+
+    @property
+    def text(self) -> str:
+        return "".join(b.text for b in self.blocks if isinstance(b, TextBlock)).strip()
+
+    @property
+    def tool_uses(self) -> list[ToolUse]:
+        return [b for b in self.blocks if isinstance(b, ToolUse)]
+
+
+@dataclass
+class ModelError(Exception):
+    """A provider call failed. ``retryable`` errors (429, 5xx, connection) are retried."""
+
+    model: str
+    message: str
+    status: int | None = None
+    retryable: bool = False
+    retry_after: float | None = None
+
+    def __str__(self) -> str:
+        status = f" ({self.status})" if self.status else ""
+        return f"{self.model}{status}: {self.message}"
+
+
+@dataclass
+class AllModelsFailed(Exception):
+    """Every model of a fallback chain failed; ``errors`` says how, in order."""
+
+    errors: list[ModelError] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return "; ".join(str(e) for e in self.errors) or "no model was tried"
+
+
+@dataclass
+class NoModelConfigured(Exception):
+    """No provider of the chain has credentials; ``hint`` says what to set."""
+
+    spec: str
+    hint: str
+
+    def __str__(self) -> str:
+        return f"no model is configured for `{self.spec}`: {self.hint}"
+
+
+class Provider(Protocol):
+    """One provider's SDK client (Anthropic, OpenAI or an OpenAI-compatible server)."""
+
+    name: str
+
+    async def complete(self, model: str, request: Request) -> Completion:
+        """One model call; raises :class:`ModelError`."""
+        ...
+
+
+class ModelClient(Protocol):
+    """What the runtime calls: a tier or model, with retries and fallbacks inside."""
+
+    async def complete(self, request: Request) -> Completion:
+        """Raises :class:`AllModelsFailed` or :class:`NoModelConfigured`."""
+        ...

@@ -1,0 +1,69 @@
+"""The router agent's choice: one cheap model call that names who should answer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from agents.llm.types import ChatMessage, ModelClient, Request, ToolSpec
+from agents.team import Team
+
+CHOOSE_TOOL = "choose_agent"
+
+
+@dataclass(frozen=True)
+class Choice:
+    agent: str
+    reason: str
+
+
+class RouterError(Exception):
+    """The router's model answered, but not with a usable choice."""
+
+
+def _choose_spec(team: Team) -> ToolSpec:
+    return ToolSpec(
+        CHOOSE_TOOL,
+        "Name the one teammate who should answer the message, with a one-line reason.",
+        {
+            "type": "object",
+            "properties": {
+                "agent": {"type": "string", "enum": list(team.agents)},
+                "reason": {"type": "string", "description": "One short line."},
+            },
+            "required": ["agent", "reason"],
+        },
+    )
+
+
+def _router_system(team: Team) -> str:
+    roster = "\n".join(f"- {h}: {a.role}" for h, a in team.agents.items())
+    return (
+        "You route chat messages to the teammate best placed to answer. "
+        "Choose from this team (handle: role):\n"
+        f"{roster}\n"
+        "Answer only by calling the choose_agent tool."
+    )
+
+
+async def choose(team: Team, client: ModelClient, text: str) -> Choice:
+    """Ask the router's model who should answer ``text``.
+
+    Raises the model layer's errors, or :class:`RouterError` for an unusable answer.
+    """
+    request = Request(
+        system=_router_system(team),
+        messages=(ChatMessage.user(text),),
+        tools=(_choose_spec(team),),
+        force_tool=CHOOSE_TOOL,
+        max_tokens=200,
+    )
+    completion = await client.complete(request)
+    for use in completion.tool_uses:
+        if use.name != CHOOSE_TOOL:
+            continue
+        agent = str(use.input.get("agent", "")).lstrip("@").lower()
+        if agent not in team.agents:
+            raise RouterError(f"the router chose `{agent}`, which is not an agent")
+        reason = " ".join(str(use.input.get("reason", "")).split())[:120]
+        return Choice(agent, reason or "best fit")
+    raise RouterError("the router's model did not call choose_agent")

@@ -1,0 +1,114 @@
+"""A run in progress as a serialisable value, so a run paused for approval can be stored
+and resumed later, in another process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from agents.conversation import Place
+from agents.llm.types import Block, ChatMessage, TextBlock, ToolResult, ToolUse
+
+
+@dataclass(frozen=True)
+class RunState:
+    """Where one agent's turn stands between two model calls."""
+
+    run_id: str
+    agent: str
+    place: Place
+    route_reason: str
+    #: The text the turn answers (used for memory recall).
+    query: str
+    messages: tuple[ChatMessage, ...]
+    step: int = 0
+    #: Handoffs already made for the message that started the chain.
+    depth: int = 0
+    #: Handles of the agents in the handoff chain so far, this one last.
+    chain: tuple[str, ...] = ()
+    inbox_id: str | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    model: str = ""
+    #: Tool calls of the last model answer still to run, and results of those already run.
+    pending: tuple[ToolUse, ...] = ()
+    results: tuple[ToolResult, ...] = field(default=())
+
+    def with_(self, **changes: Any) -> RunState:
+        return replace(self, **changes)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-safe dict (stored with the approval it waits for)."""
+        return {
+            "run_id": self.run_id,
+            "agent": self.agent,
+            "place": [
+                self.place.platform,
+                self.place.channel,
+                self.place.thread,
+                self.place.channel_name,
+            ],
+            "route_reason": self.route_reason,
+            "query": self.query,
+            "messages": [
+                {"role": m.role, "content": [_block_to_json(b) for b in m.content]}
+                for m in self.messages
+            ],
+            "step": self.step,
+            "depth": self.depth,
+            "chain": list(self.chain),
+            "inbox_id": self.inbox_id,
+            "tokens_in": self.tokens_in,
+            "tokens_out": self.tokens_out,
+            "model": self.model,
+            "pending": [_block_to_json(u) for u in self.pending],
+            "results": [_block_to_json(r) for r in self.results],
+        }
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> RunState:
+        """The inverse of :meth:`to_json`."""
+        pending = tuple(_block_from_json(b) for b in data["pending"])
+        results = tuple(_block_from_json(b) for b in data["results"])
+        return RunState(
+            run_id=data["run_id"],
+            agent=data["agent"],
+            place=Place(*data["place"]),
+            route_reason=data["route_reason"],
+            query=data["query"],
+            messages=tuple(
+                ChatMessage(m["role"], tuple(_block_from_json(b) for b in m["content"]))
+                for m in data["messages"]
+            ),
+            step=data["step"],
+            depth=data["depth"],
+            chain=tuple(data["chain"]),
+            inbox_id=data["inbox_id"],
+            tokens_in=data["tokens_in"],
+            tokens_out=data["tokens_out"],
+            model=data["model"],
+            pending=tuple(u for u in pending if isinstance(u, ToolUse)),
+            results=tuple(r for r in results if isinstance(r, ToolResult)),
+        )
+
+
+def _block_to_json(block: Block) -> dict[str, Any]:
+    if isinstance(block, TextBlock):
+        return {"type": "text", "text": block.text}
+    if isinstance(block, ToolUse):
+        return {"type": "tool_use", "id": block.id, "name": block.name, "input": block.input}
+    return {
+        "type": "tool_result",
+        "tool_use_id": block.tool_use_id,
+        "content": block.content,
+        "is_error": block.is_error,
+    }
+
+
+def _block_from_json(data: dict[str, Any]) -> Block:
+    kind = data["type"]
+    if kind == "text":
+        return TextBlock(data["text"])
+    if kind == "tool_use":
+        return ToolUse(data["id"], data["name"], dict(data["input"]))
+    return ToolResult(data["tool_use_id"], data["content"], bool(data["is_error"]))

@@ -1,0 +1,227 @@
+"""The ``corral`` command line (DESIGN.md, "Command line"). Heavy imports happen inside
+the commands so that ``corral --help`` starts fast."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from bot.app import Core
+    from bot.settings import Settings
+
+T = TypeVar("T")
+
+team_option = click.option(
+    "--team",
+    "team",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Path of team.yaml (default: $CORRAL_TEAM, else ./team.yaml).",
+)
+
+
+def _settings() -> Settings:
+    from bot.logs import configure
+    from bot.settings import Settings, export_provider_env
+
+    export_provider_env()
+    settings = Settings()
+    configure(settings.corral_log_format, settings.corral_log_level)
+    return settings
+
+
+def _fail(message: str) -> None:
+    click.echo(click.style("error: ", fg="red", bold=True) + message, err=True)
+    sys.exit(1)
+
+
+def _with_core(team: str | None, body: Callable[[Core], Awaitable[T]]) -> T:
+    """Build the core, run ``body`` with it, and turn start-up errors into one clear
+    message and exit code 1 instead of a traceback."""
+    from agents.team_loader import TeamFileError
+    from bot.app import StartupError, build_core, resolve_team_path
+
+    settings = _settings()
+
+    async def main() -> T:
+        core = await build_core(settings, resolve_team_path(team, settings))
+        try:
+            return await body(core)
+        finally:
+            await core.close()
+
+    try:
+        return asyncio.run(main())
+    except TeamFileError as exc:
+        _fail("the team file has problems:\n" + str(exc))
+    except StartupError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        sys.exit(130)
+    raise AssertionError("unreachable")
+
+
+@click.group()
+@click.version_option(package_name="corral")
+def main() -> None:
+    """Corral: a team of AI agents in chat."""
+
+
+@main.command()
+@team_option
+@click.option(
+    "--channel",
+    default="#console",
+    show_default=True,
+    help="The channel the console talks in (channel defaults apply).",
+)
+def chat(team: str | None, channel: str) -> None:
+    """Talk to the team in the terminal."""
+    from rich.console import Console
+
+    from bot.console import ConsoleChat
+
+    async def body(core: Core) -> None:
+        await ConsoleChat(core, Console(highlight=False), channel).run()
+
+    _with_core(team, body)
+
+
+@main.command()
+@team_option
+def run(team: str | None) -> None:
+    """Run everything .env enables. This build has the console only; Slack and Discord
+    adapters plug into the same gateway."""
+    from rich.console import Console
+
+    from bot.console import ConsoleChat
+
+    if not sys.stdin.isatty():
+        _fail(
+            "nothing to run: this build's only adapter is the console, which needs a "
+            "terminal. Use `corral chat` in a terminal."
+        )
+
+    async def body(core: Core) -> None:
+        await ConsoleChat(core, Console(highlight=False)).run()
+
+    _with_core(team, body)
+
+
+@main.command()
+@team_option
+def check(team: str | None) -> None:
+    """Validate team.yaml and the environment; exit 1 on any error."""
+    import os
+
+    from agents.team_check import check_environment
+    from agents.team_loader import TeamFileError, load_team
+    from bot.app import resolve_team_path
+
+    settings = _settings()
+    path = resolve_team_path(team, settings)
+    try:
+        loaded = load_team(path)
+    except TeamFileError as exc:
+        for problem in exc.problems:
+            click.echo(click.style("error ", fg="red", bold=True) + str(problem))
+        sys.exit(1)
+    env = dict(os.environ)
+    env.setdefault("DATABASE_URL", settings.database_url)
+    problems = check_environment(loaded, env)
+    for problem in problems:
+        colour = "red" if problem.severity == "error" else "yellow"
+        click.echo(click.style(f"{problem.severity} ", fg=colour, bold=True) + str(problem))
+    if any(p.severity == "error" for p in problems):
+        sys.exit(1)
+    click.echo(f"{path}: {len(loaded.agents)} agents, {len(loaded.schedules)} schedules — ok")
+
+
+def _command(team: str | None, line: str) -> None:
+    """Run a slash command from the shell, as the local operator."""
+    import getpass
+
+    from rich.console import Console
+    from rich.markdown import Markdown
+
+    from bot.commands.registry import dispatch
+
+    async def body(core: Core) -> None:
+        reply = await dispatch(core.command_context(getpass.getuser(), "console"), line)
+        Console(highlight=False).print(Markdown(reply.text))
+
+    _with_core(team, body)
+
+
+@main.command()
+@team_option
+def status(team: str | None) -> None:
+    """The team's status (as /corral status)."""
+    _command(team, "/corral status")
+
+
+@main.group()
+def memory() -> None:
+    """Shared memory (as /memory)."""
+
+
+@memory.command("add")
+@team_option
+@click.option("--agent", default=None, help="Keep it as this agent's memory.")
+@click.argument("text", nargs=-1, required=True)
+def memory_add(team: str | None, agent: str | None, text: tuple[str, ...]) -> None:
+    """Remember TEXT (team-wide unless --agent)."""
+    _command(team, "/memory add " + " ".join(text) + (f" --agent {agent}" if agent else ""))
+
+
+@memory.command("search")
+@team_option
+@click.argument("query", nargs=-1, required=True)
+def memory_search(team: str | None, query: tuple[str, ...]) -> None:
+    """Search memories for QUERY."""
+    _command(team, "/memory search " + " ".join(query))
+
+
+@memory.command("list")
+@team_option
+@click.option("--agent", default=None, help="Only this agent's memories.")
+def memory_list(team: str | None, agent: str | None) -> None:
+    """The newest memories."""
+    _command(team, "/memory list" + (f" --agent {agent}" if agent else ""))
+
+
+@memory.command("forget")
+@team_option
+@click.argument("memory_id")
+def memory_forget(team: str | None, memory_id: str) -> None:
+    """Delete memory MEMORY_ID (audited)."""
+    _command(team, f"/memory forget {memory_id}")
+
+
+@main.group()
+def db() -> None:
+    """The database."""
+
+
+@db.command("upgrade")
+@team_option
+def db_upgrade(team: str | None) -> None:
+    """Apply the database migrations (they also run on every start)."""
+    from storage.store import Storage
+
+    settings = _settings()
+
+    async def upgrade() -> None:
+        storage = await Storage.open(settings.database_url)
+        await storage.close()
+
+    try:
+        asyncio.run(upgrade())
+    except Exception as exc:
+        _fail(f"cannot upgrade the database at {settings.database_url}: {exc}")
+    click.echo(f"{settings.database_url}: up to date")

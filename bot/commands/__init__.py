@@ -1,0 +1,1 @@
+"""Slash commands, declared once and served by every surface (console, Slack, Discord, CLI)."""

@@ -1,0 +1,214 @@
+"""The console adapter: the team in the terminal, with the same routing, commands and
+approvals as in Slack (``corral chat``)."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from rich.console import Console
+from rich.markdown import Markdown
+from rich.text import Text
+
+from agents.conversation import Place, Reply
+from bot.app import Core
+from bot.commands.registry import dispatch
+from bot.coordinator import Route
+from bot.gateway import Workers
+from bot.inbound import Inbound
+
+PLATFORM = "console"
+PALETTE = (
+    "cyan",
+    "magenta",
+    "green",
+    "yellow",
+    "blue",
+    "bright_red",
+    "bright_cyan",
+    "bright_magenta",
+    "bright_green",
+    "bright_blue",
+)
+CONSOLE_HELP = (
+    "Type a message (`@beaver …` to address an agent), `/corral help` for commands, "
+    "`/new` for a new thread, `/channel #dev` to switch channel, "
+    "`/approve ID` or `/reject ID` to decide an approval, `/quit` to leave."
+)
+
+
+class ConsoleAdapter:
+    """Renders replies with Rich: each agent's name in its own colour, Markdown bodies."""
+
+    platform = PLATFORM
+
+    def __init__(self, core: Core, console: Console) -> None:
+        self.core = core
+        self.out = console
+        self.colours = {h: PALETTE[i % len(PALETTE)] for i, h in enumerate(core.team.agents)}
+        self.channel = ""
+
+    async def picked_up(self, inbound: Inbound, route: Route) -> None:
+        self.out.print(Text(f"→ {route.agent} ({route.reason})", style="dim"))
+
+    async def post(self, place: Place, reply: Reply) -> None:
+        agent = self.core.team.agents.get(reply.agent)
+        name = agent.display_name if agent else reply.agent
+        colour = self.colours.get(reply.agent, "white")
+        where = "" if place.channel == self.channel else f"[{place.channel}] "
+        if reply.kind == "handoff":
+            self.out.print(Text(f"{where}{reply.text}", style=f"italic {colour}"))
+            return
+        header = Text(where, style="dim")
+        header.append(name, style=f"bold {colour}")
+        if reply.kind in ("error", "escalation", "notice", "approval"):
+            style = "red" if reply.kind == "error" else "yellow"
+            header.append(f" {reply.text}", style=style)
+            self.out.print(header)
+            if reply.kind == "approval":
+                hint = f"  /approve {reply.approval_id}  or  /reject {reply.approval_id}"
+                self.out.print(Text(hint, style="bold yellow"))
+            return
+        self.out.print(header)
+        self.out.print(Markdown(reply.text))
+
+
+class ConsoleChat:
+    """The read–route–answer loop of ``corral chat``."""
+
+    def __init__(self, core: Core, console: Console, channel: str = "#console") -> None:
+        self.core = core
+        self.out = console
+        self.adapter = ConsoleAdapter(core, console)
+        self.workers: Workers = core.workers({PLATFORM: self.adapter}, concurrency=2)
+        self.user = getpass.getuser()
+        self.session = uuid.uuid4().hex[:8]
+        self.count = 0
+        self.thread = ""
+        self.set_channel(channel)
+
+    def set_channel(self, channel: str) -> None:
+        """Talk in ``channel`` from now on, in a new thread."""
+        self.adapter.channel = channel if channel.startswith("#") else f"#{channel}"
+        self.thread = ""
+
+    async def run(self) -> None:
+        """Greet, then read lines until ``/quit`` or end of input."""
+        team = self.core.team
+        self.out.print(
+            Text(f"Corral — {len(team.agents)} agents from {self.core.team_path}", style="bold")
+        )
+        self.out.print(Text(f"Models: {self.core.models.status_line()}", style="dim"))
+        self.out.print(Text(CONSOLE_HELP, style="dim"))
+        await self.core.gateway.recover()
+        self.workers.start()
+        try:
+            reader = _line_reader()
+            while True:
+                line = await reader(self._prompt())
+                if line is None:
+                    break
+                line = line.strip()
+                if not line:
+                    continue
+                if line in ("/quit", "/exit"):
+                    break
+                await self.handle_line(line)
+        finally:
+            await self.workers.stop()
+
+    def _prompt(self) -> str:
+        return f"{self.adapter.channel} › "
+
+    async def handle_line(self, line: str) -> None:
+        """One line typed by the user: a console command, a slash command or a message."""
+        if line.startswith("/"):
+            await self._command(line)
+            return
+        self.count += 1
+        message_id = f"{self.session}-{self.count}"
+        self.thread = self.thread or message_id
+        inbound = Inbound(
+            platform=PLATFORM,
+            event_id=message_id,
+            channel=self.adapter.channel,
+            channel_name=self.adapter.channel,
+            message_id=message_id,
+            thread=self.thread,
+            user=self.user,
+            user_name=self.user,
+            text=line,
+            to_app=True,
+        )
+        inbox_id = await self.core.gateway.submit(inbound)
+        if inbox_id is None:
+            return
+        await self.workers.wait(inbox_id)
+        record = await self.core.storage.inbox.get(inbox_id)
+        if record is not None and record.status == "ignored":
+            self.out.print(
+                Text(
+                    "(not for the team: no agent is addressed and there is no "
+                    "router agent; try @name)",
+                    style="dim",
+                )
+            )
+
+    async def _command(self, line: str) -> None:
+        word, _, rest = line.partition(" ")
+        if word == "/new":
+            self.thread = ""
+            self.out.print(Text("New thread.", style="dim"))
+        elif word == "/channel" and rest.strip():
+            self.set_channel(rest.strip())
+            self.out.print(Text(f"Now in {self.adapter.channel}, new thread.", style="dim"))
+        elif word in ("/approve", "/reject") and rest.strip():
+            await self._decide(rest.strip(), approved=word == "/approve")
+        elif word == "/help":
+            self.out.print(Text(CONSOLE_HELP, style="dim"))
+        else:
+            ctx = self.core.command_context(self.user, PLATFORM, self.adapter.channel)
+            reply = await dispatch(ctx, line)
+            self.out.print(Markdown(reply.text))
+
+    async def _decide(self, approval_id: str, approved: bool) -> None:
+        outcome = await self.core.runtime.resume(
+            approval_id, approved, self.user, self.adapter.post
+        )
+        if outcome is None:
+            self.out.print(Text(f"{approval_id} is not waiting for a decision.", style="yellow"))
+
+
+LineReader = Callable[[str], Awaitable[str | None]]
+
+
+def _line_reader() -> LineReader:
+    """An async ``prompt → line`` reader: prompt_toolkit with history on a terminal,
+    plain lines from a pipe (scripts and tests)."""
+    if sys.stdin.isatty():
+        from prompt_toolkit import PromptSession
+        from prompt_toolkit.history import FileHistory
+
+        session: PromptSession[str] = PromptSession(
+            history=FileHistory(str(Path.home() / ".corral_history"))
+        )
+
+        async def read_tty(prompt: str) -> str | None:
+            try:
+                return await session.prompt_async(prompt)
+            except (EOFError, KeyboardInterrupt):
+                return None
+
+        return read_tty
+
+    loop = asyncio.get_running_loop()
+
+    async def read_pipe(prompt: str) -> str | None:
+        line = await loop.run_in_executor(None, sys.stdin.readline)
+        return line if line else None
+
+    return read_pipe

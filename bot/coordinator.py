@@ -1,0 +1,105 @@
+"""Routing: which agent answers a message, and why (DESIGN.md, "One message", step 4)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from agents import router
+from agents.llm.types import AllModelsFailed, ModelClient, NoModelConfigured
+from agents.team import Team
+from bot.inbound import Inbound
+from storage.threads import ThreadStore
+
+log = logging.getLogger("corral.coordinator")
+
+_AT_HANDLE = re.compile(r"(?<![\w@<])@([A-Za-z][A-Za-z0-9_-]*)")
+_FIRST_WORD = re.compile(r"^\W*([A-Za-z][A-Za-z0-9_-]*)")
+
+
+@dataclass(frozen=True)
+class Route:
+    """The agent that answers and the reason, as shown to people and recorded."""
+
+    agent: str
+    reason: str
+
+
+class Coordinator:
+    """Decides who answers, in DESIGN.md's order: explicit address, thread owner,
+    channel default, router agent, otherwise nobody."""
+
+    def __init__(
+        self,
+        team: Team,
+        threads: ThreadStore,
+        client_for: Callable[[str], ModelClient],
+    ) -> None:
+        self.team = team
+        self.threads = threads
+        self.client_for = client_for
+        self._defaults = _channel_defaults(team)
+
+    def addressed(self, inbound: Inbound) -> str | None:
+        """The agent the message names explicitly, if any."""
+        for handle in inbound.agent_mentions:
+            if handle in self.team.agents:
+                return handle
+        for match in _AT_HANDLE.finditer(inbound.text):
+            handle = match.group(1).lower()
+            if handle in self.team.agents:
+                return handle
+        if inbound.to_app:
+            # "@Corral beaver the build is red": the app, then an agent's name.
+            first = _FIRST_WORD.match(inbound.text)
+            if first:
+                word = first.group(1).lower()
+                for handle, agent in self.team.agents.items():
+                    if word in (handle, agent.display_name.lower()):
+                        return handle
+        return None
+
+    async def route(self, inbound: Inbound) -> Route | None:
+        """Who answers ``inbound``; None when the message is not for the team."""
+        handle = self.addressed(inbound)
+        if handle:
+            return Route(handle, f"addressed: @{handle}")
+        owner = await self.threads.owner(inbound.platform, inbound.channel, inbound.thread)
+        if owner in self.team.agents:
+            return Route(owner, "thread owner")
+        name = _hash(inbound.channel_name).lower()
+        for key in (inbound.channel, name):
+            if key and key in self._defaults:
+                return Route(self._defaults[key], f"channel default ({name or inbound.channel})")
+        router_handle = self.team.router_handle()
+        if router_handle and inbound.to_app:
+            return await self._ask_router(router_handle, inbound.text)
+        return None
+
+    async def _ask_router(self, router_handle: str, text: str) -> Route:
+        """The router's pick; on any failure the router agent answers itself."""
+        client = self.client_for(self.team.agent(router_handle).model)
+        try:
+            choice = await router.choose(self.team, client, text)
+        except NoModelConfigured:
+            return Route(router_handle, "router: no model configured, answering itself")
+        except (AllModelsFailed, router.RouterError) as exc:
+            log.warning("router failed, %s answers itself: %s", router_handle, exc)
+            return Route(router_handle, f"router failed ({exc}); answering itself")
+        return Route(choice.agent, f"router: {choice.reason}")
+
+
+def _hash(name: str) -> str:
+    name = name.strip()
+    return "" if not name else name if name.startswith("#") else f"#{name}"
+
+
+def _channel_defaults(team: Team) -> dict[str, str]:
+    """Channel (id or #name, as written in team.yaml) → the agent it defaults to."""
+    defaults: dict[str, str] = {}
+    for handle, agent in team.agents.items():
+        for channel in agent.channels:
+            defaults.setdefault(channel if not channel.startswith("#") else channel.lower(), handle)
+    return defaults

@@ -1,0 +1,50 @@
+"""Settings from the process environment and ``.env`` (DESIGN.md, "Environment")."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every variable Corral reads. The model SDKs read their own keys from the
+    environment; :func:`export_provider_env` puts ``.env``'s values there for them."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    corral_team: str = "team.yaml"
+    database_url: str = "sqlite+aiosqlite:///corral.db"
+    redis_url: str | None = None
+    corral_http_host: str = "127.0.0.1"
+    corral_http_port: int = 3000
+    slack_bot_token: str | None = None
+    slack_signing_secret: str | None = None
+    slack_app_token: str | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    discord_token: str | None = None
+    corral_log_format: Literal["text", "json"] = "text"
+    corral_log_level: str = "INFO"
+
+
+PROVIDER_VARIABLES = (
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_BASE_URL",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+)
+
+
+def export_provider_env(env_file: str = ".env") -> None:
+    """Copy the SDKs' own variables from ``.env`` into the process environment.
+
+    The SDKs read only ``os.environ``; a value already set in the process wins, so
+    nothing the user exported is overridden.
+    """
+    import os
+
+    from dotenv import dotenv_values
+
+    for key, value in dotenv_values(env_file).items():
+        if key in PROVIDER_VARIABLES and value and key not in os.environ:
+            os.environ[key] = value

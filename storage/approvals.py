@@ -1,0 +1,131 @@
+"""Approvals: human decisions the team waits for (a tool call to allow, an escalation)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+
+from storage.audit import audit_row
+from storage.db import Database, utc
+from storage.ids import new_id
+from storage.tables import ApprovalRow, utcnow
+
+#: Statuses that still wait for a person: ``pending`` for tool calls, ``open`` for
+#: escalations.
+UNDECIDED = ("pending", "open")
+
+
+@dataclass(frozen=True)
+class ApprovalRecord:
+    """A decision to make, or made: ``state`` is what the paused run needs to resume."""
+
+    id: str
+    kind: str
+    agent: str
+    run_id: str
+    platform: str
+    channel: str
+    thread: str
+    summary: str
+    state: dict[str, Any]
+    status: str
+    decided_by: str
+    created_at: datetime
+    decided_at: datetime | None
+
+
+def _record(row: ApprovalRow) -> ApprovalRecord:
+    return ApprovalRecord(
+        id=row.id,
+        kind=row.kind,
+        agent=row.agent,
+        run_id=row.run_id,
+        platform=row.platform,
+        channel=row.channel,
+        thread=row.thread,
+        summary=row.summary,
+        state=dict(row.state),
+        status=row.status,
+        decided_by=row.decided_by,
+        created_at=utc(row.created_at),
+        decided_at=utc(row.decided_at) if row.decided_at else None,
+    )
+
+
+class ApprovalStore:
+    """Creates approvals and lets exactly one person decide each."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def create(
+        self,
+        *,
+        kind: str,
+        agent: str,
+        summary: str,
+        run_id: str = "",
+        platform: str = "",
+        channel: str = "",
+        thread: str = "",
+        state: dict[str, Any] | None = None,
+        status: str = "pending",
+    ) -> ApprovalRecord:
+        """Record a decision to wait for; its id is ``a-…``."""
+        if status not in UNDECIDED:
+            raise ValueError(f"a new approval is {' or '.join(UNDECIDED)}, not {status!r}")
+        row = ApprovalRow(
+            id=new_id("a"),
+            kind=kind,
+            agent=agent,
+            run_id=run_id,
+            platform=platform,
+            channel=channel,
+            thread=thread,
+            summary=summary,
+            state=state or {},
+            status=status,
+            decided_by="",
+            created_at=utcnow(),
+        )
+        async with self.db.session() as session, session.begin():
+            session.add(row)
+        return _record(row)
+
+    async def get(self, approval_id: str) -> ApprovalRecord | None:
+        """The approval ``approval_id``, if it exists."""
+        async with self.db.session() as session:
+            row = await session.get(ApprovalRow, approval_id)
+            return _record(row) if row else None
+
+    async def pending(self) -> list[ApprovalRecord]:
+        """The approvals still waiting for a decision, oldest first."""
+        statement = (
+            select(ApprovalRow)
+            .where(ApprovalRow.status.in_(UNDECIDED))
+            .order_by(ApprovalRow.created_at, ApprovalRow.id)
+        )
+        async with self.db.session() as session:
+            return [_record(row) for row in (await session.scalars(statement)).all()]
+
+    async def decide(self, approval_id: str, *, status: str, by: str) -> ApprovalRecord | None:
+        """Decide (``approved``, ``rejected``, ``resolved`` …) and audit it. Only the first
+        decision counts: None when the approval was already decided or does not exist."""
+        if status in UNDECIDED:
+            raise ValueError(f"{status!r} is not a decision")
+        statement = (
+            update(ApprovalRow)
+            .where(ApprovalRow.id == approval_id, ApprovalRow.status.in_(UNDECIDED))
+            .values(status=status, decided_by=by, decided_at=utcnow())
+            .returning(ApprovalRow)
+            .execution_options(synchronize_session=False)
+        )
+        async with self.db.session() as session, session.begin():
+            row = (await session.scalars(statement)).one_or_none()
+            if row is None:
+                return None
+            session.add(audit_row(by, "approval.decide", approval_id, status))
+            return _record(row)

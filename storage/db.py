@@ -1,0 +1,133 @@
+"""The database: one async engine, its sessions, and its migrations."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, event, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from storage.tables import Base
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+#: How long a SQLite writer waits for another one before "database is locked".
+SQLITE_BUSY_TIMEOUT_MS = 15_000
+
+#: Any constant: the PostgreSQL advisory lock that serialises concurrent upgrades.
+_UPGRADE_LOCK = 0x636F7272616C
+
+_ASYNC_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+}
+
+
+def normalise_url(url: str) -> URL:
+    """``url`` with the async driver Corral uses (aiosqlite, asyncpg) and, for a SQLite
+    file, an absolute path: relative paths are taken from the current directory now, not
+    whenever a connection happens to open."""
+    parsed = make_url(url)
+    parsed = parsed.set(drivername=_ASYNC_DRIVERS.get(parsed.drivername, parsed.drivername))
+    database = parsed.database
+    is_sqlite = parsed.get_backend_name() == "sqlite"
+    if is_sqlite and database and database != ":memory:" and parsed.query.get("uri") != "true":
+        parsed = parsed.set(database=str(Path(database).resolve()))
+    return parsed
+
+
+def utc(value: datetime) -> datetime:
+    """``value`` as an aware UTC datetime; naive values (SQLite returns those) are UTC."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
+def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets readers proceed while one task writes; the busy timeout makes concurrent
+    # writers queue up instead of failing at once.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.close()
+    # SQLite's own lower() folds ASCII only; memory search must match "Über" to "über"
+    # as it does on PostgreSQL.
+    dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
+
+
+def _upgrade_to_head(connection: Connection) -> None:
+    # Imported here: Alembic is only needed when migrating, and the CLI must start fast.
+    from alembic import command
+    from alembic.config import Config
+
+    # Several processes may start at once: the first migrates, the others wait and then
+    # find the schema at head. Both locks are released when the transaction ends.
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _UPGRADE_LOCK})
+    else:
+        # The sqlite3 driver opens transactions only before DML, which would leave each
+        # CREATE TABLE on its own; this makes the whole upgrade one locked transaction.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    config = Config()
+    # ConfigParser interpolation would read a "%" in the install path as a placeholder.
+    config.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+class Database:
+    """An async SQLAlchemy engine for SQLite (aiosqlite) or PostgreSQL (asyncpg)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = normalise_url(url)
+        if self.url.get_backend_name() not in ("sqlite", "postgresql"):
+            raise ValueError(
+                f"unsupported database {self.url.drivername!r}: use SQLite or PostgreSQL"
+            )
+        self.engine: AsyncEngine = create_async_engine(self.url)
+        if self.is_sqlite:
+            event.listen(self.engine.sync_engine, "connect", _on_sqlite_connect)
+        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True for SQLite, False for PostgreSQL."""
+        return self.url.get_backend_name() == "sqlite"
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A session; use ``async with session.begin():`` for a transaction."""
+        async with self._sessions() as session:
+            yield session
+
+    def insert(self, table: type[Base]) -> sqlite.Insert | postgresql.Insert:
+        """An INSERT for ``table`` in this database's dialect, which supports
+        ``on_conflict_do_nothing`` and ``on_conflict_do_update`` (upserts)."""
+        if self.is_sqlite:
+            return sqlite.insert(table)
+        return postgresql.insert(table)
+
+    async def upgrade(self) -> None:
+        """Apply every Alembic migration up to head; a no-op when already there."""
+        async with self.engine.begin() as connection:
+            await connection.run_sync(_upgrade_to_head)
+
+    async def dispose(self) -> None:
+        """Close every pooled connection."""
+        await self.engine.dispose()

@@ -1,0 +1,157 @@
+"""The durable inbox: every inbound message is stored, once, before anything handles it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+
+from storage.db import Database, utc
+from storage.ids import new_id
+from storage.tables import InboxRow, utcnow
+
+FINISHED = frozenset({"done", "failed", "ignored"})
+
+
+@dataclass(frozen=True)
+class NewInbound:
+    """A message to store: the platform's ids for deduplication, and what was said."""
+
+    platform: str
+    event_id: str
+    channel: str
+    message_id: str
+    thread: str
+    user: str
+    text: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class InboxRecord:
+    """A stored message and where its handling stands."""
+
+    id: str
+    platform: str
+    event_id: str
+    channel: str
+    message_id: str
+    thread: str
+    user: str
+    text: str
+    payload: dict[str, Any]
+    #: pending → working → done | failed | ignored
+    status: str
+    attempts: int
+    received_at: datetime
+    claimed_at: datetime | None
+    finished_at: datetime | None
+
+
+def _record(row: InboxRow) -> InboxRecord:
+    return InboxRecord(
+        id=row.id,
+        platform=row.platform,
+        event_id=row.event_id,
+        channel=row.channel,
+        message_id=row.message_id,
+        thread=row.thread,
+        user=row.user,
+        text=row.text,
+        payload=dict(row.payload),
+        status=row.status,
+        attempts=row.attempts,
+        received_at=utc(row.received_at),
+        claimed_at=utc(row.claimed_at) if row.claimed_at else None,
+        finished_at=utc(row.finished_at) if row.finished_at else None,
+    )
+
+
+class InboxStore:
+    """Stores inbound messages, deduplicated, and hands each to one worker at a time."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def add(self, item: NewInbound) -> str | None:
+        """Store ``item`` and return its id; None when it was already stored, by the
+        platform's event id or by its message (platform, channel, message id)."""
+        # The unique constraints decide, so two deliveries racing each other still store
+        # one row. ON CONFLICT DO NOTHING swallows exactly those conflicts and no other
+        # integrity error.
+        statement = (
+            self.db.insert(InboxRow)
+            .values(
+                id=new_id("in"),
+                platform=item.platform,
+                event_id=item.event_id,
+                channel=item.channel,
+                message_id=item.message_id,
+                thread=item.thread,
+                user=item.user,
+                text=item.text,
+                payload=item.payload,
+                status="pending",
+                attempts=0,
+                received_at=utcnow(),
+            )
+            .on_conflict_do_nothing()
+            .returning(InboxRow.id)
+        )
+        async with self.db.session() as session, session.begin():
+            return (await session.execute(statement)).scalar_one_or_none()
+
+    async def get(self, inbox_id: str) -> InboxRecord | None:
+        """The message stored as ``inbox_id``, if any."""
+        async with self.db.session() as session:
+            row = await session.get(InboxRow, inbox_id)
+            return _record(row) if row else None
+
+    async def claim(self, inbox_id: str) -> InboxRecord | None:
+        """Take a pending message for handling; None when it is not pending (another
+        worker has it, or it is finished)."""
+        statement = (
+            update(InboxRow)
+            .where(InboxRow.id == inbox_id, InboxRow.status == "pending")
+            .values(status="working", attempts=InboxRow.attempts + 1, claimed_at=utcnow())
+            .returning(InboxRow)
+            .execution_options(synchronize_session=False)
+        )
+        async with self.db.session() as session, session.begin():
+            row = (await session.scalars(statement)).one_or_none()
+            return _record(row) if row else None
+
+    async def finish(self, inbox_id: str, status: str) -> None:
+        """Record how handling ended: ``done``, ``failed`` or ``ignored``."""
+        if status not in FINISHED:
+            raise ValueError(f"status must be one of {sorted(FINISHED)}, not {status!r}")
+        statement = (
+            update(InboxRow)
+            .where(InboxRow.id == inbox_id)
+            .values(status=status, finished_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        async with self.db.session() as session, session.begin():
+            await session.execute(statement)
+
+    async def unfinished(self, stale_after: float = 30.0) -> list[str]:
+        """Ids of messages waiting to be handled, oldest first: the pending ones, and the
+        ones whose worker has held them for more than ``stale_after`` seconds (it died);
+        those go back to pending so that they can be claimed again."""
+        cutoff = utcnow() - timedelta(seconds=stale_after)
+        release = (
+            update(InboxRow)
+            .where(InboxRow.status == "working", InboxRow.claimed_at < cutoff)
+            .values(status="pending")
+            .execution_options(synchronize_session=False)
+        )
+        waiting = (
+            select(InboxRow.id)
+            .where(InboxRow.status == "pending")
+            .order_by(InboxRow.received_at, InboxRow.id)
+        )
+        async with self.db.session() as session, session.begin():
+            await session.execute(release)
+            return list((await session.scalars(waiting)).all())

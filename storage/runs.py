@@ -1,0 +1,172 @@
+"""The record of agent runs: who ran, why, on which model, at what cost, with what outcome."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import case, func, insert, select, update
+
+from storage.db import Database, utc
+from storage.ids import new_id
+from storage.tables import RunRow, utcnow
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One agent turn. ``outcome`` is ``running`` until the run finishes."""
+
+    id: str
+    inbox_id: str | None
+    agent: str
+    route_reason: str
+    platform: str
+    channel: str
+    thread: str
+    model: str
+    tokens_in: int
+    tokens_out: int
+    latency_ms: int
+    outcome: str
+    error: str
+    started_at: datetime
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class AgentStats:
+    """One agent's runs over a period."""
+
+    runs: int
+    failures: int
+    running: int
+    tokens_in: int
+    tokens_out: int
+
+
+def _record(row: RunRow) -> RunRecord:
+    return RunRecord(
+        id=row.id,
+        inbox_id=row.inbox_id,
+        agent=row.agent,
+        route_reason=row.route_reason,
+        platform=row.platform,
+        channel=row.channel,
+        thread=row.thread,
+        model=row.model,
+        tokens_in=row.tokens_in,
+        tokens_out=row.tokens_out,
+        latency_ms=row.latency_ms,
+        outcome=row.outcome,
+        error=row.error,
+        started_at=utc(row.started_at),
+        finished_at=utc(row.finished_at) if row.finished_at else None,
+    )
+
+
+class RunStore:
+    """Records runs as they start and finish, and sums them up per agent."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def start(
+        self,
+        *,
+        agent: str,
+        route_reason: str,
+        platform: str,
+        channel: str,
+        thread: str,
+        inbox_id: str | None = None,
+        run_id: str | None = None,
+    ) -> str:
+        """Record a run that begins now and return its id (``r-…`` unless given)."""
+        run_id = run_id or new_id("r")
+        statement = insert(RunRow).values(
+            id=run_id,
+            inbox_id=inbox_id,
+            agent=agent,
+            route_reason=route_reason,
+            platform=platform,
+            channel=channel,
+            thread=thread,
+            model="",
+            tokens_in=0,
+            tokens_out=0,
+            latency_ms=0,
+            outcome="running",
+            error="",
+            started_at=utcnow(),
+        )
+        async with self.db.session() as session, session.begin():
+            await session.execute(statement)
+        return run_id
+
+    async def finish(
+        self,
+        run_id: str,
+        *,
+        outcome: str,
+        model: str = "",
+        tokens_in: int = 0,
+        tokens_out: int = 0,
+        latency_ms: int = 0,
+        error: str = "",
+    ) -> None:
+        """Record how the run ended and what it used."""
+        statement = (
+            update(RunRow)
+            .where(RunRow.id == run_id)
+            .values(
+                outcome=outcome,
+                model=model,
+                tokens_in=tokens_in,
+                tokens_out=tokens_out,
+                latency_ms=latency_ms,
+                error=error,
+                finished_at=utcnow(),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        async with self.db.session() as session, session.begin():
+            await session.execute(statement)
+
+    async def get(self, run_id: str) -> RunRecord | None:
+        """The run ``run_id``, if recorded."""
+        async with self.db.session() as session:
+            row = await session.get(RunRow, run_id)
+            return _record(row) if row else None
+
+    async def recent(self, limit: int = 20) -> list[RunRecord]:
+        """The last ``limit`` runs, newest first."""
+        statement = select(RunRow).order_by(RunRow.started_at.desc(), RunRow.id).limit(limit)
+        async with self.db.session() as session:
+            return [_record(row) for row in (await session.scalars(statement)).all()]
+
+    async def stats_since(self, since: datetime) -> dict[str, AgentStats]:
+        """Per agent, the runs started at or after ``since`` (naive means UTC)."""
+        statement = (
+            select(
+                RunRow.agent,
+                func.count(),
+                func.sum(case((RunRow.outcome == "failed", 1), else_=0)),
+                func.sum(case((RunRow.outcome == "running", 1), else_=0)),
+                func.sum(RunRow.tokens_in),
+                func.sum(RunRow.tokens_out),
+            )
+            .where(RunRow.started_at >= utc(since))
+            .group_by(RunRow.agent)
+        )
+        async with self.db.session() as session:
+            rows = (await session.execute(statement)).all()
+        return {
+            agent: AgentStats(
+                runs=runs,
+                failures=int(failures),
+                running=int(running),
+                tokens_in=int(tokens_in),
+                tokens_out=int(tokens_out),
+            )
+            for agent, runs, failures, running, tokens_in, tokens_out in rows
+        }

@@ -1,0 +1,41 @@
+"""Thread affinity: which agent owns a thread, so replies there go back to it."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from storage.db import Database
+from storage.tables import ThreadRow, utcnow
+
+
+class ThreadStore:
+    """Who owns which thread."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def owner(self, platform: str, channel: str, thread: str) -> str | None:
+        """The handle of the agent that owns the thread, if one does."""
+        async with self.db.session() as session:
+            row = await session.get(ThreadRow, (platform, channel, thread))
+            return row.agent if row else None
+
+    async def set_owner(self, platform: str, channel: str, thread: str, agent: str) -> None:
+        """Make ``agent`` the thread's owner, whether or not it had one."""
+        now = utcnow()
+        statement = self.db.insert(ThreadRow).values(
+            platform=platform, channel=channel, thread=thread, agent=agent, updated_at=now
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=[ThreadRow.platform, ThreadRow.channel, ThreadRow.thread],
+            set_={"agent": agent, "updated_at": now},
+        )
+        async with self.db.session() as session, session.begin():
+            await session.execute(statement)
+
+    async def count_by_agent(self) -> dict[str, int]:
+        """How many threads each agent owns."""
+        statement = select(ThreadRow.agent, func.count()).group_by(ThreadRow.agent)
+        async with self.db.session() as session:
+            rows = (await session.execute(statement)).all()
+        return {agent: count for agent, count in rows}

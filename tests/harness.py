@@ -1,0 +1,185 @@
+"""The small test team wired end to end through the real gateway, coordinator, runtime,
+model SDKs (against the fake model server) and storage."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fakes.model_server import FakeModelServer
+
+from agents.conversation import Place, Reply
+from agents.llm.anthropic_provider import AnthropicProvider
+from agents.llm.openai_provider import OpenAIProvider
+from agents.llm.registry import ModelRegistry
+from agents.llm.retry import RetryPolicy
+from agents.runtime import Runtime
+from agents.team import Team
+from bot.coordinator import Coordinator, Route
+from bot.gateway import Gateway, Workers
+from bot.inbound import Inbound
+from storage.queue import InProcessQueue
+from storage.store import Storage
+
+#: Model names are the fake server's keys: "fast-a" is the first model of the fast tier.
+TEAM: dict[str, Any] = {
+    "models": {
+        "fast": ["anthropic/fast-a", "openai/fast-b"],
+        "smart": ["anthropic/smart-a", "openai/smart-b"],
+    },
+    "agents": {
+        "roo": {
+            "display_name": "Roo",
+            "role": "Operations lead; routes work and answers general questions",
+            "instructions": "You run operations.",
+            "model": "fast",
+            "router": True,
+            "channels": ["#ops"],
+            "tools": ["memory", "handoff", "escalate"],
+            "handoff_to": ["beaver", "owl"],
+        },
+        "beaver": {
+            "display_name": "Beaver",
+            "role": "Developer; writes and fixes code",
+            "instructions": "You write code.",
+            "model": "smart",
+            "channels": ["#dev"],
+            "tools": ["memory", "handoff", "escalate", "post_message"],
+            "handoff_to": ["owl"],
+            "approval": ["post_message"],
+        },
+        "owl": {
+            "display_name": "Owl",
+            "role": "QA engineer; tests releases",
+            "instructions": "You test.",
+            "model": "smart",
+            "channels": ["C0QA"],
+            "tools": ["memory", "handoff"],
+            "handoff_to": ["beaver"],
+        },
+    },
+    "approvers": ["U0ADMIN"],
+    "limits": {"handoff_depth": 3, "tool_steps": 4},
+}
+
+
+def make_team(**overrides: Any) -> Team:
+    """The test team, with top-level keys replaced by ``overrides``."""
+    return Team.model_validate({**TEAM, **overrides})
+
+
+@dataclass
+class RecordingAdapter:
+    """A chat platform that remembers what it was asked to show."""
+
+    platform: str = "test"
+    routes: list[Route] = field(default_factory=list)
+    posts: list[tuple[Place, Reply]] = field(default_factory=list)
+
+    async def picked_up(self, inbound: Inbound, route: Route) -> None:
+        self.routes.append(route)
+
+    async def post(self, place: Place, reply: Reply) -> None:
+        self.posts.append((place, reply))
+
+    def texts(self, kind: str | None = None) -> list[str]:
+        return [r.text for _, r in self.posts if kind is None or r.kind == kind]
+
+
+@dataclass
+class Harness:
+    team: Team
+    storage: Storage
+    server: FakeModelServer
+    models: ModelRegistry
+    runtime: Runtime
+    coordinator: Coordinator
+    gateway: Gateway
+    workers: Workers
+    adapter: RecordingAdapter
+    #: Delays the retry policy asked for (nobody actually waits in tests).
+    slept: list[float]
+    _ids: itertools.count[int] = field(default_factory=itertools.count)
+
+    @staticmethod
+    def build(
+        storage: Storage,
+        server: FakeModelServer,
+        team: Team | None = None,
+        env: dict[str, str] | None = None,
+    ) -> Harness:
+        team = team or make_team()
+        slept: list[float] = []
+
+        async def sleep(delay: float) -> None:
+            slept.append(delay)
+
+        factories: dict[str, Callable[[], Any]] = {
+            "anthropic": lambda: AnthropicProvider(api_key="fake", base_url=server.anthropic_url),
+            "openai": lambda: OpenAIProvider(api_key="fake", base_url=server.openai_url),
+        }
+        models = ModelRegistry(
+            team.models,
+            env=server.env() if env is None else env,
+            policy=RetryPolicy(attempts=3),
+            provider_factories=factories,
+            sleep=sleep,
+        )
+        queue = InProcessQueue()
+        runtime = Runtime(team, models.client_for, storage)
+        coordinator = Coordinator(team, storage.threads, models.client_for)
+        adapter = RecordingAdapter()
+        workers = Workers(storage, queue, coordinator, runtime, {"test": adapter}, 2)
+        return Harness(
+            team,
+            storage,
+            server,
+            models,
+            runtime,
+            coordinator,
+            Gateway(storage, queue),
+            workers,
+            adapter,
+            slept,
+        )
+
+    async def say(
+        self,
+        text: str,
+        *,
+        channel: str = "C0GEN",
+        channel_name: str = "#general",
+        thread: str | None = None,
+        to_app: bool = True,
+        user: str = "U1",
+        mentions: tuple[str, ...] = (),
+        event_id: str | None = None,
+        message_id: str | None = None,
+    ) -> str | None:
+        """Send a message through the gateway and wait until it is handled; returns the
+        message's id (None for a duplicate). A message without ``thread`` starts one."""
+        n = next(self._ids)
+        message_id = message_id or f"m{n}"
+        inbox_id = await self.gateway.submit(
+            Inbound(
+                platform="test",
+                event_id=event_id or f"e{n}",
+                channel=channel,
+                channel_name=channel_name,
+                message_id=message_id,
+                thread=thread or message_id,
+                user=user,
+                text=text,
+                to_app=to_app,
+                agent_mentions=mentions,
+            )
+        )
+        if inbox_id is not None:
+            await self.workers.wait(inbox_id)
+        return inbox_id
+
+    async def close(self) -> None:
+        await self.workers.stop()
+        await self.models.aclose()

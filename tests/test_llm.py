@@ -1,0 +1,592 @@
+"""The model layer through the real Anthropic and OpenAI SDKs, against the fake model server."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from typing import Any, Protocol, TypeVar
+
+import pytest
+from fakes.model_server import CallTool, Fail, FakeModelServer, Reply
+
+from agents.llm.anthropic_provider import AnthropicProvider
+from agents.llm.chain import FallbackChain
+from agents.llm.openai_provider import LOCAL_SERVER_API_KEY, OpenAIProvider
+from agents.llm.registry import ModelRegistry
+from agents.llm.retry import RetryPolicy, parse_retry_after
+from agents.llm.types import (
+    AllModelsFailed,
+    ChatMessage,
+    Completion,
+    ModelError,
+    NoModelConfigured,
+    Provider,
+    Request,
+    TextBlock,
+    ToolResult,
+    ToolSpec,
+)
+
+KEYS = {"ANTHROPIC_API_KEY": "test-key", "OPENAI_API_KEY": "test-key"}
+LOOKUP = ToolSpec(
+    "lookup",
+    "Looks a word up.",
+    {"type": "object", "properties": {"word": {"type": "string"}}, "required": ["word"]},
+)
+ROUTE = ToolSpec(
+    "route",
+    "Choose the agent for the message.",
+    {
+        "type": "object",
+        "properties": {
+            "agent": {"type": "string", "enum": ["roo", "beaver", "owl"]},
+            "reason": {"type": "string"},
+        },
+        "required": ["agent", "reason"],
+    },
+)
+TEAM = "The team:\n- roo: operations lead\n- beaver: writes and fixes code\n- owl: research"
+
+
+class RecordingSleep:
+    """Stands in for asyncio.sleep: remembers each delay instead of waiting."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[FakeModelServer]:
+    async with FakeModelServer() as running:
+        yield running
+
+
+@pytest.fixture
+def sleep() -> RecordingSleep:
+    return RecordingSleep()
+
+
+@pytest.fixture(params=["anthropic", "openai"])
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def factories(server: FakeModelServer) -> dict[str, Callable[[], Provider]]:
+    return {
+        "anthropic": lambda: AnthropicProvider(api_key="test-key", base_url=server.anthropic_url),
+        "openai": lambda: OpenAIProvider(api_key="test-key", base_url=server.openai_url),
+    }
+
+
+class Closable(Protocol):
+    async def aclose(self) -> None: ...
+
+
+C = TypeVar("C", bound=Closable)
+
+
+class Closer:
+    """Closes what a test opened, so that no connection outlives the test's event loop."""
+
+    def __init__(self) -> None:
+        self._opened: list[Closable] = []
+
+    def __call__(self, opened: C) -> C:
+        self._opened.append(opened)
+        return opened
+
+    async def aclose(self) -> None:
+        for opened in reversed(self._opened):
+            await opened.aclose()
+
+
+@pytest.fixture
+async def closer() -> AsyncIterator[Closer]:
+    opened = Closer()
+    yield opened
+    await opened.aclose()
+
+
+class MakeRegistry(Protocol):
+    def __call__(
+        self, models: dict[str, list[str]] | None = None, env: dict[str, str] | None = None
+    ) -> ModelRegistry: ...
+
+
+@pytest.fixture
+def make_registry(server: FakeModelServer, sleep: RecordingSleep, closer: Closer) -> MakeRegistry:
+    """Registries whose providers talk to the fake server; both providers configured."""
+
+    def make(
+        models: dict[str, list[str]] | None = None, env: dict[str, str] | None = None
+    ) -> ModelRegistry:
+        return closer(
+            ModelRegistry(
+                models or {},
+                env=KEYS if env is None else env,
+                provider_factories=factories(server),
+                sleep=sleep,
+            )
+        )
+
+    return make
+
+
+def ask(text: str, **fields: Any) -> Request:
+    return Request(system="You are a test.", messages=(ChatMessage.user(text),), **fields)
+
+
+# --- one provider, one call ------------------------------------------------------------
+
+
+async def test_plain_answer(
+    server: FakeModelServer, kind: str, make_registry: MakeRegistry
+) -> None:
+    client = make_registry().client_for(f"{kind}/m1")
+
+    completion = await client.complete(ask("hello there"))
+
+    assert completion.text == "[m1] hello there"
+    assert completion.model == f"{kind}/m1"
+    assert completion.tokens_in > 0
+    assert completion.tokens_out > 0
+    assert completion.stop_reason in ("end_turn", "stop")
+    sent = server.requests[0]
+    assert sent.headers["authorization"] == "Bearer test-key"
+    if kind == "anthropic":
+        assert sent.json["system"] == "You are a test."
+        assert sent.json["messages"] == [
+            {"role": "user", "content": [{"type": "text", "text": "hello there"}]}
+        ]
+        assert sent.json["max_tokens"] == 1024
+        assert "tools" not in sent.json
+    else:
+        assert sent.json["messages"] == [
+            {"role": "system", "content": "You are a test."},
+            {"role": "user", "content": "hello there"},
+        ]
+        assert sent.json["max_completion_tokens"] == 1024
+        assert "tools" not in sent.json
+
+
+async def test_tool_call_round_trip(
+    server: FakeModelServer, kind: str, make_registry: MakeRegistry
+) -> None:
+    server.script("m1", CallTool("lookup", {"word": "corral"}), Reply("A pen for animals."))
+    client = make_registry().client_for(f"{kind}/m1")
+    question = ChatMessage.user("What is a corral?")
+
+    first = await client.complete(Request("sys", (question,), tools=(LOOKUP,)))
+    [call] = first.tool_uses
+    assert (call.name, call.input) == ("lookup", {"word": "corral"})
+    assert first.stop_reason in ("tool_use", "tool_calls")
+
+    result = ChatMessage("user", (ToolResult(call.id, "an enclosure"),))
+    thread = (question, ChatMessage("assistant", first.blocks), result)
+    second = await client.complete(Request("sys", thread, tools=(LOOKUP,)))
+
+    assert second.text == "A pen for animals."
+    first_sent, second_sent = (r.json for r in server.requests)
+    if kind == "anthropic":
+        assert first_sent["tools"] == [
+            {"name": "lookup", "description": "Looks a word up.", "input_schema": LOOKUP.parameters}
+        ]
+        assert second_sent["messages"][1] == {
+            "role": "assistant",
+            "content": [
+                {"type": "tool_use", "id": call.id, "name": "lookup", "input": {"word": "corral"}}
+            ],
+        }
+        assert second_sent["messages"][2] == {
+            "role": "user",
+            "content": [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": call.id,
+                    "content": "an enclosure",
+                    "is_error": False,
+                }
+            ],
+        }
+    else:
+        assert first_sent["tools"] == [
+            {
+                "type": "function",
+                "function": {
+                    "name": "lookup",
+                    "description": "Looks a word up.",
+                    "parameters": LOOKUP.parameters,
+                },
+            }
+        ]
+        assistant, tool = second_sent["messages"][2:]
+        assert assistant["tool_calls"][0]["id"] == call.id
+        assert json.loads(assistant["tool_calls"][0]["function"]["arguments"]) == {"word": "corral"}
+        assert tool == {"role": "tool", "tool_call_id": call.id, "content": "an enclosure"}
+
+
+async def test_forced_tool_is_sent_and_answered_by_the_router_rule(
+    server: FakeModelServer, kind: str, make_registry: MakeRegistry
+) -> None:
+    client = make_registry().client_for(f"{kind}/router")
+
+    async def route(text: str) -> Completion:
+        request = Request(TEAM, (ChatMessage.user(text),), tools=(ROUTE,), force_tool="route")
+        return await client.complete(request)
+
+    by_role = await route("The build fails, can someone fix the code?")
+    by_name = await route("@owl what do we know about llamas?")
+    neither = await route("Good morning!")
+
+    assert by_role.tool_uses[0].input["agent"] == "beaver"
+    assert by_name.tool_uses[0].input["agent"] == "owl"
+    assert neither.tool_uses[0].input["agent"] == "roo"
+    assert all(c.tool_uses[0].input["reason"] for c in (by_role, by_name, neither))
+    tool_choice = server.requests[0].json["tool_choice"]
+    if kind == "anthropic":
+        assert tool_choice == {"type": "tool", "name": "route"}
+    else:
+        assert tool_choice == {"type": "function", "function": {"name": "route"}}
+
+
+async def test_router_rule_is_pluggable(
+    server: FakeModelServer, make_registry: MakeRegistry
+) -> None:
+    server.router_rule = lambda body: {"agent": "owl", "reason": "always owl"}
+    client = make_registry().client_for("anthropic/router")
+
+    completion = await client.complete(ask("fix the code", tools=(ROUTE,), force_tool="route"))
+
+    assert completion.tool_uses[0].input == {"agent": "owl", "reason": "always owl"}
+
+
+async def test_malformed_tool_arguments_are_kept_raw(
+    server: FakeModelServer, make_registry: MakeRegistry
+) -> None:
+    server.script("local", CallTool("lookup", raw_arguments='{"word": "corr'))
+    client = make_registry().client_for("openai/local")
+
+    completion = await client.complete(ask("look it up", tools=(LOOKUP,)))
+
+    assert completion.tool_uses[0].input == {"_raw": '{"word": "corr'}
+
+
+# --- retries and fallbacks -------------------------------------------------------------
+
+
+async def test_rate_limit_waits_as_told_then_succeeds(
+    server: FakeModelServer, sleep: RecordingSleep, kind: str, make_registry: MakeRegistry
+) -> None:
+    server.script("m1", Fail(429, retry_after=2), Reply("finally"))
+    client = make_registry().client_for(f"{kind}/m1")
+
+    completion = await client.complete(ask("hi"))
+
+    assert completion.text == "finally"
+    assert sleep.delays == [2.0]
+    assert server.count("m1") == 2
+
+
+async def test_retry_after_as_http_date(
+    server: FakeModelServer, sleep: RecordingSleep, make_registry: MakeRegistry
+) -> None:
+    when = format_datetime(datetime.now(UTC) + timedelta(seconds=8), usegmt=True)
+    server.script("m1", Fail(503, retry_after=when), Reply("ok"))
+
+    await make_registry().client_for("openai/m1").complete(ask("hi"))
+
+    [delay] = sleep.delays
+    assert 6 < delay <= 8
+
+
+async def test_server_errors_are_retried_with_backoff(
+    server: FakeModelServer, sleep: RecordingSleep, kind: str, make_registry: MakeRegistry
+) -> None:
+    server.script("m1", Fail(500), Fail(503), Reply("up again"))
+    client = make_registry().client_for(f"{kind}/m1")
+
+    completion = await client.complete(ask("hi"))
+
+    assert completion.text == "up again"
+    assert server.count("m1") == 3
+    first, second = sleep.delays
+    assert 0.5 <= first <= 0.55
+    assert 1.0 <= second <= 1.1
+
+
+async def test_dead_first_model_falls_back_to_the_second(
+    server: FakeModelServer,
+    caplog: pytest.LogCaptureFixture,
+    make_registry: MakeRegistry,
+) -> None:
+    server.fail_always("big", 529)
+    models = {"fast": ["anthropic/big", "openai/small"]}
+    client = make_registry(models).client_for("fast")
+
+    with caplog.at_level(logging.WARNING, logger="corral.models"):
+        completion = await client.complete(ask("anyone there?"))
+
+    assert completion.model == "openai/small"
+    assert completion.text == "[small] anyone there?"
+    assert server.count("big") == RetryPolicy().attempts
+    assert [r.json["messages"] for r in server.requests_for("small")] == [
+        [
+            {"role": "system", "content": "You are a test."},
+            {"role": "user", "content": "anyone there?"},
+        ]
+    ]
+    assert "anthropic/big failed (status 529, attempt 3/3), giving up" in caplog.text
+
+
+async def test_all_models_dead(server: FakeModelServer, make_registry: MakeRegistry) -> None:
+    server.fail_always("big", 500)
+    server.fail_always("small", 502)
+    client = make_registry({"fast": ["anthropic/big", "openai/small"]}).client_for("fast")
+
+    with pytest.raises(AllModelsFailed) as failed:
+        await client.complete(ask("hi"))
+
+    assert [(e.model, e.status) for e in failed.value.errors] == [
+        ("anthropic/big", 500),
+        ("openai/small", 502),
+    ]
+    assert "anthropic/big (500)" in str(failed.value)
+    assert "openai/small (502)" in str(failed.value)
+
+
+async def test_bad_request_is_not_retried(
+    server: FakeModelServer, sleep: RecordingSleep, kind: str, make_registry: MakeRegistry
+) -> None:
+    server.script("m1", Fail(400, message="max_tokens is too large"))
+    client = make_registry().client_for(f"{kind}/m1")
+
+    with pytest.raises(AllModelsFailed) as failed:
+        await client.complete(ask("hi"))
+
+    [error] = failed.value.errors
+    assert (error.status, error.retryable) == (400, False)
+    assert error.message == "max_tokens is too large"
+    assert server.count("m1") == 1
+    assert sleep.delays == []
+
+
+async def test_connection_refused_is_retryable(
+    sleep: RecordingSleep, closer: Closer, kind: str
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{closed_port}"
+    provider = closer(
+        AnthropicProvider(api_key="k", base_url=url)
+        if kind == "anthropic"
+        else OpenAIProvider(api_key="k", base_url=f"{url}/v1")
+    )
+    chain = FallbackChain([(provider, "m1")], RetryPolicy(attempts=2), "m1", sleep)
+
+    with pytest.raises(AllModelsFailed) as failed:
+        await chain.complete(ask("hi"))
+
+    [error] = failed.value.errors
+    assert (error.status, error.retryable) == (None, True)
+    assert len(sleep.delays) == 1
+
+
+def test_retry_policy_delays() -> None:
+    steady = RetryPolicy(base_delay=1.0, max_delay=5.0, rand=lambda: 1.0)
+    rate_limited = ModelError("a/b", "slow down", 429, True, retry_after=3.0)
+    server_error = ModelError("a/b", "oops", 500, True)
+
+    assert steady.delay(1, rate_limited) == 3.0
+    assert steady.delay(1, ModelError("a/b", "wait", 429, True, retry_after=60)) == 5.0
+    assert [steady.delay(n, server_error) for n in (1, 2, 3, 4)] == [1.1, 2.2, 4.4, 5.5]
+    assert RetryPolicy(base_delay=1.0, rand=lambda: 0.0).delay(2, server_error) == 2.0
+
+
+def test_parse_retry_after() -> None:
+    now = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
+    in_a_minute = format_datetime(now + timedelta(seconds=60), usegmt=True)
+
+    assert parse_retry_after({"retry-after": "7"}) == 7.0
+    assert parse_retry_after({"retry-after-ms": "1500", "retry-after": "7"}) == 1.5
+    assert parse_retry_after({"retry-after": in_a_minute}, now=lambda: now) == 60.0
+    assert parse_retry_after({"retry-after": "soon"}) is None
+    assert parse_retry_after({}) is None
+
+
+# --- the registry ----------------------------------------------------------------------
+
+
+async def test_no_provider_configured_says_what_to_set(
+    server: FakeModelServer, make_registry: MakeRegistry
+) -> None:
+    models = {"fast": ["anthropic/big", "openai/small"], "smart": ["anthropic/big"]}
+    models_registry = make_registry(models, env={})
+
+    with pytest.raises(NoModelConfigured) as both:
+        await models_registry.client_for("fast").complete(ask("hi"))
+    with pytest.raises(NoModelConfigured) as one:
+        await models_registry.client_for("smart").complete(ask("hi"))
+
+    assert both.value.hint == (
+        "set ANTHROPIC_API_KEY or OPENAI_API_KEY (or OPENAI_BASE_URL for a local server) "
+        "in .env or the environment"
+    )
+    assert one.value.hint == "set ANTHROPIC_API_KEY in .env or the environment"
+    assert "`fast`" in str(both.value)
+    assert server.requests == []
+    assert models_registry.configured_providers() == []
+    assert models_registry.status_line() == (
+        "No model provider configured: set ANTHROPIC_API_KEY or OPENAI_API_KEY "
+        "(or OPENAI_BASE_URL for a local server) in .env or the environment."
+    )
+
+
+async def test_unconfigured_providers_are_left_out_of_the_chain(
+    server: FakeModelServer, make_registry: MakeRegistry
+) -> None:
+    models = {"fast": ["anthropic/big", "openai/small"]}
+    models_registry = make_registry(models, env={"OPENAI_API_KEY": "k"})
+
+    completion = await models_registry.client_for("fast").complete(ask("hi"))
+
+    assert completion.model == "openai/small"
+    assert server.count("big") == 0
+    assert models_registry.configured_providers() == ["openai"]
+    assert models_registry.describe("fast") == [
+        "anthropic/big (not configured: set ANTHROPIC_API_KEY in .env or the environment)",
+        "openai/small",
+    ]
+
+
+def test_registry_resolves_tiers_and_literal_models() -> None:
+    models_registry = ModelRegistry(
+        {"fast": ["anthropic/claude-haiku-4-5", "openai/gpt-5-mini"]}, env=KEYS
+    )
+
+    assert models_registry.resolve("fast") == [
+        ("anthropic", "claude-haiku-4-5"),
+        ("openai", "gpt-5-mini"),
+    ]
+    assert models_registry.resolve("openai/llama3.2:3b") == [("openai", "llama3.2:3b")]
+    assert models_registry.resolve("openai/meta-llama/Llama-3.1-8B") == [
+        ("openai", "meta-llama/Llama-3.1-8B")
+    ]
+    assert models_registry.describe("fast") == ["anthropic/claude-haiku-4-5", "openai/gpt-5-mini"]
+    assert models_registry.status_line() == "Model providers: anthropic, openai."
+
+
+def test_registry_rejects_unknown_specs() -> None:
+    models_registry = ModelRegistry({"fast": ["google/gemini"]}, env=KEYS)
+
+    with pytest.raises(ValueError, match=r"unknown model provider `google` in `google/gemini`"):
+        models_registry.client_for("fast")
+    with pytest.raises(ValueError, match=r"unknown model provider `mistral`"):
+        models_registry.client_for("mistral/large")
+    with pytest.raises(ValueError, match=r"`quick` is neither a model tier \(tiers: fast\)"):
+        models_registry.client_for("quick")
+    with pytest.raises(ValueError, match=r"`openai/` names no model"):
+        models_registry.client_for("openai/")
+
+
+async def test_providers_are_created_once_and_shared(
+    server: FakeModelServer, sleep: RecordingSleep, closer: Closer
+) -> None:
+    created: list[str] = []
+
+    def anthropic() -> Provider:
+        created.append("anthropic")
+        return AnthropicProvider(api_key="k", base_url=server.anthropic_url)
+
+    models_registry = closer(
+        ModelRegistry(
+            {"fast": ["anthropic/a"], "smart": ["anthropic/b"]},
+            env=KEYS,
+            provider_factories={"anthropic": anthropic},
+            sleep=sleep,
+        )
+    )
+    for spec in ("fast", "smart", "fast"):
+        await models_registry.client_for(spec).complete(ask("hi"))
+
+    assert created == ["anthropic"]
+
+
+async def test_sdks_read_their_own_environment(
+    server: FakeModelServer, closer: Closer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in server.env().items():
+        monkeypatch.setenv(name, value)
+    models_registry = closer(ModelRegistry({"fast": ["anthropic/a"], "local": ["openai/b"]}))
+
+    assert (await models_registry.client_for("fast").complete(ask("hi"))).text == "[a] hi"
+    assert (await models_registry.client_for("local").complete(ask("hi"))).text == "[b] hi"
+    assert [r.headers["authorization"] for r in server.requests] == ["Bearer fake"] * 2
+
+
+async def test_local_openai_server_needs_no_key(
+    server: FakeModelServer, closer: Closer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setenv("OPENAI_BASE_URL", server.openai_url)
+    models_registry = closer(ModelRegistry({"local": ["openai/llama3.2"]}))
+
+    completion = await models_registry.client_for("local").complete(ask("hi"))
+
+    assert completion.text == "[llama3.2] hi"
+    assert server.requests[0].headers["authorization"] == f"Bearer {LOCAL_SERVER_API_KEY}"
+    assert models_registry.status_line() == f"Model providers: openai at {server.openai_url}."
+
+
+# --- the fake server itself -------------------------------------------------------------
+
+
+def test_server_in_a_thread_serves_a_subprocess() -> None:
+    program = (
+        "import asyncio\n"
+        "from agents.llm.registry import ModelRegistry\n"
+        "from agents.llm.types import ChatMessage, Request\n"
+        "client = ModelRegistry({'fast': ['openai/m1']}).client_for('fast')\n"
+        "request = Request('', (ChatMessage.user('ping'),))\n"
+        "print(asyncio.run(client.complete(request)).text)\n"
+    )
+    with FakeModelServer.in_thread() as server:
+        server.script("m1", Reply("scripted from the test"))
+        done = subprocess.run(
+            [sys.executable, "-c", program],
+            env={**os.environ, **server.env(["openai"])},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+
+    assert done.stdout.strip() == "scripted from the test"
+    assert server.requests[0].json["messages"] == [{"role": "user", "content": "ping"}]
+
+
+async def test_server_rejects_a_tool_result_without_its_call(
+    server: FakeModelServer, closer: Closer, kind: str
+) -> None:
+    orphan = ChatMessage("user", (ToolResult("call_missing", "42"), TextBlock("and?")))
+    provider = closer(
+        AnthropicProvider(api_key="k", base_url=server.anthropic_url)
+        if kind == "anthropic"
+        else OpenAIProvider(api_key="k", base_url=server.openai_url)
+    )
+
+    with pytest.raises(ModelError) as rejected:
+        await provider.complete("m1", Request("sys", (orphan,)))
+
+    assert rejected.value.status == 400
+    assert "call_missing" in rejected.value.message

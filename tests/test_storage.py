@@ -1,0 +1,475 @@
+"""The stores, on SQLite and on PostgreSQL: deduplication, exclusivity, scoping, audit."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, text, update
+
+from storage.db import Database, normalise_url
+from storage.ids import new_id
+from storage.inbox import NewInbound
+from storage.memory import MemoryRecord, query_words
+from storage.queue import InProcessQueue
+from storage.store import Storage
+from storage.tables import InboxRow, MemoryRow, RunRow
+
+
+def inbound(event_id: str = "Ev1", message_id: str = "1700000000.000100", **kw: str) -> NewInbound:
+    fields = {
+        "platform": "slack",
+        "channel": "C1",
+        "thread": "1700000000.000100",
+        "user": "U1",
+        "text": "hello team",
+    } | kw
+    return NewInbound(event_id=event_id, message_id=message_id, payload={"dm": False}, **fields)
+
+
+def aware_utc(value: datetime | None) -> bool:
+    return value is not None and value.utcoffset() == timedelta(0)
+
+
+# --- database and ids ---------------------------------------------------------------------
+
+
+def test_urls_get_async_drivers_and_absolute_sqlite_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    sqlite = normalise_url("sqlite:///corral.db")
+    assert sqlite.drivername == "sqlite+aiosqlite"
+    assert sqlite.database == str(tmp_path / "corral.db")
+    assert normalise_url("sqlite:///:memory:").database == ":memory:"
+    for url in ("postgresql://u@h/db", "postgres://u@h/db", "postgresql+asyncpg://u@h/db"):
+        assert normalise_url(url).render_as_string() == "postgresql+asyncpg://u@h/db"
+    with pytest.raises(ValueError, match="unsupported database"):
+        Database("mysql://u@h/db")
+
+
+async def test_relative_sqlite_path_is_under_the_working_directory_and_uses_wal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    storage = await Storage.open("sqlite:///relative.db")
+    try:
+        assert storage.db.is_sqlite
+        async with storage.db.session() as session:
+            mode = (await session.execute(text("PRAGMA journal_mode"))).scalar_one()
+            timeout = (await session.execute(text("PRAGMA busy_timeout"))).scalar_one()
+    finally:
+        await storage.close()
+    assert (tmp_path / "relative.db").is_file()
+    assert mode == "wal"
+    assert timeout > 0
+
+
+def test_ids_are_prefixed_and_random() -> None:
+    ids = {new_id("r") for _ in range(100)}
+    assert len(ids) == 100
+    assert all(re.fullmatch(r"r-[0-9a-f]{10}", i) for i in ids)
+
+
+# --- inbox --------------------------------------------------------------------------------
+
+
+async def test_inbox_stores_a_message_with_all_its_fields(storage: Storage) -> None:
+    inbox_id = await storage.inbox.add(inbound())
+    assert inbox_id is not None and inbox_id.startswith("in-")
+    record = await storage.inbox.get(inbox_id)
+    assert record is not None
+    assert (record.platform, record.event_id, record.channel) == ("slack", "Ev1", "C1")
+    assert (record.user, record.text, record.payload) == ("U1", "hello team", {"dm": False})
+    assert (record.status, record.attempts) == ("pending", 0)
+    assert aware_utc(record.received_at)
+    assert record.claimed_at is None and record.finished_at is None
+    assert await storage.inbox.get("in-missing") is None
+
+
+async def test_inbox_dedupes_by_event_id_and_by_message(storage: Storage) -> None:
+    first = await storage.inbox.add(inbound("Ev1", "m1"))
+    assert first is not None
+    # A redelivery of the same event.
+    assert await storage.inbox.add(inbound("Ev1", "m2")) is None
+    # The same message under another event id (Slack: app_mention and message).
+    assert await storage.inbox.add(inbound("Ev2", "m1")) is None
+    # The same message id elsewhere is another message.
+    assert await storage.inbox.add(inbound("Ev3", "m1", channel="C2")) is not None
+    assert await storage.inbox.add(inbound("Ev1", "m1", platform="discord")) is not None
+
+
+async def test_inbox_concurrent_adds_of_one_message_store_it_once(storage: Storage) -> None:
+    results = await asyncio.gather(
+        *(storage.inbox.add(inbound(f"Ev{i}", "m-same")) for i in range(10))
+    )
+    assert len([r for r in results if r is not None]) == 1
+    async with storage.db.session() as session:
+        assert await session.scalar(select(func.count()).select_from(InboxRow)) == 1
+
+
+async def test_inbox_claim_is_exclusive_under_concurrency(storage: Storage) -> None:
+    inbox_id = await storage.inbox.add(inbound())
+    assert inbox_id is not None
+    claims = await asyncio.gather(*(storage.inbox.claim(inbox_id) for _ in range(10)))
+    won = [c for c in claims if c is not None]
+    assert len(won) == 1
+    assert (won[0].status, won[0].attempts) == ("working", 1)
+    assert aware_utc(won[0].claimed_at)
+
+    await storage.inbox.finish(inbox_id, "done")
+    record = await storage.inbox.get(inbox_id)
+    assert record is not None and record.status == "done" and aware_utc(record.finished_at)
+    assert await storage.inbox.claim(inbox_id) is None
+    with pytest.raises(ValueError):
+        await storage.inbox.finish(inbox_id, "working")
+
+
+async def test_inbox_unfinished_returns_pending_and_stale_work(storage: Storage) -> None:
+    ids = [await storage.inbox.add(inbound(f"Ev{i}", f"m{i}")) for i in range(4)]
+    first, fresh, stale, finished = ids
+    assert first and fresh and stale and finished
+    for claimed in (fresh, stale, finished):
+        assert await storage.inbox.claim(claimed) is not None
+    await storage.inbox.finish(finished, "failed")
+    # The worker that took ``stale`` died a minute ago.
+    async with storage.db.session() as session, session.begin():
+        minute_ago = datetime.now(UTC) - timedelta(seconds=60)
+        await session.execute(
+            update(InboxRow).where(InboxRow.id == stale).values(claimed_at=minute_ago)
+        )
+
+    assert await storage.inbox.unfinished(stale_after=30) == [first, stale]
+    record = await storage.inbox.get(stale)
+    assert record is not None and record.status == "pending"
+    again = await storage.inbox.claim(stale)
+    assert again is not None and again.attempts == 2
+    assert await storage.inbox.unfinished(stale_after=30) == [first]
+
+
+# --- transcript and threads ---------------------------------------------------------------
+
+
+async def test_transcript_history_is_the_last_entries_oldest_first(storage: Storage) -> None:
+    for i in range(5):
+        await storage.transcript.append("slack", "C1", "t1", f"message {i}", user="U1")
+    await storage.transcript.append("slack", "C1", "t1", "reply", agent="roo")
+    await storage.transcript.append("slack", "C1", "t2", "another thread", user="U2")
+
+    history = await storage.transcript.history("slack", "C1", "t1", limit=3)
+    assert [e.text for e in history] == ["message 3", "message 4", "reply"]
+    assert (history[-1].agent, history[-1].user) == ("roo", "")
+    assert (history[0].agent, history[0].user) == ("", "U1")
+    assert all(aware_utc(e.created_at) for e in history)
+    assert len(await storage.transcript.history("slack", "C1", "t1")) == 6
+    assert await storage.transcript.history("discord", "C1", "t1") == []
+
+
+async def test_thread_owner_upserts(storage: Storage) -> None:
+    assert await storage.threads.owner("slack", "C1", "t1") is None
+    await storage.threads.set_owner("slack", "C1", "t1", "roo")
+    await storage.threads.set_owner("slack", "C1", "t1", "beaver")
+    await asyncio.gather(
+        *(storage.threads.set_owner("slack", "C1", "t2", agent) for agent in ["roo", "owl"] * 5)
+    )
+    await storage.threads.set_owner("slack", "C1", "t3", "beaver")
+
+    assert await storage.threads.owner("slack", "C1", "t1") == "beaver"
+    assert await storage.threads.owner("slack", "C1", "t2") in {"roo", "owl"}
+    counts = await storage.threads.count_by_agent()
+    assert sum(counts.values()) == 3
+    assert counts["beaver"] == 2
+
+
+# --- runs ---------------------------------------------------------------------------------
+
+
+async def test_runs_start_finish_and_stats(storage: Storage) -> None:
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    ok = await storage.runs.start(
+        agent="roo", route_reason="@roo", platform="slack", channel="C1", thread="t1"
+    )
+    assert ok.startswith("r-")
+    failed = await storage.runs.start(
+        agent="roo",
+        route_reason="default",
+        platform="slack",
+        channel="C1",
+        thread="t2",
+        inbox_id="in-1",
+        run_id="r-given",
+    )
+    assert failed == "r-given"
+    await storage.runs.start(
+        agent="beaver", route_reason="thread", platform="slack", channel="C1", thread="t3"
+    )
+    running = await storage.runs.get(ok)
+    assert running is not None and running.outcome == "running" and running.finished_at is None
+
+    await storage.runs.finish(
+        ok, outcome="ok", model="anthropic/claude", tokens_in=100, tokens_out=20, latency_ms=900
+    )
+    await storage.runs.finish(failed, outcome="failed", tokens_in=5, error="boom")
+    done = await storage.runs.get(ok)
+    assert done is not None
+    assert (done.outcome, done.model, done.tokens_in, done.latency_ms) == (
+        "ok",
+        "anthropic/claude",
+        100,
+        900,
+    )
+    assert aware_utc(done.started_at) and aware_utc(done.finished_at)
+    gave_up = await storage.runs.get("r-given")
+    assert gave_up is not None and gave_up.error == "boom" and gave_up.inbox_id == "in-1"
+
+    # A run from yesterday is outside today's numbers.
+    async with storage.db.session() as session, session.begin():
+        yesterday = datetime.now(UTC) - timedelta(days=1)
+        await session.execute(
+            update(RunRow).where(RunRow.agent == "beaver").values(started_at=yesterday)
+        )
+    stats = await storage.runs.stats_since(before)
+    assert set(stats) == {"roo"}
+    roo = stats["roo"]
+    assert (roo.runs, roo.failures, roo.running, roo.tokens_in, roo.tokens_out) == (
+        2,
+        1,
+        0,
+        105,
+        20,
+    )
+    everything = await storage.runs.stats_since(before.replace(tzinfo=None) - timedelta(days=2))
+    assert everything["beaver"].running == 1
+
+    recent = await storage.runs.recent(limit=2)
+    assert len(recent) == 2 and all(r.agent == "roo" for r in recent)
+
+
+# --- memory -------------------------------------------------------------------------------
+
+
+async def test_memory_merges_the_same_text_in_the_same_place(storage: Storage) -> None:
+    first, new = await storage.memory.add("Deploys happen on  Fridays", scope="team", author="U1")
+    assert new and first.scope == "team" and aware_utc(first.created_at)
+    again, new = await storage.memory.add(
+        "  deploys happen on\nfridays ", scope="team", author="agent:roo"
+    )
+    assert not new
+    assert again.id == first.id and again.text == "Deploys happen on  Fridays"
+    assert again.updated_at >= first.updated_at
+    # The same text in another agent's own memory is another memory.
+    private, new = await storage.memory.add(
+        "Deploys happen on Fridays", scope="agent", agent="roo", author="agent:roo"
+    )
+    assert new and private.id != first.id
+    with pytest.raises(ValueError):
+        await storage.memory.add("   ", scope="team", author="U1")
+    with pytest.raises(ValueError):
+        await storage.memory.add("whose?", scope="agent", author="U1")
+
+
+async def test_memory_concurrent_adds_of_one_text_store_it_once(storage: Storage) -> None:
+    results = await asyncio.gather(
+        *(
+            storage.memory.add("The VPN is vpn.example.com", scope="team", author="U1")
+            for _ in range(10)
+        )
+    )
+    assert len({record.id for record, _ in results}) == 1
+    assert [new for _, new in results].count(True) == 1
+
+
+async def test_memory_search_ranks_by_matching_words_then_recency(storage: Storage) -> None:
+    postgres, _ = await storage.memory.add("Staging runs on Postgres", scope="team", author="U")
+    backups, _ = await storage.memory.add("Nightly backups go to S3", scope="team", author="U")
+    both, _ = await storage.memory.add(
+        "Postgres backups are kept for 30 days", scope="team", author="U"
+    )
+    await storage.memory.add("Lunch is at noon", scope="team", author="U")
+
+    # "where", "are" and "the" are stop words; "postgres" and "backups" count.
+    query = "Where are the POSTGRES backups?"
+    assert query_words(query) == ["postgres", "backups"]
+    assert [m.id for m in await storage.memory.search(query)] == [both.id, backups.id, postgres.id]
+    assert [m.id for m in await storage.memory.search("postgres")] == [both.id, postgres.id]
+    assert [m.id for m in await storage.memory.search(query, limit=1)] == [both.id]
+    assert await storage.memory.search("the and of a") == []
+    assert await storage.memory.search("kubernetes") == []
+
+    # Merging a duplicate refreshes it: it now wins the ties.
+    await storage.memory.add("staging runs on  POSTGRES", scope="team", author="U")
+    assert [m.id for m in await storage.memory.search(query)] == [both.id, postgres.id, backups.id]
+
+
+async def test_memory_search_never_shows_another_agents_memory(storage: Storage) -> None:
+    team, _ = await storage.memory.add(
+        "release checklist lives in Notion", scope="team", author="U"
+    )
+    roo, _ = await storage.memory.add(
+        "release notes are my job", scope="agent", agent="roo", author="agent:roo"
+    )
+    owl, _ = await storage.memory.add(
+        "release owl secrets", scope="agent", agent="owl", author="agent:owl"
+    )
+    ops, _ = await storage.memory.add(
+        "release freeze in #ops", scope="channel", channel="C-ops", author="U"
+    )
+
+    def ids(records: list[MemoryRecord]) -> set[int]:
+        return {m.id for m in records}
+
+    assert ids(await storage.memory.search("release", agent="roo")) == {team.id, roo.id}
+    assert ids(await storage.memory.search("release", agent="owl", channel="C-ops")) == {
+        team.id,
+        owl.id,
+        ops.id,
+    }
+    assert ids(await storage.memory.search("release", channel="C-dev")) == {team.id}
+    assert owl.id not in ids(await storage.memory.search("owl secrets", agent="roo"))
+
+    assert ids(await storage.memory.list(scope="agent", agent="roo")) == {roo.id}
+    listed = await storage.memory.list()
+    assert [m.id for m in listed] == [ops.id, owl.id, roo.id, team.id]
+    assert len(await storage.memory.list(limit=2)) == 2
+
+
+async def test_memory_search_matches_like_wildcards_literally(storage: Storage) -> None:
+    percent, _ = await storage.memory.add("SLA is 99.9% uptime", scope="team", author="U")
+    await storage.memory.add("SLA is 99.95 uptime", scope="team", author="U")
+    underscore, _ = await storage.memory.add("set MAX_RETRIES to 3", scope="team", author="U")
+    await storage.memory.add("set MAXxRETRIES to 3", scope="team", author="U")
+    backslash, _ = await storage.memory.add(r"share is \\files\ops", scope="team", author="U")
+    umlaut, _ = await storage.memory.add("Über-Dashboard is Grafana", scope="team", author="U")
+
+    assert [m.id for m in await storage.memory.search("9%")] == [percent.id]
+    assert [m.id for m in await storage.memory.search("max_retries")] == [underscore.id]
+    assert [m.id for m in await storage.memory.search(r"\\files\ops")] == [backslash.id]
+    assert [m.id for m in await storage.memory.search("über-dashboard")] == [umlaut.id]
+
+
+async def test_memory_forget_is_audited(storage: Storage) -> None:
+    memory, _ = await storage.memory.add("temporary fact", scope="team", author="U1")
+    forgotten = await storage.memory.forget(memory.id, by="U-admin")
+    assert forgotten is not None and forgotten.text == "temporary fact"
+    assert await storage.memory.get(memory.id) is None
+    assert await storage.memory.forget(memory.id, by="U-admin") is None
+
+    entries = await storage.audit.recent()
+    assert [(e.actor, e.action, e.subject, e.detail) for e in entries] == [
+        ("U-admin", "memory.forget", str(memory.id), "temporary fact")
+    ]
+    assert aware_utc(entries[0].created_at)
+
+
+async def test_memory_promote_moves_an_agent_memory_to_the_team(storage: Storage) -> None:
+    private, _ = await storage.memory.add(
+        "Customer X prefers email", scope="agent", agent="roo", author="agent:roo"
+    )
+    promoted = await storage.memory.promote(private.id, by="U-admin")
+    assert promoted is not None
+    assert (promoted.id, promoted.scope, promoted.agent) == (private.id, "team", "")
+    assert promoted.created_at == private.created_at
+    assert [m.id for m in await storage.memory.search("customer email", agent="owl")] == [
+        private.id
+    ]
+    assert await storage.memory.promote(private.id, by="U-admin") is None
+
+    # Promoting what the team already knows merges the two.
+    team, _ = await storage.memory.add("Office closes at 6", scope="team", author="U1")
+    duplicate, _ = await storage.memory.add(
+        "office closes at 6", scope="agent", agent="owl", author="agent:owl"
+    )
+    merged = await storage.memory.promote(duplicate.id, by="U-admin")
+    assert merged is not None and merged.id == team.id
+    assert await storage.memory.get(duplicate.id) is None
+    async with storage.db.session() as session:
+        assert await session.scalar(select(func.count()).select_from(MemoryRow)) == 2
+
+    actions = [(e.action, e.subject) for e in await storage.audit.recent()]
+    assert actions == [
+        ("memory.promote", str(duplicate.id)),
+        ("memory.promote", str(private.id)),
+    ]
+
+
+# --- approvals and audit ------------------------------------------------------------------
+
+
+async def test_approval_is_decided_once_under_concurrency(storage: Storage) -> None:
+    created = await storage.approvals.create(
+        kind="tool",
+        agent="beaver",
+        summary="post to #general",
+        run_id="r-1",
+        platform="slack",
+        channel="C1",
+        thread="t1",
+        state={"pending": [{"id": "tu1"}]},
+    )
+    assert created.id.startswith("a-") and created.status == "pending"
+    assert aware_utc(created.created_at) and created.decided_at is None
+    assert [a.id for a in await storage.approvals.pending()] == [created.id]
+
+    decisions = await asyncio.gather(
+        *(
+            storage.approvals.decide(created.id, status=status, by=f"U{i}")
+            for i, status in enumerate(["approved", "rejected"] * 5)
+        )
+    )
+    won = [d for d in decisions if d is not None]
+    assert len(won) == 1
+    stored = await storage.approvals.get(created.id)
+    assert stored is not None
+    assert (stored.status, stored.decided_by) == (won[0].status, won[0].decided_by)
+    assert stored.state == {"pending": [{"id": "tu1"}]} and aware_utc(stored.decided_at)
+    assert await storage.approvals.pending() == []
+    assert await storage.approvals.decide(created.id, status="approved", by="U9") is None
+
+    audit = await storage.audit.recent()
+    assert [(e.action, e.subject, e.actor) for e in audit] == [
+        ("approval.decide", created.id, won[0].decided_by)
+    ]
+
+
+async def test_escalations_are_open_until_resolved(storage: Storage) -> None:
+    opened = await storage.approvals.create(
+        kind="escalation", agent="roo", summary="help", status="open"
+    )
+    assert [a.id for a in await storage.approvals.pending()] == [opened.id]
+    with pytest.raises(ValueError):
+        await storage.approvals.decide(opened.id, status="pending", by="U1")
+    with pytest.raises(ValueError):
+        await storage.approvals.create(kind="tool", agent="roo", summary="x", status="approved")
+    resolved = await storage.approvals.decide(opened.id, status="resolved", by="U1")
+    assert resolved is not None and resolved.status == "resolved"
+    assert await storage.approvals.get("a-missing") is None
+
+
+async def test_audit_log_records_newest_first(storage: Storage) -> None:
+    await storage.audit.record("U1", "schedule.add", "standup", "0 9 * * 1-5")
+    await storage.audit.record("U2", "schedule.remove", "standup")
+    entries = await storage.audit.recent(limit=1)
+    assert [(e.actor, e.action, e.subject, e.detail) for e in entries] == [
+        ("U2", "schedule.remove", "standup", "")
+    ]
+
+
+# --- work queue ---------------------------------------------------------------------------
+
+
+async def test_in_process_queue_hands_out_ids_in_order_and_waits() -> None:
+    queue = InProcessQueue()
+    await queue.put("in-1")
+    await queue.put("in-2")
+    assert queue.qsize() == 2
+    assert [await queue.get(), await queue.get()] == ["in-1", "in-2"]
+
+    waiting = asyncio.create_task(queue.get())
+    await asyncio.sleep(0.01)
+    assert not waiting.done()
+    await queue.put("in-3")
+    assert await asyncio.wait_for(waiting, 1) == "in-3"
+    assert queue.qsize() == 0
