@@ -25,13 +25,18 @@ team_option = click.option(
 )
 
 
-def _settings() -> Settings:
+def _settings(default_level: str = "INFO") -> Settings:
+    """Settings from the environment and .env, with logging set up from them.
+
+    ``default_level`` applies when ``CORRAL_LOG_LEVEL`` is not set: the interactive
+    commands keep the terminal for the conversation and log warnings only.
+    """
     from bot.logs import configure
     from bot.settings import Settings, export_provider_env
 
     export_provider_env()
     settings = Settings()
-    configure(settings.corral_log_format, settings.corral_log_level)
+    configure(settings.corral_log_format, settings.corral_log_level or default_level)
     return settings
 
 
@@ -40,13 +45,15 @@ def _fail(message: str) -> None:
     sys.exit(1)
 
 
-def _with_core(team: str | None, body: Callable[[Core], Awaitable[T]]) -> T:
+def _with_core(
+    team: str | None, body: Callable[[Core], Awaitable[T]], log_level: str = "WARNING"
+) -> T:
     """Build the core, run ``body`` with it, and turn start-up errors into one clear
     message and exit code 1 instead of a traceback."""
     from agents.team_loader import TeamFileError
     from bot.app import StartupError, build_core, resolve_team_path
 
-    settings = _settings()
+    settings = _settings(log_level)
 
     async def main() -> T:
         core = await build_core(settings, resolve_team_path(team, settings))
@@ -135,8 +142,10 @@ def check(team: str | None) -> None:
     env.setdefault("DATABASE_URL", settings.database_url)
     problems = check_environment(loaded, env)
     for problem in problems:
-        colour = "red" if problem.severity == "error" else "yellow"
-        click.echo(click.style(f"{problem.severity} ", fg=colour, bold=True) + str(problem))
+        if problem.severity == "error":
+            click.echo(click.style("error ", fg="red", bold=True) + str(problem))
+        else:
+            click.echo(click.style(str(problem), fg="yellow"))
     if any(p.severity == "error" for p in problems):
         sys.exit(1)
     click.echo(f"{path}: {len(loaded.agents)} agents, {len(loaded.schedules)} schedules — ok")
@@ -147,13 +156,13 @@ def _command(team: str | None, line: str) -> None:
     import getpass
 
     from rich.console import Console
-    from rich.markdown import Markdown
 
     from bot.commands.registry import dispatch
+    from bot.console import print_command_reply
 
     async def body(core: Core) -> None:
         reply = await dispatch(core.command_context(getpass.getuser(), "console"), line)
-        Console(highlight=False).print(Markdown(reply.text))
+        print_command_reply(Console(highlight=False), reply.text)
 
     _with_core(team, body)
 

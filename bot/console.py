@@ -63,16 +63,16 @@ class ConsoleAdapter:
         if reply.kind == "handoff":
             self.out.print(Text(f"{where}{reply.text}", style=f"italic {colour}"))
             return
-        header = Text(where, style="dim")
-        header.append(name, style=f"bold {colour}")
         if reply.kind in ("error", "escalation", "notice", "approval"):
+            # These texts name the agent themselves.
             style = "red" if reply.kind == "error" else "yellow"
-            header.append(f" {reply.text}", style=style)
-            self.out.print(header)
+            self.out.print(Text(f"{where}{reply.text}", style=style))
             if reply.kind == "approval":
                 hint = f"  /approve {reply.approval_id}  or  /reject {reply.approval_id}"
                 self.out.print(Text(hint, style="bold yellow"))
             return
+        header = Text(where, style="dim")
+        header.append(name, style=f"bold {colour}")
         self.out.print(header)
         self.out.print(Markdown(reply.text))
 
@@ -173,7 +173,7 @@ class ConsoleChat:
         else:
             ctx = self.core.command_context(self.user, PLATFORM, self.adapter.channel)
             reply = await dispatch(ctx, line)
-            self.out.print(Markdown(reply.text))
+            print_command_reply(self.out, reply.text)
 
     async def _decide(self, approval_id: str, approved: bool) -> None:
         outcome = await self.core.runtime.resume(
@@ -181,6 +181,13 @@ class ConsoleChat:
         )
         if outcome is None:
             self.out.print(Text(f"{approval_id} is not waiting for a decision.", style="yellow"))
+
+
+def print_command_reply(out: Console, text: str) -> None:
+    """Command replies are written line by line (as Slack shows them); render each line
+    as Markdown of its own so that the lines are kept."""
+    for line in text.splitlines():
+        out.print(Markdown(line) if line.strip() else "")
 
 
 LineReader = Callable[[str], Awaitable[str | None]]

@@ -55,5 +55,5 @@ def configure(fmt: str = "text", level: str = "INFO", stream: TextIO | None = No
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # The HTTP clients log every request at INFO; that is noise next to a run's lines.
-    for noisy in ("httpx", "httpcore", "aiosqlite", "asyncio"):
+    for noisy in ("httpx", "httpcore", "aiosqlite", "asyncio", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -24,7 +24,8 @@ class Settings(BaseSettings):
     slack_api_url: str = "https://slack.com/api/"
     discord_token: str | None = None
     corral_log_format: Literal["text", "json"] = "text"
-    corral_log_level: str = "INFO"
+    #: Unset: INFO for services, WARNING for the interactive commands.
+    corral_log_level: str | None = None
 
 
 PROVIDER_VARIABLES = (
