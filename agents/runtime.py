@@ -3,6 +3,7 @@ the reply, including handoffs between agents and pauses for a human's approval."
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -30,6 +31,8 @@ from storage.store import Storage
 log = logging.getLogger("corral.runtime")
 
 HISTORY_LIMIT = 40
+#: Stop reasons of an answer that hit its token limit (Anthropic's, OpenAI's).
+TRUNCATED = frozenset({"max_tokens", "length"})
 MEMORY_LIMIT = 5
 
 
@@ -86,34 +89,31 @@ class Runtime:
             chain=(turn.agent,),
             task=None,
         )
-        return await self._follow(state, post, (), ())
+        return await self._follow(state, post)
+
+    async def waiting(self, approval_id: str) -> Place | None:
+        """Where the run waiting for ``approval_id`` happens; None if nothing waits for it."""
+        record = await self.storage.approvals.get(approval_id)
+        if record is None or record.kind != "tool" or record.status != "pending":
+            return None
+        return Place(record.platform, record.channel, record.thread)
 
     async def resume(
         self, approval_id: str, approved: bool, by: str, post: Poster
     ) -> Outcome | None:
-        """Continue the run that waits for ``approval_id``; None if it was already decided."""
+        """Decide ``approval_id`` and continue the run that waits for it.
+
+        None when no run waits for it: an unknown id, an escalation, or already decided.
+        Whether ``by`` may decide is the caller's check.
+        """
         record = await self.storage.approvals.decide(
-            approval_id, status="approved" if approved else "rejected", by=by
+            approval_id, status="approved" if approved else "rejected", by=by, kind="tool"
         )
-        if record is None or record.kind != "tool":
+        if record is None:
             return None
+        log.info("approval %s %s by %s", approval_id, record.status, by)
         state = RunState.from_json(dict(record.state))
-        use, rest = state.pending[0], state.pending[1:]
-        token = current_run_id.set(state.run_id)
-        try:
-            log.info("approval %s %s by %s", approval_id, record.status, by)
-            if approved:
-                result = await self._call_tool(state, use, post)
-            else:
-                refusal = (
-                    f"A human ({by}) rejected this call. Do not retry it; tell the user what "
-                    "you would have done and what they can do instead."
-                )
-                result = _Called(ToolResult(use.id, refusal, is_error=True), None)
-            state = state.with_(pending=rest, results=(*state.results, result.result))
-        finally:
-            current_run_id.reset(token)
-        return await self._follow(state, post, (), (), handoff=result.handoff)
+        return await self._follow(state, post, _Decision(approved, by))
 
     async def _start(
         self,
@@ -157,30 +157,22 @@ class Runtime:
         )
 
     async def _follow(
-        self,
-        state: RunState,
-        post: Poster,
-        agents: tuple[str, ...],
-        run_ids: tuple[str, ...],
-        handoff: Handoff | None = None,
+        self, state: RunState, post: Poster, decision: _Decision | None = None
     ) -> Outcome:
         """Drive runs until the chain ends: an answer, a pause, a failure or a cut loop."""
+        agents: tuple[str, ...] = ()
+        run_ids: tuple[str, ...] = ()
         while True:
-            step = await self._drive(state, post, handoff)
+            step = await self._drive(state, post, decision)
             agents, run_ids = (*agents, state.agent), (*run_ids, state.run_id)
             if step.handoff is None:
                 return Outcome(step.outcome, agents, run_ids)
-            following = await self._hand_over(step.state, step.handoff, post)
-            if following is None:
-                return Outcome("escalated", agents, run_ids)
-            state, handoff = following, None
+            state, decision = await self._hand_over(step.state, step.handoff, post), None
 
-    async def _hand_over(self, state: RunState, handoff: Handoff, post: Poster) -> RunState | None:
-        """Announce a handoff and start the next agent's run, or cut a loop and escalate."""
+    async def _hand_over(self, state: RunState, handoff: Handoff, post: Poster) -> RunState:
+        """Announce a handoff in the thread and start the next agent's run."""
         place = state.place
-        frm = self.team.agent(state.agent).display_name
-        to = self.team.agent(handoff.to).display_name
-        notice = f"{frm} → {to}: {handoff.task}"
+        notice = f"{self._name(state.agent)} → {self._name(handoff.to)}: {handoff.task}"
         await post(place, Reply(state.agent, notice, kind="handoff", run_id=state.run_id))
         await self.storage.transcript.append(
             place.platform, place.channel, place.thread, notice, agent=state.agent
@@ -188,19 +180,6 @@ class Runtime:
         await self.storage.threads.set_owner(
             place.platform, place.channel, place.thread, handoff.to
         )
-        chain = (*state.chain, handoff.to)
-        if state.depth + 1 > self.team.limits.handoff_depth:
-            path = " → ".join(chain)
-            await escalate(
-                self.storage,
-                post,
-                self.team,
-                state.agent,
-                place,
-                state.run_id,
-                f"handoff loop cut after {state.depth + 1} handoffs ({path})",
-            )
-            return None
         return await self._start(
             place,
             handoff.to,
@@ -208,15 +187,33 @@ class Runtime:
             state.query,
             state.inbox_id,
             depth=state.depth + 1,
-            chain=chain,
+            chain=(*state.chain, handoff.to),
             task=handoff.task,
         )
 
-    async def _drive(self, state: RunState, post: Poster, handoff: Handoff | None) -> _Step:
+    async def _handoff_step(self, state: RunState, handoff: Handoff, post: Poster) -> _Step:
+        """A handoff ends the run, unless the message has caused too many already: then the
+        chain stops here, the thread keeps its owner, and a human is asked."""
+        limit = self.team.limits.handoff_depth
+        if state.depth < limit:
+            return _Step("handoff", state, handoff)
+        path = " → ".join((*state.chain, handoff.to))
+        why = (
+            f"handoff loop stopped: this message was already handed off {state.depth} times "
+            f"(the limit), and {state.agent} tried again ({path})"
+        )
+        await escalate(self.storage, post, self.team, state.agent, state.place, state.run_id, why)
+        return _Step("escalated", state, error=why)
+
+    async def _drive(self, state: RunState, post: Poster, decision: _Decision | None) -> _Step:
         token = current_run_id.set(state.run_id)
         started = time.perf_counter()
         try:
-            step = await self._loop(state, post, handoff)
+            step = await self._loop(state, post, decision)
+        except asyncio.CancelledError:
+            # Shutting down mid-turn: the message goes back to the inbox, the run says so.
+            await self.storage.runs.finish(state.run_id, outcome="interrupted")
+            raise
         except Exception as exc:  # the user gets a message and the run id, never a traceback
             log.exception("run failed")
             why = f"internal error ({type(exc).__name__}: {exc})"
@@ -239,14 +236,14 @@ class Runtime:
         )
         return step
 
-    async def _loop(self, state: RunState, post: Poster, handoff: Handoff | None) -> _Step:
+    async def _loop(self, state: RunState, post: Poster, decision: _Decision | None) -> _Step:
         agent = self.team.agent(state.agent)
-        # Resuming mid-step: finish the tool calls of the last answer first.
-        state, handoff, paused = await self._run_pending(state, post, handoff)
+        # Resuming after a decision: finish the tool calls of the last answer first.
+        state, handoff, paused = await self._run_pending(state, post, decision)
         if paused is not None:
             return paused
         if handoff is not None:
-            return _Step("handoff", state, handoff)
+            return await self._handoff_step(state, handoff, post)
         memories = await self.storage.memory.search(
             state.query, agent=state.agent, channel=state.place.channel, limit=MEMORY_LIMIT
         )
@@ -280,7 +277,10 @@ class Runtime:
                 tokens_out=state.tokens_out + completion.tokens_out,
             )
             if not completion.tool_uses:
-                await self._answer(state, post, completion.text)
+                text = completion.text
+                if completion.stop_reason in TRUNCATED:
+                    text += "\n\n_(This answer was cut off at the model's length limit.)_"
+                await self._answer(state, post, text)
                 return _Step("ok", state)
             state = state.with_(
                 messages=(*state.messages, ChatMessage("assistant", completion.blocks)),
@@ -291,24 +291,46 @@ class Runtime:
             if paused is not None:
                 return paused
             if handoff is not None:
-                return _Step("handoff", state, handoff)
+                return await self._handoff_step(state, handoff, post)
         why = f"stopped after {self.team.limits.tool_steps} steps without an answer"
         await self._fail(state, post, why)
         return _Step("failed", state, error=why)
 
     async def _run_pending(
-        self, state: RunState, post: Poster, handoff: Handoff | None
+        self, state: RunState, post: Poster, decision: _Decision | None
     ) -> tuple[RunState, Handoff | None, _Step | None]:
-        """Run the tool calls still pending; pause at one that needs approval."""
-        agent = self.team.agent(state.agent)
+        """Run the tool calls of the last answer; pause at one that needs approval.
+
+        ``decision`` is a human's answer on the first pending call. A handoff ends the
+        agent's turn, and a rejection ends the answer: the calls after either are not run,
+        and the model is told so.
+        """
+        handoff: Handoff | None = None
+        if decision is not None and state.pending:
+            use = state.pending[0]
+            if decision.approved:
+                called = await self._call_tool(state, use, post)
+                handoff = called.handoff
+                state = _done(state, called.result)
+            else:
+                refusal = (
+                    f"A human ({decision.by}) rejected this call. Do not retry it; tell the "
+                    "user what you would have done and what they can do instead."
+                )
+                state = _done(state, ToolResult(use.id, refusal, is_error=True))
+                state = _skip_rest(state, "Not run: an earlier call of this answer was rejected.")
+        needs_approval = self.team.agent(state.agent).approval_names()
         while state.pending:
             use = state.pending[0]
-            if use.name in agent.approval and use.name in agent.tool_names():
+            if handoff is not None:
+                state = _skip_rest(state, "Not run: you handed this work off, so your turn ended.")
+                break
+            if use.name in needs_approval:
                 await self._ask_approval(state, use, post)
                 return state, None, _Step("waiting", state)
             called = await self._call_tool(state, use, post)
-            handoff = handoff or called.handoff
-            state = state.with_(pending=state.pending[1:], results=(*state.results, called.result))
+            handoff = called.handoff
+            state = _done(state, called.result)
         if state.results:
             state = state.with_(
                 messages=(*state.messages, ChatMessage("user", state.results)), results=()
@@ -335,6 +357,11 @@ class Runtime:
             thread=state.place.thread,
             state=state.to_json(),
         )
+        # The thread is this agent's while it waits: follow-ups come to it, not the router.
+        place = state.place
+        await self.storage.threads.set_owner(
+            place.platform, place.channel, place.thread, state.agent
+        )
         await post(
             state.place,
             Reply(
@@ -358,9 +385,13 @@ class Runtime:
             place.platform, place.channel, place.thread, state.agent
         )
 
+    def _name(self, handle: str) -> str:
+        agent = self.team.agents.get(handle)
+        return agent.display_name if agent else handle
+
     async def _fail(self, state: RunState, post: Poster, why: str) -> None:
         """Tell the thread the run failed and ask a human, in one message."""
-        name = self.team.agent(state.agent).display_name
+        name = self._name(state.agent)
         await escalate(
             self.storage,
             post,
@@ -371,6 +402,23 @@ class Runtime:
             why,
             headline=f"{name} could not finish: {why}",
         )
+
+
+@dataclass(frozen=True)
+class _Decision:
+    approved: bool
+    by: str
+
+
+def _done(state: RunState, result: ToolResult) -> RunState:
+    """The first pending call has run; keep its result."""
+    return state.with_(pending=state.pending[1:], results=(*state.results, result))
+
+
+def _skip_rest(state: RunState, why: str) -> RunState:
+    """Answer every pending call with ``why`` instead of running it."""
+    skipped = tuple(ToolResult(u.id, why, is_error=True) for u in state.pending)
+    return state.with_(pending=(), results=(*state.results, *skipped))
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,13 @@ TOOL_ALIASES = {"memory": ("remember", "recall")}
 MODEL_PROVIDERS = ("anthropic", "openai")
 
 
+def _expand(tools: list[str]) -> frozenset[str]:
+    names: set[str] = set()
+    for tool in tools:
+        names.update(TOOL_ALIASES.get(tool, (tool,)))
+    return frozenset(names)
+
+
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -41,10 +48,11 @@ class AgentConfig(StrictModel):
 
     def tool_names(self) -> frozenset[str]:
         """The tools this agent may call, with ``memory`` expanded."""
-        names: set[str] = set()
-        for tool in self.tools:
-            names.update(TOOL_ALIASES.get(tool, (tool,)))
-        return frozenset(names)
+        return _expand(self.tools)
+
+    def approval_names(self) -> frozenset[str]:
+        """The tools whose every call waits for a human, with ``memory`` expanded."""
+        return _expand(self.approval) & self.tool_names()
 
 
 class ScheduleConfig(StrictModel):

@@ -95,7 +95,6 @@ class ToolOutcome:
     content: str
     is_error: bool = False
     handoff: Handoff | None = None
-    escalated: bool = False
 
 
 class ToolError(Exception):
@@ -189,7 +188,7 @@ def _handoff(ctx: ToolContext, args: Mapping[str, Any]) -> ToolOutcome:
 
 async def _escalate(ctx: ToolContext, reason: str) -> ToolOutcome:
     await escalate(ctx.storage, ctx.post, ctx.team, ctx.handle, ctx.place, ctx.run_id, reason)
-    return ToolOutcome("A human has been asked in this thread.", escalated=True)
+    return ToolOutcome("A human has been asked in this thread.")
 
 
 async def _post_message(ctx: ToolContext, args: Mapping[str, Any]) -> ToolOutcome:
@@ -225,7 +224,8 @@ async def escalate(
         status="open",
     )
     who = " ".join(f"<@{u}>" for u in team.approvers) if team.approvers else "a human"
-    name = team.agent(handle).display_name
+    agent = team.agents.get(handle)
+    name = agent.display_name if agent else handle
     opening = headline or f"{name} needs help: {reason}"
     await post(
         place,

@@ -223,12 +223,15 @@ def help_times(runs: int) -> list[float]:
     return times
 
 
-async def measure(pairs: int, warmup: int) -> tuple[list[float], list[float], float]:
+async def measure(
+    pairs: int, warmup: int, latency_ms: float = 0.0
+) -> tuple[list[float], list[float], float]:
     """A and B times of ``pairs`` pairs, and the SQL statements per Corral turn."""
     with tempfile.TemporaryDirectory(prefix="corral-bench-") as tmp:
         storage = await Storage.open(f"sqlite+aiosqlite:///{tmp}/bench.db")
         try:
             async with FakeModelServer() as server:
+                server.latency = latency_ms / 1000
                 bench = Bench(storage, server)
                 bench.workers.start()
                 try:
@@ -274,18 +277,27 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=200, help="measured pairs (default 200)")
     parser.add_argument("--warmup", type=int, default=20, help="warm-up pairs (default 20)")
     parser.add_argument("--help-runs", type=int, default=5, help="`corral --help` runs (5)")
+    parser.add_argument(
+        "--model-latency-ms",
+        type=float,
+        default=0.0,
+        help="delay of every fake model answer, to compare at a real model's latency (0)",
+    )
     args = parser.parse_args()
     # The runtime logs each run at INFO; keep the output to the figures.
     logging.basicConfig(level=logging.WARNING)
 
-    a, b, statements = asyncio.run(measure(args.pairs, args.warmup))
+    a, b, statements = asyncio.run(measure(args.pairs, args.warmup, args.model_latency_ms))
     ratios = [x / y for x, y in zip(a, b, strict=True)]
     ratio = statistics.median(ratios)
     rss = peak_rss_mb()
     helps = help_times(args.help_runs)
     help_median = statistics.median(helps)
 
-    print(f"Corral turn overhead: {args.pairs} pairs after {args.warmup} warm-up pairs")
+    print(
+        f"Corral turn overhead: {args.pairs} pairs after {args.warmup} warm-up pairs, "
+        f"fake model latency {args.model_latency_ms:g} ms"
+    )
     print(f"  A  Corral turn (submit → worker done)   median {ms(statistics.median(a))}", end="")
     print(f"   p95 {ms(p95(a))}")
     print(f"  B  bare SDK messages.create           median {ms(statistics.median(b))}", end="")

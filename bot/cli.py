@@ -25,18 +25,19 @@ team_option = click.option(
 )
 
 
-def _settings(default_level: str = "INFO") -> Settings:
+def _settings(default_level: str = "INFO", log_file: str | None = None) -> Settings:
     """Settings from the environment and .env, with logging set up from them.
 
-    ``default_level`` applies when ``CORRAL_LOG_LEVEL`` is not set: the interactive
-    commands keep the terminal for the conversation and log warnings only.
+    ``default_level`` applies when ``CORRAL_LOG_LEVEL`` is not set. The conversation
+    commands keep the terminal for the conversation and log to ``log_file`` instead.
     """
     from bot.logs import configure
     from bot.settings import Settings, export_provider_env
 
     export_provider_env()
     settings = Settings()
-    configure(settings.corral_log_format, settings.corral_log_level or default_level)
+    stream = open(log_file, "a", encoding="utf-8") if log_file else None  # noqa: SIM115
+    configure(settings.corral_log_format, settings.corral_log_level or default_level, stream)
     return settings
 
 
@@ -46,14 +47,14 @@ def _fail(message: str) -> None:
 
 
 def _with_core(
-    team: str | None, body: Callable[[Core], Awaitable[T]], log_level: str = "WARNING"
+    team: str | None, body: Callable[[Core], Awaitable[T]], log_file: str | None = None
 ) -> T:
     """Build the core, run ``body`` with it, and turn start-up errors into one clear
     message and exit code 1 instead of a traceback."""
     from agents.team_loader import TeamFileError
     from bot.app import StartupError, build_core, resolve_team_path
 
-    settings = _settings(log_level)
+    settings = _settings("WARNING" if log_file is None else "INFO", log_file)
 
     async def main() -> T:
         core = await build_core(settings, resolve_team_path(team, settings))
@@ -91,12 +92,12 @@ def chat(team: str | None, channel: str) -> None:
     """Talk to the team in the terminal."""
     from rich.console import Console
 
-    from bot.console import ConsoleChat
+    from bot.console import CONSOLE_LOG, ConsoleChat
 
     async def body(core: Core) -> None:
         await ConsoleChat(core, Console(highlight=False), channel).run()
 
-    _with_core(team, body)
+    _with_core(team, body, log_file=CONSOLE_LOG)
 
 
 @main.command()
@@ -106,7 +107,7 @@ def run(team: str | None) -> None:
     adapters plug into the same gateway."""
     from rich.console import Console
 
-    from bot.console import ConsoleChat
+    from bot.console import CONSOLE_LOG, ConsoleChat
 
     if not sys.stdin.isatty():
         _fail(
@@ -117,7 +118,7 @@ def run(team: str | None) -> None:
     async def body(core: Core) -> None:
         await ConsoleChat(core, Console(highlight=False)).run()
 
-    _with_core(team, body)
+    _with_core(team, body, log_file=CONSOLE_LOG)
 
 
 @main.command()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import logging
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
@@ -18,10 +19,14 @@ from agents.conversation import Place, Reply
 from bot.app import Core
 from bot.commands.registry import dispatch
 from bot.coordinator import Route
-from bot.gateway import Workers
+from bot.gateway import DecisionError, Workers
 from bot.inbound import Inbound
 
+log = logging.getLogger("corral.console")
+
 PLATFORM = "console"
+#: Where the console commands log, so that the terminal shows only the conversation.
+CONSOLE_LOG = "corral.log"
 PALETTE = (
     "cyan",
     "magenta",
@@ -37,7 +42,8 @@ PALETTE = (
 CONSOLE_HELP = (
     "Type a message (`@beaver …` to address an agent), `/corral help` for commands, "
     "`/new` for a new thread, `/channel #dev` to switch channel, "
-    "`/approve ID` or `/reject ID` to decide an approval, `/quit` to leave."
+    "`/approve ID` or `/reject ID` to decide an approval, `/resolve ID` to close an "
+    "escalation, `/quit` to leave."
 )
 
 
@@ -103,8 +109,8 @@ class ConsoleChat:
             Text(f"Corral — {len(team.agents)} agents from {self.core.team_path}", style="bold")
         )
         self.out.print(Text(f"Models: {self.core.models.status_line()}", style="dim"))
+        self.out.print(Text(f"Logs: {CONSOLE_LOG} in this folder", style="dim"))
         self.out.print(Text(CONSOLE_HELP, style="dim"))
-        await self.core.gateway.recover()
         self.workers.start()
         try:
             reader = _line_reader()
@@ -125,7 +131,17 @@ class ConsoleChat:
         return f"{self.adapter.channel} › "
 
     async def handle_line(self, line: str) -> None:
-        """One line typed by the user: a console command, a slash command or a message."""
+        """One line typed by the user: a console command, a slash command or a message.
+
+        Whatever goes wrong, the user gets one line and the conversation goes on.
+        """
+        try:
+            await self._handle_line(line)
+        except Exception as exc:
+            log.exception("console line failed")
+            self.out.print(Text(f"That did not work: {exc}", style="red"))
+
+    async def _handle_line(self, line: str) -> None:
         if line.startswith("/"):
             await self._command(line)
             return
@@ -168,6 +184,8 @@ class ConsoleChat:
             self.out.print(Text(f"Now in {self.adapter.channel}, new thread.", style="dim"))
         elif word in ("/approve", "/reject") and rest.strip():
             await self._decide(rest.strip(), approved=word == "/approve")
+        elif word == "/resolve" and rest.strip():
+            await self._resolve(rest.strip())
         elif word == "/help":
             self.out.print(Text(CONSOLE_HELP, style="dim"))
         else:
@@ -176,11 +194,24 @@ class ConsoleChat:
             print_command_reply(self.out, reply.text)
 
     async def _decide(self, approval_id: str, approved: bool) -> None:
-        outcome = await self.core.runtime.resume(
-            approval_id, approved, self.user, self.adapter.post
-        )
+        try:
+            outcome = await self.workers.decide(approval_id, approved, self.user)
+        except DecisionError as exc:
+            self.out.print(Text(str(exc), style="yellow"))
+            return
         if outcome is None:
-            self.out.print(Text(f"{approval_id} is not waiting for a decision.", style="yellow"))
+            self.out.print(
+                Text(f"No run waits for {approval_id} (see /corral approvals).", style="yellow")
+            )
+
+    async def _resolve(self, escalation_id: str) -> None:
+        record = await self.core.storage.approvals.decide(
+            escalation_id, status="resolved", by=self.user, kind="escalation"
+        )
+        if record is None:
+            self.out.print(Text(f"No open escalation {escalation_id}.", style="yellow"))
+        else:
+            self.out.print(Text(f"Escalation {escalation_id} resolved.", style="dim"))
 
 
 def print_command_reply(out: Console, text: str) -> None:

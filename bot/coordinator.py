@@ -88,6 +88,9 @@ class Coordinator:
         except (AllModelsFailed, router.RouterError) as exc:
             log.warning("router failed, %s answers itself: %s", router_handle, exc)
             return Route(router_handle, f"router failed ({exc}); answering itself")
+        except Exception as exc:  # a routing failure must never lose the message
+            log.exception("router raised, %s answers itself", router_handle)
+            return Route(router_handle, f"router failed ({type(exc).__name__}); answering itself")
         return Route(choice.agent, f"router: {choice.reason}")
 
 

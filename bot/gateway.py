@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
-from contextlib import suppress
+from collections import Counter
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager, suppress
 
 from agents.conversation import Reply
-from agents.runtime import Runtime, Turn
+from agents.runtime import Outcome, Runtime, Turn
 from bot.adapter import ChatAdapter
-from bot.coordinator import Coordinator
+from bot.coordinator import Coordinator, Route
 from bot.inbound import Inbound
 from storage.inbox import NewInbound
 from storage.queue import WorkQueue
@@ -19,8 +20,7 @@ from storage.store import Storage
 
 log = logging.getLogger("corral.gateway")
 
-#: A message claimed by a worker that has not finished after this long is taken up again.
-STALE_AFTER_S = 30.0
+FINISHED = frozenset({"done", "failed", "ignored"})
 
 
 class Gateway:
@@ -50,21 +50,18 @@ class Gateway:
         await self.queue.put(inbox_id)
         return inbox_id
 
-    async def recover(self) -> int:
-        """Queue again what was stored but never finished (a worker or process died)."""
-        ids = await self.storage.inbox.unfinished(stale_after=STALE_AFTER_S)
-        for inbox_id in ids:
-            await self.queue.put(inbox_id)
-        if ids:
-            log.info("re-queued %d unfinished messages", len(ids))
-        return len(ids)
+
+class DecisionError(Exception):
+    """A decision this process cannot carry out; the message says where it can."""
 
 
 class Workers:
     """Take messages from the queue; route, run and post each one.
 
-    Messages of one thread are handled one at a time, so an agent never runs twice in
-    parallel on the same thread.
+    A thread's messages are handled one at a time and in the order they arrived, so an
+    agent never runs twice in parallel on a thread and answers never cross. A worker holds
+    a message under a lease it renews; a message whose lease ran out (its process died) is
+    queued again by the sweep.
     """
 
     def __init__(
@@ -75,6 +72,9 @@ class Workers:
         runtime: Runtime,
         adapters: Mapping[str, ChatAdapter],
         concurrency: int = 4,
+        *,
+        stale_after: float = 30.0,
+        sweep_every: float = 10.0,
     ) -> None:
         self.storage = storage
         self.queue = queue
@@ -82,19 +82,24 @@ class Workers:
         self.runtime = runtime
         self.adapters = adapters
         self.concurrency = concurrency
+        self.stale_after = stale_after
+        self.sweep_every = sweep_every
         self._tasks: list[asyncio.Task[None]] = []
-        self._thread_locks: dict[tuple[str, str, str], asyncio.Lock] = {}
-        self._done: dict[str, asyncio.Event] = {}
+        self._locks: dict[tuple[str, str, str], asyncio.Lock] = {}
+        self._lock_users: Counter[tuple[str, str, str]] = Counter()
+        self._waiters: dict[str, asyncio.Event] = {}
 
     def start(self) -> None:
-        """Start the worker tasks on the running loop."""
+        """Start the workers and the sweep on the running loop."""
         self._tasks = [
             asyncio.create_task(self._work(), name=f"corral-worker-{i}")
             for i in range(self.concurrency)
         ]
+        self._tasks.append(asyncio.create_task(self._sweep(), name="corral-sweep"))
 
     async def stop(self) -> None:
-        """Cancel the workers; what they held is re-queued on the next start."""
+        """Stop the workers; a message in progress goes back to the inbox for the next
+        start (its run is recorded as interrupted)."""
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -102,13 +107,69 @@ class Workers:
                 await task
         self._tasks = []
 
-    async def wait(self, inbox_id: str) -> None:
-        """Wait until the message ``inbox_id`` has been handled."""
-        await self._event(inbox_id).wait()
-        self._done.pop(inbox_id, None)
+    async def recover(self) -> int:
+        """Queue this process's platforms' messages that were stored but not finished."""
+        ids = await self.storage.inbox.unfinished(
+            stale_after=self.stale_after, platforms=list(self.adapters)
+        )
+        for inbox_id in ids:
+            await self.queue.put(inbox_id)
+        if ids:
+            log.info("queued %d unfinished messages again", len(ids))
+        return len(ids)
 
-    def _event(self, inbox_id: str) -> asyncio.Event:
-        return self._done.setdefault(inbox_id, asyncio.Event())
+    async def wait(self, inbox_id: str) -> None:
+        """Wait until the message ``inbox_id`` has been handled (by any worker)."""
+        while True:
+            event = self._waiters.setdefault(inbox_id, asyncio.Event())
+            record = await self.storage.inbox.get(inbox_id)
+            if record is None or record.status in FINISHED:
+                self._waiters.pop(inbox_id, None)
+                return
+            await event.wait()
+
+    async def decide(self, approval_id: str, approved: bool, by: str) -> Outcome | None:
+        """Carry out a human's decision on a paused run, in its thread's turn.
+
+        None when no run waits for ``approval_id``. The caller checks that ``by`` may decide.
+        """
+        place = await self.runtime.waiting(approval_id)
+        if place is None:
+            return None
+        adapter = self.adapters.get(place.platform)
+        if adapter is None:
+            raise DecisionError(
+                f"{approval_id} belongs to a conversation on {place.platform}; decide it there"
+            )
+        async with self._thread_lock((place.platform, place.channel, place.thread)):
+            return await self.runtime.resume(approval_id, approved, by, adapter.post)
+
+    def _notify(self, inbox_id: str) -> None:
+        event = self._waiters.pop(inbox_id, None)
+        if event is not None:
+            event.set()
+
+    @asynccontextmanager
+    async def _thread_lock(self, key: tuple[str, str, str]) -> AsyncIterator[None]:
+        """One holder per thread; the lock is dropped when nobody holds or waits for it."""
+        self._lock_users[key] += 1
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        try:
+            async with lock:
+                yield
+        finally:
+            self._lock_users[key] -= 1
+            if not self._lock_users[key]:
+                del self._lock_users[key]
+                del self._locks[key]
+
+    async def _sweep(self) -> None:
+        while True:
+            try:
+                await self.recover()
+            except Exception:  # the database may be briefly away; try again next round
+                log.exception("sweep failed")
+            await asyncio.sleep(self.sweep_every)
 
     async def _work(self) -> None:
         while True:
@@ -118,10 +179,20 @@ class Workers:
             except Exception:  # one bad message must not stop the worker
                 log.exception("message %s could not be handled", inbox_id)
             finally:
-                self._event(inbox_id).set()
+                self._notify(inbox_id)
 
     async def process(self, inbox_id: str) -> None:
-        """Handle one stored message, unless another worker already has it."""
+        """Handle one stored message, after the earlier messages of its thread."""
+        record = await self.storage.inbox.get(inbox_id)
+        if record is None or record.status != "pending" or record.platform not in self.adapters:
+            return
+        key = (record.platform, record.channel, record.thread)
+        async with self._thread_lock(key):
+            earlier = await self.storage.inbox.earlier_pending(*key, before=inbox_id)
+            for item in (*earlier, inbox_id):
+                await self._claim_and_handle(item)
+
+    async def _claim_and_handle(self, inbox_id: str) -> None:
         record = await self.storage.inbox.claim(inbox_id)
         if record is None:
             return
@@ -135,40 +206,50 @@ class Workers:
             text=record.text,
             payload=dict(record.payload),
         )
-        key = (inbound.platform, inbound.channel, inbound.thread)
-        lock = self._thread_locks.setdefault(key, asyncio.Lock())
-        async with lock:
-            status = "failed"
-            try:
-                status = await self._handle(inbound, inbox_id)
-            finally:
-                await self.storage.inbox.finish(inbox_id, status)
-
-    async def _handle(self, inbound: Inbound, inbox_id: str) -> str:
-        place = inbound.place
-        await self.storage.transcript.append(
-            place.platform,
-            place.channel,
-            place.thread,
-            inbound.text,
-            user=inbound.user_name or inbound.user,
-        )
-        route = await self.coordinator.route(inbound)
-        if route is None:
-            log.info("not for the team: %s/%s", inbound.platform, inbound.message_id)
-            return "ignored"
-        adapter = self.adapters[inbound.platform]
-        await adapter.picked_up(inbound, route)
+        lease = asyncio.create_task(self._keep_lease(inbox_id))
         try:
+            status = await self._handle(inbound, inbox_id, first_attempt=record.attempts == 1)
+        except asyncio.CancelledError:
+            await self.storage.inbox.release(inbox_id)
+            raise
+        finally:
+            lease.cancel()
+        await self.storage.inbox.finish(inbox_id, status)
+        self._notify(inbox_id)
+
+    async def _keep_lease(self, inbox_id: str) -> None:
+        while True:
+            await asyncio.sleep(self.stale_after / 3)
+            await self.storage.inbox.renew(inbox_id)
+
+    async def _handle(self, inbound: Inbound, inbox_id: str, *, first_attempt: bool) -> str:
+        adapter = self.adapters[inbound.platform]
+        place = inbound.place
+        route: Route | None = None
+        try:
+            # A message taken up again after a stop is in the thread's history already.
+            if first_attempt:
+                await self.storage.transcript.append(
+                    place.platform,
+                    place.channel,
+                    place.thread,
+                    inbound.text,
+                    user=inbound.user_name or inbound.user,
+                )
+            route = await self.coordinator.route(inbound)
+            if route is None:
+                log.info("not for the team: %s/%s", inbound.platform, inbound.message_id)
+                return "ignored"
+            await adapter.picked_up(inbound, route)
             await self.runtime.handle(
                 Turn(place, route.agent, route.reason, inbound.text, inbox_id=inbox_id),
                 adapter.post,
             )
-        except Exception as exc:
-            log.exception("turn for %s failed", route.agent)
-            name = self.runtime.team.agent(route.agent).display_name
-            await adapter.post(
-                place, Reply(route.agent, f"{name} could not finish: {exc}", kind="error")
-            )
+        except Exception as exc:  # never a silent failure: the thread hears of it
+            log.exception("message %s failed", inbox_id)
+            who = route.agent if route else "corral"
+            text = f"Corral could not handle this message: {exc} (message {inbox_id})"
+            with suppress(Exception):
+                await adapter.post(place, Reply(who, text, kind="error"))
             return "failed"
         return "done"

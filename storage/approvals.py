@@ -111,14 +111,24 @@ class ApprovalStore:
         async with self.db.session() as session:
             return [_record(row) for row in (await session.scalars(statement)).all()]
 
-    async def decide(self, approval_id: str, *, status: str, by: str) -> ApprovalRecord | None:
-        """Decide (``approved``, ``rejected``, ``resolved`` …) and audit it. Only the first
-        decision counts: None when the approval was already decided or does not exist."""
+    async def decide(
+        self, approval_id: str, *, status: str, by: str, kind: str | None = None
+    ) -> ApprovalRecord | None:
+        """Decide (``approved`` or ``rejected`` for tool calls, ``resolved`` for
+        escalations …) and audit it. Only the first decision counts: None when the
+        approval was already decided or does not exist. With ``kind``, only an approval
+        of that kind is decided: None, and nothing changes, for one of another kind (an
+        escalation id given where a tool approval is expected)."""
         if status in UNDECIDED:
             raise ValueError(f"{status!r} is not a decision")
+        conditions = [ApprovalRow.id == approval_id, ApprovalRow.status.in_(UNDECIDED)]
+        if kind is not None:
+            # In the UPDATE itself, not checked after it: a row of the wrong kind must
+            # stay undecided, not be decided and then reported as a mismatch.
+            conditions.append(ApprovalRow.kind == kind)
         statement = (
             update(ApprovalRow)
-            .where(ApprovalRow.id == approval_id, ApprovalRow.status.in_(UNDECIDED))
+            .where(*conditions)
             .values(status=status, decided_by=by, decided_at=utcnow())
             .returning(ApprovalRow)
             .execution_options(synchronize_session=False)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import aliased
 
 from storage.db import Database, utc
 from storage.ids import new_id
@@ -136,10 +138,48 @@ class InboxStore:
         async with self.db.session() as session, session.begin():
             await session.execute(statement)
 
-    async def unfinished(self, stale_after: float = 30.0) -> list[str]:
+    async def release(self, inbox_id: str) -> None:
+        """Put a message back in line after its worker stopped before finishing it
+        (shutdown, cancellation): ``working`` becomes ``pending`` again. ``attempts`` is
+        left as it is, since the claim happened. A no-op when the message is not
+        ``working``: it was finished, or already put back."""
+        # One conditional UPDATE: it cannot undo a ``finish`` that won the race.
+        statement = (
+            update(InboxRow)
+            .where(InboxRow.id == inbox_id, InboxRow.status == "working")
+            .values(status="pending", claimed_at=None)
+            .execution_options(synchronize_session=False)
+        )
+        async with self.db.session() as session, session.begin():
+            await session.execute(statement)
+
+    async def renew(self, inbox_id: str) -> bool:
+        """The lease heartbeat of a long-running worker: restart the message's claim
+        clock so that :meth:`unfinished` does not take it for the work of a dead worker.
+        False when the message is no longer ``working`` (it was finished, or found stale
+        and put back), in which case the worker no longer holds it."""
+        # RETURNING rather than rowcount: it says the same on every driver, and the
+        # conditional UPDATE keeps a finished or released message from being revived.
+        statement = (
+            update(InboxRow)
+            .where(InboxRow.id == inbox_id, InboxRow.status == "working")
+            .values(claimed_at=utcnow())
+            .returning(InboxRow.id)
+            .execution_options(synchronize_session=False)
+        )
+        async with self.db.session() as session, session.begin():
+            return (await session.execute(statement)).scalar_one_or_none() is not None
+
+    async def unfinished(
+        self, stale_after: float = 30.0, platforms: Collection[str] | None = None
+    ) -> list[str]:
         """Ids of messages waiting to be handled, oldest first: the pending ones, and the
         ones whose worker has held them for more than ``stale_after`` seconds (it died);
-        those go back to pending so that they can be claimed again."""
+        those go back to pending so that they can be claimed again.
+
+        With ``platforms``, only messages of those platforms are put back and returned:
+        a process serving some platforms must leave the others' messages alone on a
+        shared database. An empty collection matches nothing."""
         cutoff = utcnow() - timedelta(seconds=stale_after)
         release = (
             update(InboxRow)
@@ -152,6 +192,49 @@ class InboxStore:
             .where(InboxRow.status == "pending")
             .order_by(InboxRow.received_at, InboxRow.id)
         )
+        if platforms is not None:
+            # A str is a Collection[str] too; "slack" would silently mean s, l, a, c, k.
+            if isinstance(platforms, str):
+                raise TypeError("platforms is a collection of platform names, not a str")
+            only = InboxRow.platform.in_(list(platforms))
+            release = release.where(only)
+            waiting = waiting.where(only)
         async with self.db.session() as session, session.begin():
             await session.execute(release)
             return list((await session.scalars(waiting)).all())
+
+    async def earlier_pending(
+        self, platform: str, channel: str, thread: str, before: str
+    ) -> list[str]:
+        """Ids of the thread's ``pending`` messages that came before the message
+        ``before``, oldest first; empty when ``before`` does not exist. Workers use it to
+        handle a thread's messages in the order they arrived.
+
+        "Before" is the order of :meth:`unfinished`: by ``received_at``, and for messages
+        received in the same microsecond, by id. Ids are random, so that tie-break is
+        arbitrary, but it is total and the same for every caller: of two pending messages
+        of a thread, exactly one is earlier than the other, so two workers never both
+        decide they go first (nor wait for each other)."""
+        reference = aliased(InboxRow)
+        # The reference row is joined in, not read first: one statement, so the answer
+        # is from a single snapshot.
+        statement = (
+            select(InboxRow.id)
+            .join(reference, reference.id == before)
+            .where(
+                InboxRow.platform == platform,
+                InboxRow.channel == channel,
+                InboxRow.thread == thread,
+                InboxRow.status == "pending",
+                or_(
+                    InboxRow.received_at < reference.received_at,
+                    and_(
+                        InboxRow.received_at == reference.received_at,
+                        InboxRow.id < reference.id,
+                    ),
+                ),
+            )
+            .order_by(InboxRow.received_at, InboxRow.id)
+        )
+        async with self.db.session() as session:
+            return list((await session.scalars(statement)).all())

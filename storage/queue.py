@@ -17,10 +17,6 @@ class WorkQueue(Protocol):
         """The next id; waits until there is one."""
         ...
 
-    def qsize(self) -> int:
-        """How many ids wait."""
-        ...
-
 
 class InProcessQueue:
     """A work queue inside this process, for a single-process deployment."""
@@ -35,7 +31,3 @@ class InProcessQueue:
     async def get(self) -> str:
         """The next id; waits until there is one."""
         return await self._queue.get()
-
-    def qsize(self) -> int:
-        """How many ids wait."""
-        return self._queue.qsize()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
-
 from storage.db import Database
 from storage.tables import ThreadRow, utcnow
 
@@ -32,10 +30,3 @@ class ThreadStore:
         )
         async with self.db.session() as session, session.begin():
             await session.execute(statement)
-
-    async def count_by_agent(self) -> dict[str, int]:
-        """How many threads each agent owns."""
-        statement = select(ThreadRow.agent, func.count()).group_by(ThreadRow.agent)
-        async with self.db.session() as session:
-            rows = (await session.execute(statement)).all()
-        return {agent: count for agent, count in rows}

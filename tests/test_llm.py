@@ -168,14 +168,14 @@ async def test_plain_answer(
         assert sent.json["messages"] == [
             {"role": "user", "content": [{"type": "text", "text": "hello there"}]}
         ]
-        assert sent.json["max_tokens"] == 1024
+        assert sent.json["max_tokens"] == Request.max_tokens
         assert "tools" not in sent.json
     else:
         assert sent.json["messages"] == [
             {"role": "system", "content": "You are a test."},
             {"role": "user", "content": "hello there"},
         ]
-        assert sent.json["max_completion_tokens"] == 1024
+        assert sent.json["max_completion_tokens"] == Request.max_tokens
         assert "tools" not in sent.json
 
 

@@ -146,7 +146,7 @@ async def test_unfinished_messages_are_taken_up_again(
         )
     )
     h = Harness.build(storage, model_server)
-    assert await h.gateway.recover() == 1
+    assert await h.workers.recover() == 1
     h.workers.start()
     try:
         model_server.script("smart-a", Reply("Yes, on it."))

@@ -44,9 +44,14 @@ async def test_handoff_loop_is_cut_and_escalated(harness: Harness) -> None:
     harness.server.script("smart-a", ping, pong, ping, pong, ping, pong)
     await harness.say("@beaver sort this out")
     handoffs = harness.adapter.texts("handoff")
-    assert len(handoffs) == 4  # handoff_depth is 3: the fourth handoff is cut
+    assert len(handoffs) == 3  # handoff_depth is 3: the fourth is stopped, not announced
     (escalation,) = harness.adapter.texts("escalation")
-    assert "handoff loop cut after 4 handoffs (beaver → owl → beaver → owl → beaver)" in escalation
+    assert "handoff loop stopped: this message was already handed off 3 times" in escalation
+    assert "(beaver → owl → beaver → owl → beaver)" in escalation
+    # The thread stays with the last agent that actually got the work.
+    assert await harness.storage.threads.owner("test", "C0GEN", "m0") == "owl"
+    last_run = (await harness.storage.runs.recent(limit=1))[0]
+    assert (last_run.agent, last_run.outcome) == ("owl", "escalated")
     pending = await harness.storage.approvals.pending()
     assert [(a.kind, a.status) for a in pending] == [("escalation", "open")]
 

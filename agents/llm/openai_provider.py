@@ -102,7 +102,7 @@ def _messages(request: Request) -> list[ChatCompletionMessageParam]:
 
 
 def _assistant(message: ChatMessage) -> ChatCompletionMessageParam:
-    text = "".join(b.text for b in message.content if isinstance(b, TextBlock))
+    text = "\n\n".join(b.text for b in message.content if isinstance(b, TextBlock))
     calls: list[ChatCompletionMessageFunctionToolCallParam] = [
         {
             "id": b.id,
@@ -129,7 +129,7 @@ def _user(message: ChatMessage) -> list[ChatCompletionMessageParam]:
         for b in message.content
         if isinstance(b, ToolResult)
     ]
-    text = "".join(b.text for b in message.content if isinstance(b, TextBlock))
+    text = "\n\n".join(b.text for b in message.content if isinstance(b, TextBlock))
     if text:
         messages.append({"role": "user", "content": text})
     return messages

@@ -65,7 +65,7 @@ class Request:
     tools: tuple[ToolSpec, ...] = ()
     #: When set, the model must call this tool (used by the router for a structured choice).
     force_tool: str | None = None
-    max_tokens: int = 1024
+    max_tokens: int = 4096
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,8 @@ async def forget(ctx: CommandContext, args: list[str]) -> CommandReply:
     if len(args) != 1 or not args[0].lstrip("#").isdigit():
         raise UsageError("Give the memory's number")
     memory_id = int(args[0].lstrip("#"))
-    record = await ctx.storage.memory.get(memory_id)
+    # Ids are 32-bit on PostgreSQL; a larger number cannot name a memory.
+    record = await ctx.storage.memory.get(memory_id) if memory_id < 2**31 else None
     if record is None:
         return CommandReply(f"There is no memory `#{memory_id}`.")
     if not ctx.is_approver and record.author != ctx.user:

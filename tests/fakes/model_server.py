@@ -40,6 +40,8 @@ class Reply:
     """The model answers with this text."""
 
     text: str
+    #: The answer stopped at its token limit (Anthropic `max_tokens`, OpenAI `length`).
+    truncated: bool = False
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,14 @@ class Fail:
     message: str = "scripted failure"
 
 
-Scripted = Reply | CallTool | Fail
+@dataclass(frozen=True)
+class CallTools:
+    """The model calls several tools in one answer."""
+
+    calls: tuple[CallTool, ...]
+
+
+Scripted = Reply | CallTool | CallTools | Fail
 
 #: Builds a forced tool's arguments from the request body (either API's shape).
 RouterRule = Callable[[dict[str, Any]], dict[str, Any]]
@@ -180,7 +189,7 @@ def _text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(
+        return "\n\n".join(
             p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"
         )
     return ""
@@ -195,6 +204,8 @@ class FakeModelServer:
 
     def __init__(self, router_rule: RouterRule = default_router_rule) -> None:
         self.router_rule = router_rule
+        #: Seconds every answer waits before it is sent, to play a model's latency.
+        self.latency = 0.0
         self._lock = threading.Lock()
         self._scripts: defaultdict[str, deque[Scripted]] = defaultdict(deque)
         self._dead: dict[str, int] = {}
@@ -301,6 +312,8 @@ class FakeModelServer:
 
     async def _anthropic(self, request: web.Request) -> web.Response:
         body = await request.json()
+        if self.latency:
+            await asyncio.sleep(self.latency)
         answer = self._answer(request, body, _anthropic_problem(body))
         model = body.get("model", "")
         if isinstance(answer, Fail):
@@ -308,11 +321,16 @@ class FakeModelServer:
             return _error({"type": "error", "error": {**error, "message": answer.message}}, answer)
         if isinstance(answer, Reply):
             content: list[dict[str, Any]] = [{"type": "text", "text": answer.text}]
-            stop_reason = "end_turn"
+            stop_reason = "max_tokens" if answer.truncated else "end_turn"
         else:
-            tool_id = f"toolu_fake{next(self._ids)}"
             content = [
-                {"type": "tool_use", "id": tool_id, "name": answer.name, "input": answer.input}
+                {
+                    "type": "tool_use",
+                    "id": f"toolu_fake{next(self._ids)}",
+                    "name": call.name,
+                    "input": call.input,
+                }
+                for call in _calls(answer)
             ]
             stop_reason = "tool_use"
         return web.json_response(
@@ -333,6 +351,8 @@ class FakeModelServer:
 
     async def _openai(self, request: web.Request) -> web.Response:
         body = await request.json()
+        if self.latency:
+            await asyncio.sleep(self.latency)
         answer = self._answer(request, body, _openai_problem(body))
         model = body.get("model", "")
         if isinstance(answer, Fail):
@@ -341,15 +361,18 @@ class FakeModelServer:
         message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None}
         if isinstance(answer, Reply):
             message["content"] = answer.text
-            finish_reason = "stop"
+            finish_reason = "length" if answer.truncated else "stop"
         else:
-            arguments = answer.raw_arguments or json.dumps(answer.input)
             message["tool_calls"] = [
                 {
                     "id": f"call_fake{next(self._ids)}",
                     "type": "function",
-                    "function": {"name": answer.name, "arguments": arguments},
+                    "function": {
+                        "name": call.name,
+                        "arguments": call.raw_arguments or json.dumps(call.input),
+                    },
                 }
+                for call in _calls(answer)
             ]
             finish_reason = "tool_calls"
         prompt_tokens, completion_tokens = _tokens(body.get("messages")), _tokens(message)
@@ -414,6 +437,10 @@ _OPENAI_ERRORS = {
 def _error(body: dict[str, Any], failure: Fail) -> web.Response:
     headers = {} if failure.retry_after is None else {"retry-after": str(failure.retry_after)}
     return web.json_response(body, status=failure.status, headers=headers)
+
+
+def _calls(answer: CallTool | CallTools) -> tuple[CallTool, ...]:
+    return answer.calls if isinstance(answer, CallTools) else (answer,)
 
 
 def _tokens(*parts: Any) -> int:
