@@ -175,10 +175,12 @@ class Runtime:
         notice = f"{self._name(state.agent)} → {self._name(handoff.to)}: {handoff.task}"
         await post(place, Reply(state.agent, notice, kind="handoff", run_id=state.run_id))
         await self.storage.transcript.append(
-            place.platform, place.channel, place.thread, notice, agent=state.agent
-        )
-        await self.storage.threads.set_owner(
-            place.platform, place.channel, place.thread, handoff.to
+            place.platform,
+            place.channel,
+            place.thread,
+            notice,
+            agent=state.agent,
+            owner=handoff.to,
         )
         return await self._start(
             place,
@@ -379,10 +381,12 @@ class Runtime:
         text = text or f"{agent.display_name} has nothing to add."
         await post(place, Reply(state.agent, text, run_id=state.run_id))
         await self.storage.transcript.append(
-            place.platform, place.channel, place.thread, text, agent=state.agent
-        )
-        await self.storage.threads.set_owner(
-            place.platform, place.channel, place.thread, state.agent
+            place.platform,
+            place.channel,
+            place.thread,
+            text,
+            agent=state.agent,
+            owner=state.agent,
         )
 
     def _name(self, handle: str) -> str:

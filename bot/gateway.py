@@ -21,6 +21,7 @@ from storage.store import Storage
 log = logging.getLogger("corral.gateway")
 
 FINISHED = frozenset({"done", "failed", "ignored"})
+RECENTLY_FINISHED = 1024
 
 
 class Gateway:
@@ -88,6 +89,8 @@ class Workers:
         self._locks: dict[tuple[str, str, str], asyncio.Lock] = {}
         self._lock_users: Counter[tuple[str, str, str]] = Counter()
         self._waiters: dict[str, asyncio.Event] = {}
+        #: Ids this process finished lately (insertion-ordered, bounded), for :meth:`wait`.
+        self._finished: dict[str, None] = {}
 
     def start(self) -> None:
         """Start the workers and the sweep on the running loop."""
@@ -119,14 +122,17 @@ class Workers:
         return len(ids)
 
     async def wait(self, inbox_id: str) -> None:
-        """Wait until the message ``inbox_id`` has been handled (by any worker)."""
-        while True:
+        """Wait until the message ``inbox_id`` has been handled, by this process (it says
+        so at once) or by another one (seen in the database within a second)."""
+        while inbox_id not in self._finished:
             event = self._waiters.setdefault(inbox_id, asyncio.Event())
-            record = await self.storage.inbox.get(inbox_id)
-            if record is None or record.status in FINISHED:
-                self._waiters.pop(inbox_id, None)
-                return
-            await event.wait()
+            try:
+                await asyncio.wait_for(event.wait(), timeout=1.0)
+            except TimeoutError:
+                record = await self.storage.inbox.get(inbox_id)
+                if record is None or record.status in FINISHED:
+                    self._waiters.pop(inbox_id, None)
+                    return
 
     async def decide(self, approval_id: str, approved: bool, by: str) -> Outcome | None:
         """Carry out a human's decision on a paused run, in its thread's turn.
@@ -144,7 +150,11 @@ class Workers:
         async with self._thread_lock((place.platform, place.channel, place.thread)):
             return await self.runtime.resume(approval_id, approved, by, adapter.post)
 
-    def _notify(self, inbox_id: str) -> None:
+    def _notify(self, inbox_id: str, finished: bool = False) -> None:
+        if finished:
+            self._finished[inbox_id] = None
+            if len(self._finished) > RECENTLY_FINISHED:
+                self._finished.pop(next(iter(self._finished)))
         event = self._waiters.pop(inbox_id, None)
         if event is not None:
             event.set()
@@ -215,7 +225,7 @@ class Workers:
         finally:
             lease.cancel()
         await self.storage.inbox.finish(inbox_id, status)
-        self._notify(inbox_id)
+        self._notify(inbox_id, finished=True)
 
     async def _keep_lease(self, inbox_id: str) -> None:
         while True:

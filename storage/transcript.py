@@ -9,6 +9,7 @@ from sqlalchemy import insert, select
 
 from storage.db import Database, utc
 from storage.tables import TranscriptRow, utcnow
+from storage.threads import set_owner_statement
 
 
 @dataclass(frozen=True)
@@ -40,8 +41,10 @@ class TranscriptStore:
         *,
         user: str = "",
         agent: str = "",
+        owner: str | None = None,
     ) -> None:
-        """Add a message to the end of the thread's history."""
+        """Add a message to the end of the thread's history; with ``owner``, make that
+        agent the thread's owner in the same transaction."""
         statement = insert(TranscriptRow).values(
             platform=platform,
             channel=channel,
@@ -53,6 +56,10 @@ class TranscriptStore:
         )
         async with self.db.session() as session, session.begin():
             await session.execute(statement)
+            if owner is not None:
+                await session.execute(
+                    set_owner_statement(self.db, platform, channel, thread, owner)
+                )
 
     async def history(
         self, platform: str, channel: str, thread: str, limit: int = 50
