@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from agents.conversation import Place, Poster, Reply
+from agents.conversation import Place, Poster, Reply, ReplyKind
 from agents.llm.types import (
     AllModelsFailed,
     ChatMessage,
@@ -173,15 +173,7 @@ class Runtime:
         """Announce a handoff in the thread and start the next agent's run."""
         place = state.place
         notice = f"{self._name(state.agent)} → {self._name(handoff.to)}: {handoff.task}"
-        await post(place, Reply(state.agent, notice, kind="handoff", run_id=state.run_id))
-        await self.storage.transcript.append(
-            place.platform,
-            place.channel,
-            place.thread,
-            notice,
-            agent=state.agent,
-            owner=handoff.to,
-        )
+        await self._say(state, post, notice, "handoff", owner=handoff.to)
         return await self._start(
             place,
             handoff.to,
@@ -376,17 +368,18 @@ class Runtime:
         )
 
     async def _answer(self, state: RunState, post: Poster, text: str) -> None:
+        text = text or f"{self._name(state.agent)} has nothing to add."
+        await self._say(state, post, text, "answer", owner=state.agent)
+
+    async def _say(
+        self, state: RunState, post: Poster, text: str, kind: ReplyKind, *, owner: str
+    ) -> None:
+        """Post in the thread as the run's agent, keep it in the thread's history, and
+        hand the thread to ``owner``."""
         place = state.place
-        agent = self.team.agent(state.agent)
-        text = text or f"{agent.display_name} has nothing to add."
-        await post(place, Reply(state.agent, text, run_id=state.run_id))
+        await post(place, Reply(state.agent, text, kind=kind, run_id=state.run_id))
         await self.storage.transcript.append(
-            place.platform,
-            place.channel,
-            place.thread,
-            text,
-            agent=state.agent,
-            owner=state.agent,
+            place.platform, place.channel, place.thread, text, agent=state.agent, owner=owner
         )
 
     def _name(self, handle: str) -> str:
