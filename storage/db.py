@@ -91,7 +91,7 @@ def _upgrade_to_head(connection: Connection) -> None:
     # ConfigParser interpolation would read a "%" in the install path as a placeholder.
     config.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
     config.attributes["connection"] = connection
-    command.upgrade(config, "head")
+    command.upgrade(config, "heads")
 
 
 class Database:
