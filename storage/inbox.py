@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import Select, and_, bindparam, or_, select, update
 from sqlalchemy.orm import aliased
 
 from storage.db import Database, utc
@@ -215,26 +215,35 @@ class InboxStore:
         arbitrary, but it is total and the same for every caller: of two pending messages
         of a thread, exactly one is earlier than the other, so two workers never both
         decide they go first (nor wait for each other)."""
-        reference = aliased(InboxRow)
-        # The reference row is joined in, not read first: one statement, so the answer
-        # is from a single snapshot.
-        statement = (
-            select(InboxRow.id)
-            .join(reference, reference.id == before)
-            .where(
-                InboxRow.platform == platform,
-                InboxRow.channel == channel,
-                InboxRow.thread == thread,
-                InboxRow.status == "pending",
-                or_(
-                    InboxRow.received_at < reference.received_at,
-                    and_(
-                        InboxRow.received_at == reference.received_at,
-                        InboxRow.id < reference.id,
-                    ),
-                ),
-            )
-            .order_by(InboxRow.received_at, InboxRow.id)
-        )
+        statement = _EARLIER_PENDING
+        params = {"platform": platform, "channel": channel, "thread": thread, "before": before}
         async with self.db.session() as session:
-            return list((await session.scalars(statement)).all())
+            return list((await session.scalars(statement, params)).all())
+
+
+def _earlier_pending() -> Select[str]:
+    reference = aliased(InboxRow)
+    # The reference row is joined in, not read first: one statement, so the answer is
+    # from a single snapshot. Built once with bound parameters: every worker runs it for
+    # every message, and building it costs more than running it.
+    return (
+        select(InboxRow.id)
+        .join(reference, reference.id == bindparam("before"))
+        .where(
+            InboxRow.platform == bindparam("platform"),
+            InboxRow.channel == bindparam("channel"),
+            InboxRow.thread == bindparam("thread"),
+            InboxRow.status == "pending",
+            or_(
+                InboxRow.received_at < reference.received_at,
+                and_(
+                    InboxRow.received_at == reference.received_at,
+                    InboxRow.id < reference.id,
+                ),
+            ),
+        )
+        .order_by(InboxRow.received_at, InboxRow.id)
+    )
+
+
+_EARLIER_PENDING = _earlier_pending()
