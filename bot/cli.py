@@ -47,14 +47,17 @@ def _fail(message: str) -> None:
 
 
 def _with_core(
-    team: str | None, body: Callable[[Core], Awaitable[T]], log_file: str | None = None
+    team: str | None,
+    body: Callable[[Core], Awaitable[T]],
+    log_file: str | None = None,
+    log_level: str | None = None,
 ) -> T:
     """Build the core, run ``body`` with it, and turn start-up errors into one clear
     message and exit code 1 instead of a traceback."""
     from agents.team_loader import TeamFileError
     from bot.app import StartupError, build_core, resolve_team_path
 
-    settings = _settings("WARNING" if log_file is None else "INFO", log_file)
+    settings = _settings(log_level or ("WARNING" if log_file is None else "INFO"), log_file)
 
     async def main() -> T:
         core = await build_core(settings, resolve_team_path(team, settings))
@@ -103,22 +106,11 @@ def chat(team: str | None, channel: str) -> None:
 @main.command()
 @team_option
 def run(team: str | None) -> None:
-    """Run everything .env enables. This build has the console only; Slack and Discord
-    adapters plug into the same gateway."""
-    from rich.console import Console
+    """Run the service: Slack (Socket Mode with SLACK_APP_TOKEN, else HTTP on
+    CORRAL_HTTP_PORT), the workers and the HTTP server, until stopped."""
+    from bot.service import serve
 
-    from bot.console import CONSOLE_LOG, ConsoleChat
-
-    if not sys.stdin.isatty():
-        _fail(
-            "nothing to run: this build's only adapter is the console, which needs a "
-            "terminal. Use `corral chat` in a terminal."
-        )
-
-    async def body(core: Core) -> None:
-        await ConsoleChat(core, Console(highlight=False)).run()
-
-    _with_core(team, body, log_file=CONSOLE_LOG)
+    _with_core(team, serve, log_level="INFO")
 
 
 @main.command()

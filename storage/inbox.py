@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, or_, select, update
+from sqlalchemy import Select, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import aliased
 
 from storage.db import Database, utc
@@ -137,6 +137,12 @@ class InboxStore:
         )
         async with self.db.session() as session, session.begin():
             await session.execute(statement)
+
+    async def count_by_status(self) -> dict[str, int]:
+        """How many messages are in each status (for metrics)."""
+        statement = select(InboxRow.status, func.count()).group_by(InboxRow.status)
+        async with self.db.session() as session:
+            return {status: count for status, count in (await session.execute(statement)).all()}
 
     async def release(self, inbox_id: str) -> None:
         """Put a message back in line after its worker stopped before finishing it

@@ -107,3 +107,10 @@ def test_help_lists_the_commands(tmp_path: Path) -> None:
     assert done.returncode == 0
     for command in ("chat", "check", "status", "memory", "db", "run"):
         assert f"  {command}" in done.stdout
+
+
+def test_run_without_a_platform_says_what_to_set(tmp_path: Path) -> None:
+    done = _corral("run", "--team", str(ROOT / "team.yaml"), cwd=tmp_path)
+    assert done.returncode == 1
+    assert "nothing to run: no chat platform is configured. Set SLACK_BOT_TOKEN" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -1,0 +1,162 @@
+"""Posting to Slack under each agent's persona (``chat:write.customize``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from agents.conversation import Place, Reply
+from agents.team import Team
+from bot.coordinator import Route
+from bot.inbound import Inbound
+from bot.slack.directory import Directory
+from bot.slack.events import PLATFORM
+from bot.text_split import split_message
+
+log = logging.getLogger("corral.slack")
+
+#: Slack accepts up to 40,000 characters but truncates long messages in practice and
+#: section blocks hold 3,000; parts this long always render whole.
+MESSAGE_LIMIT = 3_900
+SECTION_LIMIT = 3_000
+#: Slack's guidance is about one message a second per channel.
+POST_INTERVAL_S = 1.0
+PICKED_UP_REACTION = "eyes"
+
+APPROVE_ACTION = "corral_approve"
+REJECT_ACTION = "corral_reject"
+
+
+@dataclass(frozen=True)
+class Persona:
+    """How an agent appears in Slack: its name, and an emoji or image as its icon."""
+
+    username: str
+    icon_emoji: str | None = None
+    icon_url: str | None = None
+
+
+class SlackAdapter:
+    """The workers' view of Slack: show that a message was taken, post replies."""
+
+    platform = PLATFORM
+
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        team: Team,
+        directory: Directory,
+        post_interval: float = POST_INTERVAL_S,
+    ) -> None:
+        self.client = client
+        self.team = team
+        self.directory = directory
+        self.post_interval = post_interval
+        #: (channel, thread) → the message that got the "picked up" reaction.
+        self._reacted: dict[tuple[str, str], str] = {}
+        self._last_post: dict[str, float] = {}
+        self._channel_locks: dict[str, asyncio.Lock] = {}
+
+    async def picked_up(self, inbound: Inbound, route: Route) -> None:
+        """React with :eyes: on the message; the reaction goes when the answer comes."""
+        try:
+            await self.client.reactions_add(
+                channel=inbound.channel, timestamp=inbound.message_id, name=PICKED_UP_REACTION
+            )
+            self._reacted[(inbound.channel, inbound.thread)] = inbound.message_id
+        except SlackApiError as exc:  # a missing reaction must not stop the answer
+            log.warning("reactions.add: %s", exc.response.get("error"))
+
+    async def post(self, place: Place, reply: Reply) -> None:
+        """Post ``reply`` in the thread under the agent's name and icon, split into
+        messages Slack shows whole; approval requests get Approve/Reject buttons."""
+        channel = await self.directory.channel_id(place.channel)
+        persona = self._persona(reply.agent)
+        thread = place.thread or None
+        if reply.kind == "approval":
+            await self._send(channel, thread, persona, reply.text, approval_blocks(reply))
+        else:
+            for part in split_message(to_mrkdwn(reply.text), MESSAGE_LIMIT):
+                await self._send(channel, thread, persona, part, None)
+        await self._clear_reaction(channel, place.thread)
+
+    async def _send(
+        self,
+        channel: str,
+        thread: str | None,
+        persona: Persona,
+        text: str,
+        blocks: list[dict[str, Any]] | None,
+    ) -> None:
+        lock = self._channel_locks.setdefault(channel, asyncio.Lock())
+        async with lock:
+            wait = self._last_post.get(channel, 0.0) + self.post_interval - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            await self.client.chat_postMessage(
+                channel=channel,
+                thread_ts=thread,
+                text=text,
+                blocks=blocks,
+                username=persona.username,
+                icon_emoji=persona.icon_emoji,
+                icon_url=persona.icon_url,
+            )
+            self._last_post[channel] = time.monotonic()
+
+    async def _clear_reaction(self, channel: str, thread: str) -> None:
+        message = self._reacted.pop((channel, thread), None)
+        if message is None:
+            return
+        try:
+            await self.client.reactions_remove(
+                channel=channel, timestamp=message, name=PICKED_UP_REACTION
+            )
+        except SlackApiError as exc:
+            log.warning("reactions.remove: %s", exc.response.get("error"))
+
+    def _persona(self, handle: str) -> Persona:
+        agent = self.team.agents.get(handle)
+        if agent is None:
+            return Persona("Corral")
+        if agent.icon.startswith(("http://", "https://")):
+            return Persona(agent.display_name, icon_url=agent.icon)
+        return Persona(agent.display_name, icon_emoji=agent.icon or None)
+
+
+def approval_blocks(reply: Reply) -> list[dict[str, Any]]:
+    """What the agent wants to do, with Approve and Reject buttons (value: the id)."""
+    return [
+        {"type": "section", "text": {"type": "mrkdwn", "text": reply.text[:SECTION_LIMIT]}},
+        {
+            "type": "actions",
+            "block_id": f"approval-{reply.approval_id}",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": APPROVE_ACTION,
+                    "style": "primary",
+                    "text": {"type": "plain_text", "text": "Approve"},
+                    "value": reply.approval_id,
+                },
+                {
+                    "type": "button",
+                    "action_id": REJECT_ACTION,
+                    "style": "danger",
+                    "text": {"type": "plain_text", "text": "Reject"},
+                    "value": reply.approval_id,
+                },
+            ],
+        },
+    ]
+
+
+def to_mrkdwn(text: str) -> str:
+    """Markdown bold (``**x**``) as Slack's ``*x*``; the rest Slack reads as it is."""
+    return text.replace("**", "*")

@@ -1,0 +1,55 @@
+"""Wiring Slack: the Web API client, the bolt app and its listeners, HTTP or Socket Mode."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.app import Core
+from bot.gateway import Workers
+from bot.slack.adapter import SlackAdapter
+from bot.slack.directory import Directory
+from bot.slack.listeners import register
+
+
+@dataclass
+class SlackParts:
+    """What Slack adds to a running Corral."""
+
+    client: AsyncWebClient
+    adapter: SlackAdapter
+    directory: Directory
+    app: AsyncApp | None = None
+
+    async def handle_http(self, request: web.Request) -> web.StreamResponse:
+        """``POST /slack/events``: bolt verifies, acks and dispatches."""
+        assert self.app is not None, "attach() the app before serving requests"
+        response = await self.app.async_dispatch(await to_bolt_request(request))
+        return await to_aiohttp_response(response)
+
+    def attach(self, core: Core, workers: Workers, signing_secret: str | None) -> AsyncApp:
+        """Build the bolt app around ``workers`` (which post through :attr:`adapter`)."""
+        self.app = AsyncApp(
+            client=self.client,
+            signing_secret=signing_secret,
+            # Socket Mode needs no signing secret; HTTP mode is refused without one.
+            request_verification_enabled=bool(signing_secret),
+        )
+        register(self.app, core, core.gateway, workers, self.directory)
+        return self.app
+
+
+def slack_parts(core: Core, token: str, api_url: str, post_interval: float = 1.0) -> SlackParts:
+    """The Web API client (429s retried after Retry-After) and the adapter."""
+    client = AsyncWebClient(
+        token=token,
+        base_url=api_url,
+        retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=3)],
+    )
+    directory = Directory(client)
+    return SlackParts(client, SlackAdapter(client, core.team, directory, post_interval), directory)

@@ -1,0 +1,78 @@
+"""Names of Slack channels and users, looked up through the Web API and cached."""
+
+from __future__ import annotations
+
+import logging
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+log = logging.getLogger("corral.slack")
+
+
+class Directory:
+    """Channel ids ↔ ``#names`` and user ids → display names, cached for the process."""
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self.client = client
+        self._channel_names: dict[str, str] = {}
+        self._channel_ids: dict[str, str] = {}
+        self._user_names: dict[str, str] = {}
+
+    async def channel_name(self, channel_id: str) -> str:
+        """``#name`` of a channel ("" for DMs or when Slack will not say)."""
+        if channel_id not in self._channel_names:
+            name = ""
+            try:
+                info = await self.client.conversations_info(channel=channel_id)
+                channel = info.get("channel") or {}
+                if channel.get("name") and not channel.get("is_im"):
+                    name = f"#{channel['name']}"
+            except SlackApiError as exc:
+                log.warning("conversations.info %s: %s", channel_id, exc.response.get("error"))
+            self._remember_channel(channel_id, name)
+        return self._channel_names[channel_id]
+
+    async def channel_id(self, channel: str) -> str:
+        """The id of ``channel``, given as an id or a ``#name``."""
+        if not channel.startswith("#"):
+            return channel
+        name = channel.lower()
+        if name not in self._channel_ids:
+            cursor: str | None = None
+            while True:
+                page = await self.client.conversations_list(
+                    types="public_channel,private_channel", limit=200, cursor=cursor
+                )
+                for found in page.get("channels") or []:
+                    self._remember_channel(found["id"], f"#{found['name']}")
+                cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
+                if name in self._channel_ids or not cursor:
+                    break
+        if name not in self._channel_ids:
+            raise LookupError(f"no Slack channel {channel} that Corral can see")
+        return self._channel_ids[name]
+
+    async def user_name(self, user_id: str) -> str:
+        """A person's display name, or their id when Slack will not say."""
+        if user_id not in self._user_names:
+            name = user_id
+            try:
+                info = await self.client.users_info(user=user_id)
+                user = info.get("user") or {}
+                profile = user.get("profile") or {}
+                name = (
+                    profile.get("display_name")
+                    or user.get("real_name")
+                    or user.get("name")
+                    or user_id
+                )
+            except SlackApiError as exc:
+                log.warning("users.info %s: %s", user_id, exc.response.get("error"))
+            self._user_names[user_id] = name
+        return self._user_names[user_id]
+
+    def _remember_channel(self, channel_id: str, name: str) -> None:
+        self._channel_names[channel_id] = name
+        if name:
+            self._channel_ids[name.lower()] = channel_id

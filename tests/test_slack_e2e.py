@@ -1,0 +1,366 @@
+"""Slack end to end: signed HTTP requests (events, slash commands, button clicks) into
+Corral's HTTP server and slack-bolt's real request handling, the Web API client pointed
+at the fake Slack server, models at the fake model server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from fakes import slack_events as se
+from fakes.model_server import CallTool, FakeModelServer, Reply
+from fakes.slack_server import FakeSlackServer
+from harness import TEAM, make_team
+
+from agents.llm.anthropic_provider import AnthropicProvider
+from agents.llm.openai_provider import OpenAIProvider
+from agents.llm.registry import ModelRegistry
+from agents.llm.retry import RetryPolicy
+from agents.runtime import Runtime
+from bot.app import Core
+from bot.coordinator import Coordinator
+from bot.gateway import Gateway, Workers
+from bot.http_server import build_http_app
+from bot.settings import Settings
+from bot.slack.app import SlackParts, slack_parts
+from storage.queue import InProcessQueue
+from storage.store import Storage
+
+GENERAL, DEV, DM = "C0GENERAL1", "C0DEV00001", "D0DM000001"
+ADMIN = "U0ADMIN"
+
+
+@dataclass
+class SlackRig:
+    slack: FakeSlackServer
+    models: FakeModelServer
+    storage: Storage
+    parts: SlackParts
+    workers: Workers
+    base: str
+    http: aiohttp.ClientSession
+
+    async def send(self, request: se.SignedRequest) -> aiohttp.ClientResponse:
+        response = await self.http.post(
+            f"{self.base}/slack/events", data=request.body, headers=request.headers
+        )
+        await response.read()
+        return response
+
+    def posts(self, channel: str | None = None) -> list[dict[str, Any]]:
+        return [
+            c.params
+            for c in self.slack.calls_to("chat.postMessage")
+            if c.ok and (channel is None or c.params.get("channel") == channel)
+        ]
+
+    async def until(self, condition: Callable[[], bool]) -> None:
+        """Wait (up to 10 s) until ``condition`` holds."""
+        async with asyncio.timeout(10):
+            while not condition():
+                await asyncio.sleep(0.02)
+
+    async def settled(self) -> None:
+        """Wait until every stored message is finished."""
+
+        async def busy() -> int:
+            counts = await self.storage.inbox.count_by_status()
+            return counts.get("pending", 0) + counts.get("working", 0)
+
+        await asyncio.sleep(0.05)
+        for _ in range(500):
+            if not await busy():
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError("messages still in progress")
+
+    async def mention(self, text: str, channel: str = GENERAL, **kw: Any) -> dict[str, Any]:
+        """A person mentions the app: the message is in the channel, and Slack sends it."""
+        stored = self.slack.add_message(channel, None, se.mention() + " " + text, user=se.USER_ID)
+        event = se.app_mention(text, channel=channel, ts=stored["ts"], **kw)
+        response = await self.send(se.event_callback(event))
+        assert response.status == 200
+        return event
+
+
+@pytest.fixture
+async def rig(storage: Storage, model_server: FakeModelServer) -> AsyncIterator[SlackRig]:
+    agents = dict(TEAM["agents"])
+    agents["beaver"] = {**agents["beaver"], "icon": ":beaver:", "channels": [DEV]}
+    agents["owl"] = {**agents["owl"], "icon": "https://example.test/owl.png"}
+    team = make_team(agents=agents, approvers=[ADMIN])
+    async with FakeSlackServer() as slack:
+        slack.add_channel(GENERAL, "general")
+        slack.add_channel(DEV, "dev")
+        slack.add_channel(DM, is_im=True, user=se.USER_ID)
+        slack.add_user(se.USER_ID, "alice", "Alice Liddell")
+        slack.add_user(ADMIN, "admin", "Ada Admin")
+        models = ModelRegistry(
+            team.models,
+            env=model_server.env(),
+            policy=RetryPolicy(attempts=2, base_delay=0.001, max_delay=0.01),
+            provider_factories={
+                "anthropic": lambda: AnthropicProvider(
+                    api_key="fake", base_url=model_server.anthropic_url
+                ),
+                "openai": lambda: OpenAIProvider(api_key="fake", base_url=model_server.openai_url),
+            },
+        )
+        queue = InProcessQueue()
+        core = Core(
+            settings=Settings(_env_file=None, slack_bot_token=slack.bot_token),
+            team_path=Path("team.yaml"),
+            team=team,
+            storage=storage,
+            models=models,
+            queue=queue,
+            gateway=Gateway(storage, queue),
+            coordinator=Coordinator(team, storage.threads, models.client_for),
+            runtime=Runtime(team, models.client_for, storage),
+        )
+        parts = slack_parts(core, slack.bot_token, slack.api_url, post_interval=0)
+        workers = core.workers({"slack": parts.adapter})
+        parts.attach(core, workers, se.SIGNING_SECRET)
+        runner = web.AppRunner(build_http_app(storage, slack=parts.handle_http), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        workers.start()
+        async with aiohttp.ClientSession() as http:
+            yield SlackRig(
+                slack, model_server, storage, parts, workers, f"http://127.0.0.1:{port}", http
+            )
+        await workers.stop()
+        await runner.cleanup()
+        await models.aclose()
+
+
+async def test_mention_is_answered_in_the_thread_under_the_agents_persona(rig: SlackRig) -> None:
+    event = await rig.mention("beaver the login page throws a 500")
+    await rig.settled()
+    (post,) = rig.posts(GENERAL)
+    assert post["thread_ts"] == event["ts"]
+    assert post["username"] == "Beaver" and post["icon_emoji"] == ":beaver:"
+    assert post["text"].startswith("[smart-a]") and "the login page throws a 500" in post["text"]
+    # Picked up with :eyes:, cleared when the answer came.
+    added = rig.slack.calls_to("reactions.add")
+    assert [c.params["name"] for c in added] == ["eyes"]
+    assert rig.slack.reactions(GENERAL, event["ts"]) == []
+
+
+async def test_plain_at_name_in_a_message_event_reaches_that_agent(rig: SlackRig) -> None:
+    stored = rig.slack.add_message(GENERAL, None, "@owl can you re-test?", user=se.USER_ID)
+    await rig.send(
+        se.event_callback(se.message("@owl can you re-test?", channel=GENERAL, ts=stored["ts"]))
+    )
+    await rig.settled()
+    (post,) = rig.posts(GENERAL)
+    assert post["username"] == "Owl" and post["icon_url"] == "https://example.test/owl.png"
+
+
+async def test_channel_default_thread_follow_up_and_dm(rig: SlackRig) -> None:
+    first = await rig.mention("the build is red", channel=DEV)
+    await rig.settled()
+    assert rig.posts(DEV)[0]["username"] == "Beaver"
+    # A reply in the thread, without a mention, continues with the thread's owner.
+    reply = rig.slack.add_message(
+        DEV, None, "any idea why?", user=se.USER_ID, thread_ts=first["ts"]
+    )
+    await rig.send(
+        se.event_callback(
+            se.message("any idea why?", channel=DEV, ts=reply["ts"], thread_ts=first["ts"])
+        )
+    )
+    await rig.settled()
+    assert [p["username"] for p in rig.posts(DEV)] == ["Beaver", "Beaver"]
+    runs = await rig.storage.runs.recent(limit=2)
+    assert runs[0].route_reason == "thread owner"
+    # A DM reaches the router, which picks the QA agent for a testing question.
+    dm = rig.slack.add_message(DM, None, "are the releases tested?", user=se.USER_ID)
+    await rig.send(
+        se.event_callback(
+            se.message("are the releases tested?", channel=DM, ts=dm["ts"], channel_type="im")
+        )
+    )
+    await rig.settled()
+    (answer,) = rig.posts(DM)
+    assert answer["username"] == "Owl"
+
+
+async def test_a_message_delivered_twice_is_answered_once(rig: SlackRig) -> None:
+    stored = rig.slack.add_message(GENERAL, None, se.mention() + " owl status?", user=se.USER_ID)
+    mention = se.event_callback(se.app_mention("owl status?", channel=GENERAL, ts=stored["ts"]))
+    await rig.send(mention)
+    await rig.send(mention.with_retry(1, "http_timeout"))
+    # The same message again as a `message` event, with its own event id.
+    await rig.send(
+        se.event_callback(
+            se.message(se.mention() + " owl status?", channel=GENERAL, ts=stored["ts"])
+        )
+    )
+    await rig.settled()
+    assert len(rig.posts(GENERAL)) == 1
+    assert (await rig.storage.inbox.count_by_status()) == {"done": 1}
+
+
+async def test_a_bad_signature_is_refused_and_leaves_no_trace(rig: SlackRig) -> None:
+    request = se.event_callback(se.app_mention("beaver hi", channel=GENERAL))
+    forged = request.with_headers(**{"X-Slack-Signature": "v0=" + "0" * 64})
+    assert (await rig.send(forged)).status == 401
+    stale = se.event_callback(
+        se.app_mention("beaver hi", channel=GENERAL),
+        timestamp=int(asyncio.get_running_loop().time()) - 3600,
+    )
+    assert (await rig.send(stale)).status == 401
+    await asyncio.sleep(0.1)
+    assert await rig.storage.inbox.count_by_status() == {}
+    assert rig.posts() == []
+
+
+async def test_bot_messages_are_ignored(rig: SlackRig) -> None:
+    await rig.send(se.event_callback(se.bot_message("@beaver loop?", channel=GENERAL)))
+    await rig.send(
+        se.event_callback(se.bot_message("@beaver loop?", channel=GENERAL, bot_id="B0OTHERBOT"))
+    )
+    await asyncio.sleep(0.2)
+    assert await rig.storage.inbox.count_by_status() == {}
+
+
+async def test_a_long_answer_is_split_into_messages_slack_accepts(rig: SlackRig) -> None:
+    long = "\n\n".join(f"Step {i}: " + "do the thing carefully " * 20 for i in range(40))
+    rig.models.script("smart-a", Reply(long))
+    await rig.mention("beaver write the runbook")
+    await rig.settled()
+    posts = rig.posts(GENERAL)
+    assert len(posts) > 3 and all(len(p["text"]) <= 3900 for p in posts)
+    assert all(c.ok for c in rig.slack.calls_to("chat.postMessage"))
+    assert "Step 39:" in posts[-1]["text"]
+
+
+async def test_slash_commands_answer_in_the_ack(rig: SlackRig) -> None:
+    status = await rig.send(se.slash_command("/corral", "status", channel_id=GENERAL))
+    body = await status.json()
+    assert body["response_type"] == "ephemeral" and "Team status" in body["text"]
+    added = await rig.send(
+        se.slash_command("/memory", "add The deploy window is Friday 3pm", channel_id=GENERAL)
+    )
+    body = await added.json()
+    assert body["response_type"] == "in_channel"
+    assert body["text"] == "Remembered `#1` (team): The deploy window is Friday 3pm"
+    found = await (
+        await rig.send(se.slash_command("/memory", "search deploy window", channel_id=GENERAL))
+    ).json()
+    assert "The deploy window is Friday 3pm" in found["text"]
+
+
+async def _approval_request(rig: SlackRig) -> tuple[dict[str, Any], str]:
+    rig.models.script(
+        "smart-a",
+        CallTool("post_message", {"channel": DEV, "text": "v2 is out"}),
+        Reply("Announced in #dev."),
+    )
+    event = await rig.mention("beaver announce v2")
+    await rig.settled()
+    (ask,) = rig.posts(GENERAL)
+    actions = ask["blocks"][1]
+    assert [e["action_id"] for e in actions["elements"]] == ["corral_approve", "corral_reject"]
+    stored = rig.slack.thread(GENERAL, event["ts"])[-1]
+    return stored, actions["elements"][0]["value"]
+
+
+async def test_approval_by_an_approver_resumes_the_run(rig: SlackRig) -> None:
+    message, approval_id = await _approval_request(rig)
+    await rig.send(
+        se.block_actions(
+            "corral_approve",
+            approval_id,
+            user_id=ADMIN,
+            channel=GENERAL,
+            message_ts=message["ts"],
+            thread_ts=message.get("thread_ts"),
+            message=message,
+        )
+    )
+    await rig.until(lambda: len(rig.posts(GENERAL)) == 2)
+    (update,) = rig.slack.calls_to("chat.update")
+    assert update.params["text"] == f"Approved by <@{ADMIN}>"
+    assert [p["text"] for p in rig.posts(DEV)] == ["v2 is out"]
+    assert rig.posts(GENERAL)[-1]["text"] == "Announced in #dev."
+
+
+async def test_a_non_approver_is_refused_and_nothing_happens(rig: SlackRig) -> None:
+    message, approval_id = await _approval_request(rig)
+    await rig.send(
+        se.block_actions(
+            "corral_approve",
+            approval_id,
+            user_id=se.USER_ID,
+            channel=GENERAL,
+            message_ts=message["ts"],
+            message=message,
+        )
+    )
+    await rig.until(lambda: bool(rig.slack.ephemerals))
+    assert rig.slack.ephemerals[0]["text"] == "Only the team's approvers can decide this."
+    assert rig.slack.calls_to("chat.update") == [] and rig.posts(DEV) == []
+    (pending,) = await rig.storage.approvals.pending()
+    assert pending.id == approval_id
+
+
+async def test_a_rejection_is_told_to_the_agent(rig: SlackRig) -> None:
+    message, approval_id = await _approval_request(rig)
+    rig.models.script("smart-a", Reply("Understood, not announcing."))
+    await rig.send(
+        se.block_actions(
+            "corral_reject",
+            approval_id,
+            user_id=ADMIN,
+            channel=GENERAL,
+            message_ts=message["ts"],
+            message=message,
+        )
+    )
+    await rig.until(lambda: len(rig.posts(GENERAL)) == 2)
+    assert rig.slack.calls_to("chat.update")[0].params["text"] == f"Rejected by <@{ADMIN}>"
+    assert rig.posts(DEV) == []
+
+
+async def test_handoff_shows_in_the_thread(rig: SlackRig) -> None:
+    rig.models.script(
+        "smart-a",
+        CallTool("handoff", {"agent": "owl", "task": "test the fix"}),
+        Reply("Owl here: tested, all green."),
+    )
+    await rig.mention("beaver the login fix is merged")
+    await rig.settled()
+    assert [(p["username"], p["text"]) for p in rig.posts(GENERAL)] == [
+        ("Beaver", "Beaver → Owl: test the fix"),
+        ("Owl", "Owl here: tested, all green."),
+    ]
+
+
+async def test_a_model_outage_ends_in_a_visible_message(rig: SlackRig) -> None:
+    rig.models.fail_always("smart-a", 500)
+    rig.models.fail_always("smart-b", 503)
+    event = await rig.mention("beaver fix the build")
+    await rig.settled()
+    (post,) = rig.posts(GENERAL)
+    assert post["thread_ts"] == event["ts"]
+    assert post["text"].startswith("Beaver could not finish: every model failed")
+    assert f"<@{ADMIN}>" in post["text"]
+
+
+async def test_healthz_and_metrics(rig: SlackRig) -> None:
+    health = await rig.http.get(f"{rig.base}/healthz")
+    assert health.status == 200 and (await health.json())["status"] == "ok"
+    await rig.mention("owl ping")
+    await rig.settled()
+    metrics = await (await rig.http.get(f"{rig.base}/metrics")).text()
+    assert 'corral_inbox_messages{status="done"} 1' in metrics
