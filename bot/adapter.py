@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 from agents.conversation import Place, Reply
 from bot.coordinator import Route
 from bot.inbound import Inbound
+
+
+@dataclass(frozen=True)
+class ThreadLine:
+    """A message of a thread as the platform has it: said by a person (``user``, a
+    display name) or by one of the team's agents (``agent``, its handle)."""
+
+    text: str
+    user: str = ""
+    agent: str = ""
 
 
 class ChatAdapter(Protocol):
@@ -20,4 +31,9 @@ class ChatAdapter(Protocol):
 
     async def post(self, place: Place, reply: Reply) -> None:
         """Post a reply under the agent's persona."""
+        ...
+
+    async def thread_history(self, place: Place, before: str) -> list[ThreadLine]:
+        """The thread's messages older than message ``before``, oldest first, as far as
+        the platform keeps threads (empty where Corral's own transcript is all there is)."""
         ...

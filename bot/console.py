@@ -16,6 +16,7 @@ from rich.markdown import Markdown
 from rich.text import Text
 
 from agents.conversation import Place, Reply
+from bot.adapter import ThreadLine
 from bot.app import Core
 from bot.commands.registry import dispatch
 from bot.coordinator import Route
@@ -60,6 +61,10 @@ class ConsoleAdapter:
 
     async def picked_up(self, inbound: Inbound, route: Route) -> None:
         self.out.print(Text(f"→ {route.agent} ({route.reason})", style="dim"))
+
+    async def thread_history(self, place: Place, before: str) -> list[ThreadLine]:
+        """The console's threads exist only in Corral's transcript."""
+        return []
 
     async def post(self, place: Place, reply: Reply) -> None:
         agent = self.core.team.agents.get(reply.agent)

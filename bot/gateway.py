@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, suppress
 
-from agents.conversation import Reply
+from agents.conversation import Place, Reply
 from agents.runtime import Outcome, Runtime, Turn
 from bot.adapter import ChatAdapter
 from bot.coordinator import Coordinator, Route
@@ -227,6 +227,19 @@ class Workers:
         await self.storage.inbox.finish(inbox_id, status)
         self._notify(inbox_id, finished=True)
 
+    async def _backfill(self, adapter: ChatAdapter, inbound: Inbound) -> None:
+        """A reply in a thread Corral has not seen (it started before Corral was there, or
+        without Corral): bring in what the platform has of the thread, as context."""
+        place = inbound.place
+        if inbound.thread == inbound.message_id:
+            return
+        if await self.storage.transcript.history(*_key(place), limit=1):
+            return
+        for line in await adapter.thread_history(place, before=inbound.message_id):
+            await self.storage.transcript.append(
+                *_key(place), line.text, user=line.user, agent=line.agent
+            )
+
     async def _keep_lease(self, inbox_id: str) -> None:
         while True:
             await asyncio.sleep(self.stale_after / 3)
@@ -239,6 +252,7 @@ class Workers:
         try:
             # A message taken up again after a stop is in the thread's history already.
             if first_attempt:
+                await self._backfill(adapter, inbound)
                 await self.storage.transcript.append(
                     place.platform,
                     place.channel,
@@ -263,3 +277,7 @@ class Workers:
                 await adapter.post(place, Reply(who, text, kind="error"))
             return "failed"
         return "done"
+
+
+def _key(place: Place) -> tuple[str, str, str]:
+    return place.platform, place.channel, place.thread

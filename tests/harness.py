@@ -17,6 +17,7 @@ from agents.llm.registry import ModelRegistry
 from agents.llm.retry import RetryPolicy
 from agents.runtime import Runtime
 from agents.team import Team
+from bot.adapter import ThreadLine
 from bot.coordinator import Coordinator, Route
 from bot.gateway import Gateway, Workers
 from bot.inbound import Inbound
@@ -77,12 +78,17 @@ class RecordingAdapter:
     platform: str = "test"
     routes: list[Route] = field(default_factory=list)
     posts: list[tuple[Place, Reply]] = field(default_factory=list)
+    #: What the platform has of threads Corral has not seen (thread → lines).
+    history: dict[str, list[ThreadLine]] = field(default_factory=dict)
 
     async def picked_up(self, inbound: Inbound, route: Route) -> None:
         self.routes.append(route)
 
     async def post(self, place: Place, reply: Reply) -> None:
         self.posts.append((place, reply))
+
+    async def thread_history(self, place: Place, before: str) -> list[ThreadLine]:
+        return list(self.history.get(place.thread, []))
 
     def texts(self, kind: str | None = None) -> list[str]:
         return [r.text for _, r in self.posts if kind is None or r.kind == kind]

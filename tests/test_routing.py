@@ -159,3 +159,22 @@ async def test_unfinished_messages_are_taken_up_again(
         assert h.adapter.texts("answer") == ["Yes, on it."]
     finally:
         await h.close()
+
+
+async def test_a_reply_in_an_unseen_thread_brings_the_platforms_history(
+    harness: Harness,
+) -> None:
+    from bot.adapter import ThreadLine
+
+    harness.adapter.history["old.1"] = [
+        ThreadLine("the nightly job failed", user="ada"),
+        ThreadLine("looking into it", agent="owl"),
+    ]
+    await harness.say("@beaver can you help owl?", thread="old.1")
+    sent = str(harness.server.requests_for("smart-a")[-1].json["messages"])
+    assert "[ada]: the nightly job failed" in sent
+    assert "[Owl (agent)]: looking into it" in sent
+    # The history is brought in once; the next reply reads Corral's own transcript.
+    await harness.say("and?", thread="old.1")
+    history = await harness.storage.transcript.history("test", "C0GEN", "old.1")
+    assert [e.text for e in history].count("the nightly job failed") == 1

@@ -364,3 +364,29 @@ async def test_healthz_and_metrics(rig: SlackRig) -> None:
     await rig.settled()
     metrics = await (await rig.http.get(f"{rig.base}/metrics")).text()
     assert 'corral_inbox_messages{status="done"} 1' in metrics
+
+
+async def test_a_thread_started_without_corral_is_read_from_slack(rig: SlackRig) -> None:
+    root = rig.slack.add_message(GENERAL, None, "prod is slow since 10:00", user=ADMIN)
+    rig.slack.add_message(
+        GENERAL,
+        None,
+        "I restarted the cache",
+        username="Owl",
+        bot_id=se.BOT_ID,
+        thread_ts=root["ts"],
+    )
+    stored = rig.slack.add_message(
+        GENERAL, None, "@beaver what now?", user=se.USER_ID, thread_ts=root["ts"]
+    )
+    await rig.send(
+        se.event_callback(
+            se.message("@beaver what now?", channel=GENERAL, ts=stored["ts"], thread_ts=root["ts"])
+        )
+    )
+    await rig.settled()
+    sent = str(rig.models.requests_for("smart-a")[-1].json["messages"])
+    assert "[admin]: prod is slow since 10:00" in sent
+    assert "[Owl (agent)]: I restarted the cache" in sent
+    assert "[alice]: @beaver what now?" in sent
+    assert sent.index("prod is slow") < sent.index("restarted the cache") < sent.index("what now")

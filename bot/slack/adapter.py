@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -13,6 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from agents.conversation import Place, Reply
 from agents.team import Team
+from bot.adapter import ThreadLine
 from bot.coordinator import Route
 from bot.inbound import Inbound
 from bot.slack.directory import Directory
@@ -85,6 +87,41 @@ class SlackAdapter:
             for part in split_message(to_mrkdwn(reply.text), MESSAGE_LIMIT):
                 await self._send(channel, thread, persona, part, None)
         await self._clear_reaction(channel, place.thread)
+
+    async def thread_history(self, place: Place, before: str) -> list[ThreadLine]:
+        """The thread's messages before ``before`` from ``conversations.replies``: people
+        by display name, the app's persona posts as the agents that wrote them."""
+        personas = {a.display_name: h for h, a in self.team.agents.items()}
+        lines: list[ThreadLine] = []
+        cursor: str | None = None
+        while True:
+            page = await self.client.conversations_replies(
+                channel=place.channel, ts=place.thread, limit=200, cursor=cursor
+            )
+            for message in page.get("messages") or []:
+                if Decimal(message["ts"]) >= Decimal(before):
+                    continue
+                line = await self._line(message, personas)
+                if line is not None:
+                    lines.append(line)
+            cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                return lines
+
+    async def _line(self, message: dict[str, Any], personas: dict[str, str]) -> ThreadLine | None:
+        text = str(message.get("text") or "").strip()
+        if not text:
+            return None
+        if message.get("bot_id"):
+            agent = personas.get(str(message.get("username") or ""))
+            # Another app's messages are context too, under its name.
+            return (
+                ThreadLine(text, agent=agent)
+                if agent
+                else ThreadLine(text, user=str(message.get("username") or "a bot"))
+            )
+        user = str(message.get("user") or "")
+        return ThreadLine(text, user=await self.directory.user_name(user) if user else "someone")
 
     async def _send(
         self,
