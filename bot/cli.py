@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, TypeVar
 
 import click
 
+from bot.schedule_cli import schedule
+
 if TYPE_CHECKING:
     from bot.app import Core
     from bot.settings import Settings
@@ -134,6 +136,10 @@ def check(team: str | None) -> None:
     env = dict(os.environ)
     env.setdefault("DATABASE_URL", settings.database_url)
     problems = check_environment(loaded, env)
+    if settings.slack_bot_token and settings.slack_bot_token.startswith("xoxb-"):
+        from bot.slack.check import check_slack
+
+        problems += check_slack(settings.slack_bot_token, settings.slack_api_url)
     for problem in problems:
         if problem.severity == "error":
             click.echo(click.style("error ", fg="red", bold=True) + str(problem))
@@ -227,3 +233,6 @@ def db_upgrade(team: str | None) -> None:
     except Exception as exc:
         _fail(f"cannot upgrade the database at {settings.database_url}: {exc}")
     click.echo(f"{settings.database_url}: up to date")
+
+
+main.add_command(schedule)

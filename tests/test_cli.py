@@ -114,3 +114,22 @@ def test_run_without_a_platform_says_what_to_set(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "nothing to run: no chat platform is configured. Set SLACK_BOT_TOKEN" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_check_asks_slack_for_the_tokens_scopes(tmp_path: Path) -> None:
+    from fakes.slack_server import FakeSlackServer
+
+    team = str(ROOT / "team.yaml")
+    with FakeSlackServer.in_thread() as slack:
+        env = {**slack.env(), "ANTHROPIC_API_KEY": "sk-test"}
+        ok = _corral("check", "--team", team, cwd=tmp_path, **env)
+        slack.scopes.discard("chat:write.customize")
+        slack.scopes.discard("reactions:write")
+        lacking = _corral("check", "--team", team, cwd=tmp_path, **env)
+        slack.fail("auth.test", "invalid_auth")
+        refused = _corral("check", "--team", team, cwd=tmp_path, **env)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert lacking.returncode == 1
+    assert "the Slack app lacks the scopes chat:write.customize, reactions:write" in lacking.stdout
+    assert refused.returncode == 1
+    assert "Slack refused SLACK_BOT_TOKEN (invalid_auth)" in refused.stdout
