@@ -33,6 +33,8 @@ class RunState:
     #: Tool calls of the last model answer still to run, and results of those already run.
     pending: tuple[ToolUse, ...] = ()
     results: tuple[ToolResult, ...] = field(default=())
+    #: The task record this run works on, when another agent handed the work over.
+    task_id: int | None = None
 
     def with_(self, **changes: Any) -> RunState:
         return replace(self, **changes)
@@ -63,6 +65,7 @@ class RunState:
             "model": self.model,
             "pending": [_block_to_json(u) for u in self.pending],
             "results": [_block_to_json(r) for r in self.results],
+            "task_id": self.task_id,
         }
 
     @staticmethod
@@ -89,6 +92,8 @@ class RunState:
             model=data["model"],
             pending=tuple(u for u in pending if isinstance(u, ToolUse)),
             results=tuple(r for r in results if isinstance(r, ToolResult)),
+            # Runs paused before tasks were recorded have none.
+            task_id=data.get("task_id"),
         )
 
 

@@ -21,7 +21,7 @@ from agents.llm.types import (
     ToolResult,
     ToolUse,
 )
-from agents.prompt import history_messages, system_prompt
+from agents.prompt import MemoryBudget, history_messages, system_prompt, within_budget
 from agents.run_context import current_run_id
 from agents.run_state import RunState
 from agents.team import Team
@@ -33,7 +33,6 @@ log = logging.getLogger("corral.runtime")
 HISTORY_LIMIT = 40
 #: Stop reasons of an answer that hit its token limit (Anthropic's, OpenAI's).
 TRUNCATED = frozenset({"max_tokens", "length"})
-MEMORY_LIMIT = 5
 
 
 @dataclass(frozen=True)
@@ -62,6 +61,8 @@ class _Step:
     state: RunState
     handoff: Handoff | None = None
     error: str = ""
+    #: What the agent answered, when the run ended with an answer.
+    answer: str = ""
 
 
 class Runtime:
@@ -72,10 +73,12 @@ class Runtime:
         team: Team,
         client_for: Callable[[str], ModelClient],
         storage: Storage,
+        memory_budget: MemoryBudget | None = None,
     ) -> None:
         self.team = team
         self.client_for = client_for
         self.storage = storage
+        self.memory_budget = memory_budget or MemoryBudget()
 
     async def handle(self, turn: Turn, post: Poster) -> Outcome:
         """Run ``turn.agent`` on the message, following handoffs until one agent answers."""
@@ -126,6 +129,7 @@ class Runtime:
         depth: int,
         chain: tuple[str, ...],
         task: str | None,
+        task_id: int | None = None,
     ) -> RunState:
         run_id = await self.storage.runs.start(
             agent=handle,
@@ -154,6 +158,7 @@ class Runtime:
             depth=depth,
             chain=chain,
             inbox_id=inbox_id,
+            task_id=task_id,
         )
 
     async def _follow(
@@ -166,14 +171,27 @@ class Runtime:
             step = await self._drive(state, post, decision)
             agents, run_ids = (*agents, state.agent), (*run_ids, state.run_id)
             if step.handoff is None:
+                await self._close_task(step)
                 return Outcome(step.outcome, agents, run_ids)
             state, decision = await self._hand_over(step.state, step.handoff, post), None
 
     async def _hand_over(self, state: RunState, handoff: Handoff, post: Poster) -> RunState:
-        """Announce a handoff in the thread and start the next agent's run."""
+        """Announce a handoff in the thread, record it as a task, and start the next
+        agent's run on it. A task this agent had received is passed on with it."""
         place = state.place
         notice = f"{self._name(state.agent)} → {self._name(handoff.to)}: {handoff.task}"
         await self._say(state, post, notice, "handoff", owner=handoff.to)
+        task = await self.storage.tasks.create(
+            from_agent=state.agent,
+            to_agent=handoff.to,
+            task=handoff.task,
+            platform=place.platform,
+            channel=place.channel,
+            thread=place.thread,
+        )
+        if state.task_id is not None:
+            passed = f"Handed to {self._name(handoff.to)} as task #{task.id}: {handoff.task}"
+            await self.storage.tasks.finish(state.task_id, outcome="handed_off", result=passed)
         return await self._start(
             place,
             handoff.to,
@@ -183,7 +201,20 @@ class Runtime:
             depth=state.depth + 1,
             chain=(*state.chain, handoff.to),
             task=handoff.task,
+            task_id=task.id,
         )
+
+    async def _close_task(self, step: _Step) -> None:
+        """End the task the run worked on, if any: done with the agent's answer, or
+        failed with why. A run that waits for an approval keeps its task open."""
+        task_id = step.state.task_id
+        if task_id is None or step.outcome == "waiting":
+            return
+        if step.outcome == "ok":
+            await self.storage.tasks.finish(task_id, outcome="done", result=step.answer)
+        else:
+            why = step.error or step.outcome
+            await self.storage.tasks.finish(task_id, outcome="failed", result=why)
 
     async def _handoff_step(self, state: RunState, handoff: Handoff, post: Poster) -> _Step:
         """A handoff ends the run, unless the message has caused too many already: then the
@@ -206,7 +237,11 @@ class Runtime:
             step = await self._loop(state, post, decision)
         except asyncio.CancelledError:
             # Shutting down mid-turn: the message goes back to the inbox, the run says so.
+            # The message starts over from its first agent, so a handed-off task ends here.
             await self.storage.runs.finish(state.run_id, outcome="interrupted")
+            if state.task_id is not None:
+                why = "interrupted: Corral stopped mid-turn; the message is handled again"
+                await self.storage.tasks.finish(state.task_id, outcome="failed", result=why)
             raise
         except Exception as exc:  # the user gets a message and the run id, never a traceback
             log.exception("run failed")
@@ -238,10 +273,11 @@ class Runtime:
             return paused
         if handoff is not None:
             return await self._handoff_step(state, handoff, post)
+        budget = self.memory_budget
         memories = await self.storage.memory.search(
-            state.query, agent=state.agent, channel=state.place.channel, limit=MEMORY_LIMIT
+            state.query, agent=state.agent, channel=state.place.channel, limit=budget.candidates
         )
-        system = system_prompt(self.team, state.agent, memories)
+        system = system_prompt(self.team, state.agent, within_budget(memories, budget))
         tools = specs_for(agent)
         client = self.client_for(agent.model)
         while state.step < self.team.limits.tool_steps:
@@ -274,8 +310,8 @@ class Runtime:
                 text = completion.text
                 if completion.stop_reason in TRUNCATED:
                     text += "\n\n_(This answer was cut off at the model's length limit.)_"
-                await self._answer(state, post, text)
-                return _Step("ok", state)
+                answer = await self._answer(state, post, text)
+                return _Step("ok", state, answer=answer)
             state = state.with_(
                 messages=(*state.messages, ChatMessage("assistant", completion.blocks)),
                 pending=tuple(completion.tool_uses),
@@ -367,9 +403,11 @@ class Runtime:
             ),
         )
 
-    async def _answer(self, state: RunState, post: Poster, text: str) -> None:
+    async def _answer(self, state: RunState, post: Poster, text: str) -> str:
+        """Post the agent's answer; returns what was posted."""
         text = text or f"{self._name(state.agent)} has nothing to add."
         await self._say(state, post, text, "answer", owner=state.agent)
+        return text
 
     async def _say(
         self, state: RunState, post: Poster, text: str, kind: ReplyKind, *, owner: str

@@ -3,29 +3,36 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypedDict
 
-from sqlalchemy import ColumnElement, and_, case, delete, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    case,
+    delete,
+    or_,
+    select,
+    update,
+)
 
 from storage.audit import audit_row
 from storage.db import Database, utc
+from storage.search import WordIndex, query_words, search_terms
 from storage.tables import MemoryRow, utcnow
 
 Scope = Literal["team", "agent", "channel"]
 
-_STOP_WORDS = """
-    about after all also an and any are as at be been but by can could did do does for from
-    had has have how if in into is it its me my no not of on or our out over so than that
-    the their them then there these they this those to up us was we were what when where
-    which who why will with would you your
-"""
-#: Words too common to say what a query is about.
-STOP_WORDS = frozenset(_STOP_WORDS.split())
+#: Rows per statement when many memories are added at once.
+BATCH = 500
 
-#: Punctuation stripped from the ends of query words; "%" and "_" stay, to match literally.
-_EDGE_PUNCTUATION = "\"'`.,;:!?()[]{}<>"
+_INDEX = WordIndex(MemoryRow, MemoryRow.id, "memories")
+#: The columns of ``uq_memories_text``: one memory per text in each place.
+_UNIQUE = [MemoryRow.scope, MemoryRow.agent, MemoryRow.channel, MemoryRow.text_key]
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,29 @@ class MemoryRecord:
     updated_at: datetime
 
 
+@dataclass(frozen=True)
+class NewMemory:
+    """A memory to add with others (:meth:`MemoryStore.add_many`). Times default to now;
+    an import passes the times the memory had where it came from."""
+
+    text: str
+    scope: Scope
+    author: str
+    agent: str = ""
+    channel: str = ""
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Added:
+    """How many memories were new, and how many merged into others (already there, or
+    given twice)."""
+
+    added: int
+    merged: int
+
+
 class MemoryStore(Protocol):
     """Where memories live and how they are found."""
 
@@ -49,6 +79,10 @@ class MemoryStore(Protocol):
         self, text: str, *, scope: Scope, author: str, agent: str = "", channel: str = ""
     ) -> tuple[MemoryRecord, bool]:
         """Remember ``text``; the bool is False when it merged into an existing memory."""
+        ...
+
+    async def add_many(self, memories: Sequence[NewMemory]) -> Added:
+        """Remember many memories in a few statements, merging duplicates like ``add``."""
         ...
 
     async def search(
@@ -70,9 +104,9 @@ class MemoryStore(Protocol):
         ...
 
     async def list(
-        self, *, scope: str | None = None, agent: str | None = None, limit: int = 50
+        self, *, scope: str | None = None, agent: str | None = None, limit: int | None = 50
     ) -> list[MemoryRecord]:
-        """Memories, newest first, optionally of one scope or one agent."""
+        """Memories, newest first, optionally of one scope or one agent; all if no limit."""
         ...
 
 
@@ -81,28 +115,8 @@ def normalise(text: str) -> str:
     return " ".join(text.split()).casefold()
 
 
-def query_words(query: str) -> list[str]:
-    """The distinct words of ``query`` worth searching for, lowercase, in order."""
-    words = (word.strip(_EDGE_PUNCTUATION) for word in query.lower().split())
-    return list(dict.fromkeys(w for w in words if len(w) >= 2 and w not in STOP_WORDS))
-
-
 def _text_key(text: str) -> str:
     return hashlib.sha256(normalise(text).encode()).hexdigest()
-
-
-def _contains(word: str) -> ColumnElement[bool]:
-    escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return func.lower(MemoryRow.text).like(f"%{escaped}%", escape="\\")
-
-
-def _score(words: list[str]) -> ColumnElement[int]:
-    """How many of ``words`` the memory's text contains, computed by the database."""
-    terms = [case((_contains(word), 1), else_=0) for word in words]
-    score: ColumnElement[int] = terms[0]
-    for term in terms[1:]:
-        score = score + term
-    return score
 
 
 def _owners(scope: Scope, agent: str, channel: str) -> tuple[str, str]:
@@ -121,6 +135,66 @@ def _owners(scope: Scope, agent: str, channel: str) -> tuple[str, str]:
     raise ValueError(f"scope must be team, agent or channel, not {scope!r}")
 
 
+class _Values(TypedDict):
+    """The columns of a new memory's row."""
+
+    text: str
+    text_key: str
+    terms: str
+    scope: str
+    agent: str
+    channel: str
+    author: str
+    created_at: datetime
+    updated_at: datetime
+
+
+def _values(memory: NewMemory, now: datetime) -> _Values:
+    """The row of a new memory; ValueError if it has no text or no owner."""
+    text = memory.text.strip()
+    if not text:
+        raise ValueError("a memory needs some text")
+    agent, channel = _owners(memory.scope, memory.agent, memory.channel)
+    created = utc(memory.created_at) if memory.created_at else now
+    return _Values(
+        text=text,
+        text_key=_text_key(text),
+        terms=search_terms(text),
+        scope=memory.scope,
+        agent=agent,
+        channel=channel,
+        author=memory.author,
+        created_at=created,
+        updated_at=max(utc(memory.updated_at), created) if memory.updated_at else created,
+    )
+
+
+def _key(values: _Values) -> tuple[str, str, str, str]:
+    """What makes two memories the same (the columns of ``uq_memories_text``)."""
+    return (values["scope"], values["agent"], values["channel"], values["text_key"])
+
+
+def _existing(rows: Sequence[_Values]) -> Select[str, str, str, str]:
+    """The keys of those of ``rows`` that are stored already. Asked place by place, so
+    that each part is a lookup in the unique index (a row-value IN is a scan on SQLite)."""
+    places: dict[tuple[str, str, str], list[str]] = {}
+    for scope, agent, channel, text_key in map(_key, rows):
+        places.setdefault((scope, agent, channel), []).append(text_key)
+    return select(MemoryRow.scope, MemoryRow.agent, MemoryRow.channel, MemoryRow.text_key).where(
+        or_(
+            *(
+                and_(
+                    MemoryRow.scope == scope,
+                    MemoryRow.agent == agent,
+                    MemoryRow.channel == channel,
+                    MemoryRow.text_key.in_(keys),
+                )
+                for (scope, agent, channel), keys in places.items()
+            )
+        )
+    )
+
+
 def _record(row: MemoryRow) -> MemoryRecord:
     return MemoryRecord(
         id=row.id,
@@ -135,7 +209,7 @@ def _record(row: MemoryRow) -> MemoryRecord:
 
 
 class SqlMemoryStore:
-    """Memories in the database, searched by counting matching query words in SQL."""
+    """Memories in the database, found by word search (``storage/search.py``)."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -145,81 +219,107 @@ class SqlMemoryStore:
     ) -> tuple[MemoryRecord, bool]:
         """Remember ``text``. The same text (ignoring case and spacing) in the same place
         is not stored twice: the existing memory is refreshed and returned with False."""
-        text = text.strip()
-        if not text:
-            raise ValueError("a memory needs some text")
-        agent, channel = _owners(scope, agent, channel)
-        key = _text_key(text)
-        now = utcnow()
-        same = (
-            MemoryRow.scope == scope,
-            MemoryRow.agent == agent,
-            MemoryRow.channel == channel,
-            MemoryRow.text_key == key,
-        )
+        values = _values(NewMemory(text, scope, author, agent, channel), utcnow())
         insert = (
             self.db.insert(MemoryRow)
-            .values(
-                text=text,
-                text_key=key,
-                scope=scope,
-                agent=agent,
-                channel=channel,
-                author=author,
-                created_at=now,
-                updated_at=now,
-            )
-            .on_conflict_do_nothing(
-                index_elements=[
-                    MemoryRow.scope,
-                    MemoryRow.agent,
-                    MemoryRow.channel,
-                    MemoryRow.text_key,
-                ]
-            )
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=_UNIQUE)
             .returning(MemoryRow)
         )
         refresh = (
             update(MemoryRow)
-            .where(*same)
-            .values(updated_at=now)
+            .where(*(c == v for c, v in zip(_UNIQUE, _key(values), strict=True)))
+            .values(updated_at=values["updated_at"])
             .returning(MemoryRow)
             .execution_options(synchronize_session=False)
         )
         async with self.db.session() as session, session.begin():
-            # The unique constraint decides between concurrent adds. The loop repeats
-            # only if the duplicate is forgotten between the two statements.
+            # A duplicate is refreshed before anything is inserted: an insert that loses
+            # to the unique constraint would still use up an id on PostgreSQL, and people
+            # quote ids. The constraint decides between concurrent adds; the loop repeats
+            # only when another add inserts the text between the two statements.
             while True:
-                row = (await session.scalars(insert)).one_or_none()
-                if row is not None:
-                    return _record(row), True
                 row = (await session.scalars(refresh)).one_or_none()
                 if row is not None:
                     return _record(row), False
+                row = (await session.scalars(insert)).one_or_none()
+                if row is not None:
+                    return _record(row), True
+
+    async def add_many(self, memories: Sequence[NewMemory]) -> Added:
+        """Remember ``memories``, ``BATCH`` rows per statement, all in one transaction.
+
+        A memory already there (same text in the same place), or twice in ``memories``,
+        is merged: the first keeps its id, author and creation time, and its update time
+        becomes the later of the two. ValueError, before anything is stored, if one has
+        no text or no owner.
+        """
+        now = utcnow()
+        unique: dict[tuple[str, str, str, str], _Values] = {}
+        for memory in memories:
+            values = _values(memory, now)
+            first = unique.setdefault(_key(values), values)
+            first["updated_at"] = max(first["updated_at"], values["updated_at"])
+        rows = list(unique.values())
+        insert = (
+            self.db.insert(MemoryRow)
+            .on_conflict_do_nothing(index_elements=_UNIQUE)
+            .returning(MemoryRow.scope, MemoryRow.agent, MemoryRow.channel, MemoryRow.text_key)
+        )
+        later = bindparam("later", type_=MemoryRow.updated_at.type)
+        refresh = (
+            update(MemoryRow)
+            .where(*(c == bindparam(f"same_{c.key}") for c in _UNIQUE))
+            .values(
+                updated_at=case((MemoryRow.updated_at < later, later), else_=MemoryRow.updated_at)
+            )
+        )
+        added = 0
+        async with self.db.session() as session, session.begin():
+            # Core execution on the session's connection: a list of parameters is then
+            # one multi-row statement (executemany), not the ORM's per-object bulk mode.
+            connection = await session.connection()
+            for start in range(0, len(rows), BATCH):
+                batch = rows[start : start + BATCH]
+                # Only rows not there yet are inserted, so that no id is used up in vain
+                # (see ``add``); the constraint still settles concurrent imports.
+                known = {tuple(r) for r in (await connection.execute(_existing(batch))).all()}
+                new = [v for v in batch if _key(v) not in known]
+                result = await connection.execute(insert, new) if new else None
+                inserted = {tuple(row) for row in result.all()} if result else set()
+                added += len(inserted)
+                merged = [
+                    {
+                        **{f"same_{c.key}": k for c, k in zip(_UNIQUE, _key(v), strict=True)},
+                        "later": v["updated_at"],
+                    }
+                    for v in batch
+                    if _key(v) not in inserted
+                ]
+                if merged:
+                    await connection.execute(refresh, merged)
+        return Added(added=added, merged=len(memories) - added)
 
     async def search(
         self, query: str, *, agent: str | None = None, channel: str | None = None, limit: int = 5
     ) -> list[MemoryRecord]:
-        """Up to ``limit`` memories that contain words of ``query``, most matching words
-        first, then the most recently updated. Visible are the team's memories, those of
-        ``agent`` and those of ``channel``; never another agent's."""
-        words = query_words(query)
-        if not words:
-            return []
-        score = _score(words)
-        visible = [MemoryRow.scope == "team"]
+        """Up to ``limit`` memories that contain words of ``query`` (as word prefixes):
+        those matching most words first, then the newest. Visible are the team's
+        memories, those of ``agent`` and those of ``channel``; never another agent's."""
+        visible: list[ColumnElement[bool]] = [MemoryRow.scope == "team"]
         if agent:
             visible.append(and_(MemoryRow.scope == "agent", MemoryRow.agent == agent))
         if channel:
             visible.append(and_(MemoryRow.scope == "channel", MemoryRow.channel == channel))
-        statement = (
-            select(MemoryRow)
-            .where(or_(*visible), score > 0)
-            .order_by(score.desc(), MemoryRow.updated_at.desc(), MemoryRow.id.desc())
-            .limit(limit)
-        )
         async with self.db.session() as session:
-            return [_record(row) for row in (await session.scalars(statement)).all()]
+            rows = await _INDEX.search(
+                session,
+                query_words(query),
+                where=[or_(*visible)],
+                limit=limit,
+                sqlite=self.db.is_sqlite,
+            )
+        return [_record(row) for row in rows]
 
     async def get(self, memory_id: int) -> MemoryRecord | None:
         """The memory ``memory_id``, if it exists."""
@@ -266,6 +366,7 @@ class SqlMemoryStore:
                     id=row.id,
                     text=row.text,
                     text_key=row.text_key,
+                    terms=row.terms,
                     scope="team",
                     agent="",
                     channel="",
@@ -273,15 +374,7 @@ class SqlMemoryStore:
                     created_at=row.created_at,
                     updated_at=now,
                 )
-                .on_conflict_do_update(
-                    index_elements=[
-                        MemoryRow.scope,
-                        MemoryRow.agent,
-                        MemoryRow.channel,
-                        MemoryRow.text_key,
-                    ],
-                    set_={"updated_at": now},
-                )
+                .on_conflict_do_update(index_elements=_UNIQUE, set_={"updated_at": now})
                 .returning(MemoryRow)
                 .execution_options(populate_existing=True)
             )
@@ -290,9 +383,10 @@ class SqlMemoryStore:
             return _record(promoted)
 
     async def list(
-        self, *, scope: str | None = None, agent: str | None = None, limit: int = 50
+        self, *, scope: str | None = None, agent: str | None = None, limit: int | None = 50
     ) -> list[MemoryRecord]:
-        """Memories, most recently updated first, optionally of one scope or one agent."""
+        """Memories, most recently updated first, optionally of one scope or one agent;
+        every one of them when ``limit`` is None."""
         statement = select(MemoryRow)
         if scope is not None:
             statement = statement.where(MemoryRow.scope == scope)

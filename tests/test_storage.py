@@ -1,4 +1,5 @@
-"""The stores, on SQLite and on PostgreSQL: deduplication, exclusivity, scoping, audit."""
+"""The stores, on SQLite and on PostgreSQL: deduplication, exclusivity, scoping, audit.
+Memory and tasks have their own files: ``test_memory_*.py``, ``test_tasks.py``."""
 
 from __future__ import annotations
 
@@ -13,10 +14,9 @@ from sqlalchemy import func, select, text, update
 from storage.db import Database, normalise_url
 from storage.ids import new_id
 from storage.inbox import NewInbound
-from storage.memory import MemoryRecord, query_words
 from storage.queue import InProcessQueue
 from storage.store import Storage
-from storage.tables import InboxRow, MemoryRow, RunRow
+from storage.tables import InboxRow, RunRow
 
 
 def inbound(event_id: str = "Ev1", message_id: str = "1700000000.000100", **kw: str) -> NewInbound:
@@ -363,153 +363,6 @@ async def test_runs_start_finish_and_stats(storage: Storage) -> None:
 
     recent = await storage.runs.recent(limit=2)
     assert len(recent) == 2 and all(r.agent == "roo" for r in recent)
-
-
-# --- memory -------------------------------------------------------------------------------
-
-
-async def test_memory_merges_the_same_text_in_the_same_place(storage: Storage) -> None:
-    first, new = await storage.memory.add("Deploys happen on  Fridays", scope="team", author="U1")
-    assert new and first.scope == "team" and aware_utc(first.created_at)
-    again, new = await storage.memory.add(
-        "  deploys happen on\nfridays ", scope="team", author="agent:roo"
-    )
-    assert not new
-    assert again.id == first.id and again.text == "Deploys happen on  Fridays"
-    assert again.updated_at >= first.updated_at
-    # The same text in another agent's own memory is another memory.
-    private, new = await storage.memory.add(
-        "Deploys happen on Fridays", scope="agent", agent="roo", author="agent:roo"
-    )
-    assert new and private.id != first.id
-    with pytest.raises(ValueError):
-        await storage.memory.add("   ", scope="team", author="U1")
-    with pytest.raises(ValueError):
-        await storage.memory.add("whose?", scope="agent", author="U1")
-
-
-async def test_memory_concurrent_adds_of_one_text_store_it_once(storage: Storage) -> None:
-    results = await asyncio.gather(
-        *(
-            storage.memory.add("The VPN is vpn.example.com", scope="team", author="U1")
-            for _ in range(10)
-        )
-    )
-    assert len({record.id for record, _ in results}) == 1
-    assert [new for _, new in results].count(True) == 1
-
-
-async def test_memory_search_ranks_by_matching_words_then_recency(storage: Storage) -> None:
-    postgres, _ = await storage.memory.add("Staging runs on Postgres", scope="team", author="U")
-    backups, _ = await storage.memory.add("Nightly backups go to S3", scope="team", author="U")
-    both, _ = await storage.memory.add(
-        "Postgres backups are kept for 30 days", scope="team", author="U"
-    )
-    await storage.memory.add("Lunch is at noon", scope="team", author="U")
-
-    # "where", "are" and "the" are stop words; "postgres" and "backups" count.
-    query = "Where are the POSTGRES backups?"
-    assert query_words(query) == ["postgres", "backups"]
-    assert [m.id for m in await storage.memory.search(query)] == [both.id, backups.id, postgres.id]
-    assert [m.id for m in await storage.memory.search("postgres")] == [both.id, postgres.id]
-    assert [m.id for m in await storage.memory.search(query, limit=1)] == [both.id]
-    assert await storage.memory.search("the and of a") == []
-    assert await storage.memory.search("kubernetes") == []
-
-    # Merging a duplicate refreshes it: it now wins the ties.
-    await storage.memory.add("staging runs on  POSTGRES", scope="team", author="U")
-    assert [m.id for m in await storage.memory.search(query)] == [both.id, postgres.id, backups.id]
-
-
-async def test_memory_search_never_shows_another_agents_memory(storage: Storage) -> None:
-    team, _ = await storage.memory.add(
-        "release checklist lives in Notion", scope="team", author="U"
-    )
-    roo, _ = await storage.memory.add(
-        "release notes are my job", scope="agent", agent="roo", author="agent:roo"
-    )
-    owl, _ = await storage.memory.add(
-        "release owl secrets", scope="agent", agent="owl", author="agent:owl"
-    )
-    ops, _ = await storage.memory.add(
-        "release freeze in #ops", scope="channel", channel="C-ops", author="U"
-    )
-
-    def ids(records: list[MemoryRecord]) -> set[int]:
-        return {m.id for m in records}
-
-    assert ids(await storage.memory.search("release", agent="roo")) == {team.id, roo.id}
-    assert ids(await storage.memory.search("release", agent="owl", channel="C-ops")) == {
-        team.id,
-        owl.id,
-        ops.id,
-    }
-    assert ids(await storage.memory.search("release", channel="C-dev")) == {team.id}
-    assert owl.id not in ids(await storage.memory.search("owl secrets", agent="roo"))
-
-    assert ids(await storage.memory.list(scope="agent", agent="roo")) == {roo.id}
-    listed = await storage.memory.list()
-    assert [m.id for m in listed] == [ops.id, owl.id, roo.id, team.id]
-    assert len(await storage.memory.list(limit=2)) == 2
-
-
-async def test_memory_search_matches_like_wildcards_literally(storage: Storage) -> None:
-    percent, _ = await storage.memory.add("SLA is 99.9% uptime", scope="team", author="U")
-    await storage.memory.add("SLA is 99.95 uptime", scope="team", author="U")
-    underscore, _ = await storage.memory.add("set MAX_RETRIES to 3", scope="team", author="U")
-    await storage.memory.add("set MAXxRETRIES to 3", scope="team", author="U")
-    backslash, _ = await storage.memory.add(r"share is \\files\ops", scope="team", author="U")
-    umlaut, _ = await storage.memory.add("Über-Dashboard is Grafana", scope="team", author="U")
-
-    assert [m.id for m in await storage.memory.search("9%")] == [percent.id]
-    assert [m.id for m in await storage.memory.search("max_retries")] == [underscore.id]
-    assert [m.id for m in await storage.memory.search(r"\\files\ops")] == [backslash.id]
-    assert [m.id for m in await storage.memory.search("über-dashboard")] == [umlaut.id]
-
-
-async def test_memory_forget_is_audited(storage: Storage) -> None:
-    memory, _ = await storage.memory.add("temporary fact", scope="team", author="U1")
-    forgotten = await storage.memory.forget(memory.id, by="U-admin")
-    assert forgotten is not None and forgotten.text == "temporary fact"
-    assert await storage.memory.get(memory.id) is None
-    assert await storage.memory.forget(memory.id, by="U-admin") is None
-
-    entries = await storage.audit.recent()
-    assert [(e.actor, e.action, e.subject, e.detail) for e in entries] == [
-        ("U-admin", "memory.forget", str(memory.id), "temporary fact")
-    ]
-    assert aware_utc(entries[0].created_at)
-
-
-async def test_memory_promote_moves_an_agent_memory_to_the_team(storage: Storage) -> None:
-    private, _ = await storage.memory.add(
-        "Customer X prefers email", scope="agent", agent="roo", author="agent:roo"
-    )
-    promoted = await storage.memory.promote(private.id, by="U-admin")
-    assert promoted is not None
-    assert (promoted.id, promoted.scope, promoted.agent) == (private.id, "team", "")
-    assert promoted.created_at == private.created_at
-    assert [m.id for m in await storage.memory.search("customer email", agent="owl")] == [
-        private.id
-    ]
-    assert await storage.memory.promote(private.id, by="U-admin") is None
-
-    # Promoting what the team already knows merges the two.
-    team, _ = await storage.memory.add("Office closes at 6", scope="team", author="U1")
-    duplicate, _ = await storage.memory.add(
-        "office closes at 6", scope="agent", agent="owl", author="agent:owl"
-    )
-    merged = await storage.memory.promote(duplicate.id, by="U-admin")
-    assert merged is not None and merged.id == team.id
-    assert await storage.memory.get(duplicate.id) is None
-    async with storage.db.session() as session:
-        assert await session.scalar(select(func.count()).select_from(MemoryRow)) == 2
-
-    actions = [(e.action, e.subject) for e in await storage.audit.recent()]
-    assert actions == [
-        ("memory.promote", str(duplicate.id)),
-        ("memory.promote", str(private.id)),
-    ]
 
 
 # --- approvals and audit ------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""``/corral``: the team's status, its agents, pending approvals, help."""
+"""``/corral``: the team's status, its agents, pending approvals, tasks, help."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from bot.commands.registry import (
     format_age,
     help_text,
 )
+from storage.tasks import TaskRecord
 
 
 async def status(ctx: CommandContext, args: list[str]) -> CommandReply:
@@ -63,6 +64,43 @@ async def approvals(ctx: CommandContext, args: list[str]) -> CommandReply:
     return CommandReply("\n".join(lines))
 
 
+#: How much of a task's text and result a line of ``/corral tasks`` shows.
+_TASK_CHARS = 160
+
+
+def _short(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= _TASK_CHARS else flat[: _TASK_CHARS - 1] + "…"
+
+
+def _task_line(ctx: CommandContext, task: TaskRecord, now: datetime) -> str:
+    def name(handle: str) -> str:
+        agent = ctx.team.agents.get(handle)
+        return agent.display_name if agent else handle
+
+    head = f"• task `#{task.id}` {name(task.from_agent)} → {name(task.to_agent)}"
+    if task.status == "open":
+        return f"{head}, {format_age(now - task.created_at)} ago: {_short(task.task)}"
+    status = task.status.replace("_", " ")
+    age = format_age(now - task.updated_at)
+    return f"{head}, {status} {age} ago: {_short(task.task)} — {_short(task.result)}"
+
+
+async def tasks(ctx: CommandContext, args: list[str]) -> CommandReply:
+    """Tasks agents handed each other: the open ones, then the recently closed."""
+    open_tasks = await ctx.storage.tasks.open()
+    closed = await ctx.storage.tasks.recent(limit=10)
+    if not open_tasks and not closed:
+        return CommandReply("No tasks yet: agents create them when they hand work to each other.")
+    now = datetime.now(UTC)
+    lines = [f"*Open tasks* ({len(open_tasks)})"]
+    lines += [_task_line(ctx, t, now) for t in open_tasks] or ["• none"]
+    if closed:
+        lines.append("*Recently closed*")
+        lines += [_task_line(ctx, t, now) for t in closed]
+    return CommandReply("\n".join(lines))
+
+
 async def show_help(ctx: CommandContext, args: list[str]) -> CommandReply:
     """Every command."""
     return CommandReply(help_text())
@@ -72,5 +110,6 @@ COMMANDS = [
     CommandDef("corral", "status", "", "agents, what each is doing, runs today", status),
     CommandDef("corral", "agents", "", "who is on the team", agents),
     CommandDef("corral", "approvals", "", "what waits for a human", approvals),
+    CommandDef("corral", "tasks", "", "open and recent tasks agents handed each other", tasks),
     CommandDef("corral", "help", "", "this list", show_help),
 ]

@@ -12,12 +12,34 @@ from bot.commands.registry import (
     format_age,
     parse_flags,
 )
+from storage import memory_file
 from storage.memory import MemoryRecord, Scope
+
+#: Memory ids are 32-bit on PostgreSQL; a larger number cannot name one.
+_MAX_ID = 2**31 - 1
 
 
 def _line(m: MemoryRecord, now: datetime) -> str:
     scope = m.scope if m.scope == "team" else f"{m.scope}:{m.agent or m.channel}"
     return f"• `#{m.id}` [{scope}] {m.text} — {m.author}, {format_age(now - m.created_at)} ago"
+
+
+def _agent(ctx: CommandContext, flags: dict[str, str]) -> str:
+    """The ``--agent`` flag as a handle of the team ('' when absent)."""
+    agent = flags.get("agent", "").lstrip("@").lower()
+    if agent and agent not in ctx.team.agents:
+        raise UsageError(f"There is no agent `{agent}`; the team is {', '.join(ctx.team.agents)}")
+    return agent
+
+
+def _memory_id(args: list[str]) -> int:
+    if len(args) != 1 or not args[0].lstrip("#").isdigit():
+        raise UsageError("Give the memory's number")
+    return int(args[0].lstrip("#"))
+
+
+async def _existing(ctx: CommandContext, memory_id: int) -> MemoryRecord | None:
+    return await ctx.storage.memory.get(memory_id) if memory_id <= _MAX_ID else None
 
 
 async def add(ctx: CommandContext, args: list[str]) -> CommandReply:
@@ -26,9 +48,9 @@ async def add(ctx: CommandContext, args: list[str]) -> CommandReply:
     text = " ".join(words).strip()
     if not text:
         raise UsageError("Say what to remember")
-    agent = flags.get("agent", "").lstrip("@").lower()
-    if agent and agent not in ctx.team.agents:
-        raise UsageError(f"There is no agent `{agent}`")
+    agent = _agent(ctx, flags)
+    if agent and "channel" in flags:
+        raise UsageError("A memory is an agent's or a channel's, not both")
     scope: Scope = "agent" if agent else "channel" if "channel" in flags else "team"
     record, new = await ctx.storage.memory.add(
         text, scope=scope, author=ctx.user, agent=agent, channel=flags.get("channel", "")
@@ -44,10 +66,7 @@ async def search(ctx: CommandContext, args: list[str]) -> CommandReply:
     if not query:
         raise UsageError("Say what to search for")
     found = await ctx.storage.memory.search(
-        query,
-        agent=flags.get("agent", "").lstrip("@").lower() or None,
-        channel=ctx.channel or None,
-        limit=10,
+        query, agent=_agent(ctx, flags) or None, channel=ctx.channel or None, limit=10
     )
     if not found:
         return CommandReply(f"No memory matches “{query}”.")
@@ -58,7 +77,7 @@ async def search(ctx: CommandContext, args: list[str]) -> CommandReply:
 async def list_(ctx: CommandContext, args: list[str]) -> CommandReply:
     """The newest memories, all or one agent's."""
     flags, _ = parse_flags(args, ("agent",))
-    agent = flags.get("agent", "").lstrip("@").lower() or None
+    agent = _agent(ctx, flags) or None
     found = await ctx.storage.memory.list(agent=agent, scope="agent" if agent else None, limit=20)
     if not found:
         return CommandReply("No memories yet. Add one with `/memory add …`.")
@@ -68,11 +87,8 @@ async def list_(ctx: CommandContext, args: list[str]) -> CommandReply:
 
 async def forget(ctx: CommandContext, args: list[str]) -> CommandReply:
     """Delete a memory (its author or an approver only); the deletion is audited."""
-    if len(args) != 1 or not args[0].lstrip("#").isdigit():
-        raise UsageError("Give the memory's number")
-    memory_id = int(args[0].lstrip("#"))
-    # Ids are 32-bit on PostgreSQL; a larger number cannot name a memory.
-    record = await ctx.storage.memory.get(memory_id) if memory_id < 2**31 else None
+    memory_id = _memory_id(args)
+    record = await _existing(ctx, memory_id)
     if record is None:
         return CommandReply(f"There is no memory `#{memory_id}`.")
     if not ctx.is_approver and record.author != ctx.user:
@@ -81,9 +97,61 @@ async def forget(ctx: CommandContext, args: list[str]) -> CommandReply:
     return CommandReply(f"Forgot `#{memory_id}`: {record.text}", ephemeral=False)
 
 
+async def promote(ctx: CommandContext, args: list[str]) -> CommandReply:
+    """Make an agent's memory the whole team's; the promotion is audited."""
+    memory_id = _memory_id(args)
+    record = await _existing(ctx, memory_id)
+    if record is None:
+        return CommandReply(f"There is no memory `#{memory_id}`.")
+    if record.scope != "agent":
+        return CommandReply(
+            f"`#{memory_id}` is a {record.scope} memory; only agents' are promoted."
+        )
+    promoted = await ctx.storage.memory.promote(memory_id, by=ctx.user)
+    if promoted is None:  # forgotten or promoted by someone else meanwhile
+        return CommandReply(f"`#{memory_id}` is no longer an agent memory.")
+    merged = f" (merged into `#{promoted.id}`, which the team already had)"
+    return CommandReply(
+        f"Promoted {record.agent}'s `#{memory_id}` to the team"
+        f"{merged if promoted.id != memory_id else ''}: {promoted.text}",
+        ephemeral=False,
+    )
+
+
+async def export(ctx: CommandContext, args: list[str]) -> CommandReply:
+    """The team memory as a MEMORY.md document."""
+    team = await ctx.storage.memory.list(scope="team", limit=None)
+    document = memory_file.render(team, datetime.now(UTC))
+    return CommandReply(
+        f"Team memory: {len(team)} memories, as MEMORY.md. From a shell, "
+        "`corral memory export > MEMORY.md` saves it and `corral memory import MEMORY.md` "
+        "loads it back.",
+        attachment=("MEMORY.md", document),
+    )
+
+
+async def import_document(ctx: CommandContext, document: str, name: str) -> CommandReply:
+    """Load the team memories of a MEMORY.md document (``name`` is where it came from):
+    the ones already known are merged, not added twice. The import is audited."""
+    parsed = memory_file.parse(document, author=ctx.user, now=datetime.now(UTC))
+    result = await ctx.storage.memory.add_many(parsed.memories)
+    await ctx.storage.audit.record(
+        ctx.user, "memory.import", name, f"{result.added} added, {result.merged} merged"
+    )
+    lines = [f"Imported {name}: {result.added} new memories, {result.merged} already known."]
+    if parsed.skipped:
+        lines.append(
+            f"{parsed.skipped} lines were not memories and were skipped: each memory is a "
+            "top-level `- ` item."
+        )
+    return CommandReply("\n".join(lines), ephemeral=False)
+
+
 COMMANDS = [
     CommandDef("memory", "add", "TEXT [--agent NAME] [--channel #NAME]", "remember a fact", add),
-    CommandDef("memory", "search", "QUERY [--agent NAME]", "find memories", search),
+    CommandDef("memory", "search", "QUERY [--agent NAME]", "find memories, best first", search),
     CommandDef("memory", "list", "[--agent NAME]", "the newest memories", list_),
     CommandDef("memory", "forget", "ID", "delete a memory (author or approver)", forget),
+    CommandDef("memory", "promote", "ID", "share an agent's memory with the team", promote),
+    CommandDef("memory", "export", "", "the team memory as MEMORY.md", export),
 ]

@@ -10,9 +10,18 @@ from __future__ import annotations
 
 from alembic import context
 from alembic.config import Config
+from alembic.runtime.environment import NameFilterParentNames, NameFilterType
 from sqlalchemy import Connection
 
+from storage.search import is_search_object
 from storage.tables import Base
+
+
+def include_name(name: str | None, kind: NameFilterType, parents: NameFilterParentNames) -> bool:
+    """Alembic's filter: leave out the word-search objects (FTS5 tables, tsvector
+    columns, their indexes), which migrations create and ``storage/tables.py`` cannot
+    declare, so that autogenerate neither drops them nor reports them as drift."""
+    return not is_search_object(name, kind, parents.get("table_name"))
 
 
 def run_migrations(config: Config) -> None:
@@ -25,7 +34,12 @@ def run_migrations(config: Config) -> None:
         )
     # Batch mode: SQLite can alter a table only by copying it, and batch operations
     # do that there while staying plain ALTERs on PostgreSQL.
-    context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        render_as_batch=True,
+        include_name=include_name,
+    )
     with context.begin_transaction():
         context.run_migrations()
 
