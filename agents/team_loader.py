@@ -665,17 +665,18 @@ def _check_schedule(
     zone = _check_timezone(report, loc, schedule.get("timezone", _DEFAULT_TIMEZONE))
     cron = schedule.get("cron")
     if isinstance(cron, str):
-        # APScheduler is imported only here: loading it is not cheap, and only cron needs it.
-        from apscheduler.triggers.cron import CronTrigger
+        # Imported only here: it loads APScheduler, which is not cheap, and only cron needs it.
+        # The scheduler reads cron lines with the same function, so what passes here runs.
+        from agents.cron import cron_trigger
 
         try:
-            CronTrigger.from_crontab(cron, timezone=zone)
+            cron_trigger(cron, zone)
         except ValueError as err:
             report.add(
                 (*loc, "cron"),
                 f'cron "{cron}" is not valid: {err}',
                 "write five fields (minute hour day-of-month month day-of-week), e.g. "
-                '"0 9 * * mon-fri"; name weekdays, as APScheduler 3 counts 0 as Monday',
+                '"0 9 * * 1-5" for 09:00 Monday to Friday (0 and 7 are Sunday)',
             )
     every = schedule.get("every")
     if isinstance(every, str):

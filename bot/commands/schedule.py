@@ -1,0 +1,291 @@
+"""``/corral schedule …``: the team's scheduled tasks — list, add, remove, pause, resume,
+and run one now."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from datetime import datetime, tzinfo
+from typing import Protocol
+
+from agents.cron import first_after, split_timing, zone
+from bot.commands.registry import CommandContext, CommandDef, CommandReply, UsageError, parse_flags
+from bot.scheduling.plan import COUNT_CAP, trigger_of
+from bot.scheduling.runner import FireError
+from storage.schedules import FireRecord, ScheduleRecord, ScheduleSpec
+from storage.tables import utcnow
+
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+#: A channel as Slack writes it in a command's text: <#C0123|general>.
+_SLACK_CHANNEL_RE = re.compile(r"^<#([A-Z0-9]+)(?:\|[^>]*)?>$")
+_ADD_USAGE = (
+    '`/corral schedule add "0 9 * * 1-5" @agent #channel What to do` (or `every 30m` '
+    "instead of the cron line; `--tz Europe/Berlin` for the cron's time zone, "
+    "`--name NAME` to name it)"
+)
+
+
+class ScheduleControl(Protocol):
+    """What the commands need from the scheduler of the process they run in."""
+
+    async def run_now(self, name: str, by: str) -> FireRecord:
+        """Fire ``name`` now; its record (``running`` while it still runs).
+        Raises :class:`~bot.scheduling.runner.FireError` when it cannot start."""
+        ...
+
+    async def changed(self) -> None:
+        """Schedules were added, removed, paused or resumed: take it into account."""
+        ...
+
+
+async def schedule(ctx: CommandContext, args: list[str]) -> CommandReply:
+    """Dispatch ``/corral schedule <subcommand> …``."""
+    name = args[0].lower() if args else "help"
+    handler = _SUBCOMMANDS.get(name)
+    if handler is None:
+        return CommandReply(_help() if name == "help" else f"Unknown `{name}`.\n{_help()}")
+    return await handler(ctx, args[1:])
+
+
+async def list_(ctx: CommandContext, args: list[str]) -> CommandReply:
+    """Every schedule: source, agent, channel, next fire, last fire and how it ended."""
+    records = await ctx.storage.schedules.all()
+    if not records:
+        return CommandReply(
+            "No schedules yet. Declare them under `schedules:` in team.yaml, or add one: "
+            + _ADD_USAGE
+        )
+    latest = await ctx.storage.schedules.latest_fires()
+    now = utcnow()
+    lines = ["*Schedules*"]
+    lines += [_line(record, latest.get(record.name), now) for record in records]
+    return CommandReply("\n".join(lines))
+
+
+async def add(ctx: CommandContext, args: list[str]) -> CommandReply:
+    """Create a schedule in chat: it is stored, and survives restarts."""
+    flags, timing, agent, channel, prompt = _parse_add(args)
+    if agent not in ctx.team.agents:
+        raise UsageError(f"There is no agent `@{agent}`; the team: {_handles(ctx)}")
+    name = flags.get("name", "").lower() or None
+    if name is not None and not _NAME_RE.fullmatch(name):
+        raise UsageError(
+            f"`{name}` is not a valid name: use lowercase letters, digits, `-` and `_`"
+        )
+    try:
+        cron, every = split_timing(timing)
+        timezone = flags.get("tz", "UTC")
+        zone(timezone)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    # The console and the CLI post on the platform of whichever process runs the schedule.
+    platform = "" if ctx.platform == "console" else ctx.platform
+    spec = ScheduleSpec(agent, channel, prompt, cron, every, timezone, platform)
+    record = await ctx.storage.schedules.add(spec, source="chat", created_by=ctx.user, name=name)
+    if record is None:
+        return CommandReply(f"There is already a schedule `{name}`; choose another `--name`.")
+    await _changed(ctx)
+    return CommandReply(
+        f"Added `{record.name}`: @{agent} in {channel}, {_timing(spec)} — next "
+        f"{_next(record, utcnow())}.",
+        ephemeral=False,
+    )
+
+
+async def remove(ctx: CommandContext, args: list[str]) -> CommandReply:
+    """Delete a schedule made in chat, and its record."""
+    record = await _own(ctx, args, "remove")
+    if record.source == "team.yaml":
+        return CommandReply(
+            f"`{record.name}` comes from team.yaml: delete it there (it goes when Corral "
+            f"next starts), or pause it with `/corral schedule pause {record.name}`."
+        )
+    await ctx.storage.schedules.remove(record.name, by=ctx.user)
+    await _changed(ctx)
+    return CommandReply(f"Removed `{record.name}`.", ephemeral=False)
+
+
+async def pause(ctx: CommandContext, args: list[str]) -> CommandReply:
+    """Stop firing a schedule until it is resumed; its fire times meanwhile are not due."""
+    record = await _own(ctx, args, "pause")
+    if record.paused:
+        return CommandReply(f"`{record.name}` is paused already.")
+    await ctx.storage.schedules.set_paused(record.name, True, by=ctx.user)
+    await _changed(ctx)
+    return CommandReply(
+        f"Paused `{record.name}`; `/corral schedule resume {record.name}` starts it again.",
+        ephemeral=False,
+    )
+
+
+async def resume(ctx: CommandContext, args: list[str]) -> CommandReply:
+    """Fire a paused schedule again, from its next fire time on."""
+    record = await _own(ctx, args, "resume")
+    if not record.paused:
+        return CommandReply(f"`{record.name}` is not paused.")
+    resumed = await ctx.storage.schedules.set_paused(record.name, False, by=ctx.user)
+    await _changed(ctx)
+    return CommandReply(
+        f"Resumed `{record.name}` — next {_next(resumed or record, utcnow())}.", ephemeral=False
+    )
+
+
+async def run(ctx: CommandContext, args: list[str]) -> CommandReply:
+    """Fire a schedule now, whatever its timing (paused ones too)."""
+    record = await _own(ctx, args, "run")
+    if ctx.scheduler is None:
+        return CommandReply(
+            f"No scheduler runs here; run it from a shell: `corral schedule run {record.name}`."
+        )
+    try:
+        fire = await ctx.scheduler.run_now(record.name, ctx.user)
+    except FireError as exc:
+        return CommandReply(f"{exc}.")
+    if fire.outcome == "running":
+        return CommandReply(
+            f"Running `{record.name}` now: @{record.spec.agent} posts in "
+            f"{record.spec.channel} (fire {fire.id}).",
+            ephemeral=False,
+        )
+    return CommandReply(f"`{record.name}` ran: {_outcome(fire, _zone_of(record))}.")
+
+
+_SUBCOMMANDS = {
+    "list": list_,
+    "add": add,
+    "remove": remove,
+    "pause": pause,
+    "resume": resume,
+    "run": run,
+}
+
+
+def _help() -> str:
+    return "\n".join(
+        [
+            "`/corral schedule list` — every schedule, its next fire and how the last ended",
+            f"{_ADD_USAGE} — a new schedule",
+            "`/corral schedule remove NAME` — delete one made in chat",
+            "`/corral schedule pause NAME` / `resume NAME` — stop and restart one",
+            "`/corral schedule run NAME` — fire one now",
+        ]
+    )
+
+
+def _parse_add(args: list[str]) -> tuple[dict[str, str], str, str, str, str]:
+    """(flags, timing, agent, channel, prompt) of ``add``'s words."""
+    # The command line arrives split on spaces; quotes group words again.
+    text = " ".join(args)
+    try:
+        words = shlex.split(text)
+    except ValueError:
+        words = text.split()  # an apostrophe in an unquoted prompt: take the words as typed
+    flags, words = parse_flags(words, ("tz", "name"))
+    at = next((i for i, word in enumerate(words) if word.startswith("@")), None)
+    if at is None or at == 0 or len(words) < at + 3:
+        raise UsageError(f"Say when, which agent, where and what: {_ADD_USAGE}")
+    timing = _unquote(" ".join(words[:at]))
+    agent = words[at][1:].lower()
+    channel = _channel(words[at + 1])
+    prompt = _unquote(" ".join(words[at + 2 :]))
+    return flags, timing, agent, channel, prompt
+
+
+def _unquote(text: str) -> str:
+    text = text.strip()
+    if len(text) > 1 and text[0] == text[-1] and text[0] in "\"'":
+        return text[1:-1].strip()
+    return text
+
+
+def _channel(word: str) -> str:
+    match = _SLACK_CHANNEL_RE.fullmatch(word)
+    return match.group(1) if match else word
+
+
+async def _own(ctx: CommandContext, args: list[str], verb: str) -> ScheduleRecord:
+    """The schedule named by ``args``, if the caller may change it (an approver, or who
+    made it)."""
+    if len(args) != 1:
+        raise UsageError(f"Name the schedule: `/corral schedule {verb} NAME`")
+    record = await ctx.storage.schedules.get(args[0].lower())
+    if record is None:
+        raise UsageError(f"There is no schedule `{args[0]}` (see `/corral schedule list`)")
+    if not ctx.is_approver and record.created_by != ctx.user:
+        raise UsageError(f"Only an approver or whoever made `{record.name}` can {verb} it")
+    return record
+
+
+async def _changed(ctx: CommandContext) -> None:
+    if ctx.scheduler is not None:
+        await ctx.scheduler.changed()
+
+
+def _handles(ctx: CommandContext) -> str:
+    return ", ".join(f"@{h}" for h in ctx.team.agents)
+
+
+def _line(record: ScheduleRecord, fire: FireRecord | None, now: datetime) -> str:
+    spec = record.spec
+    source = "team.yaml" if record.source == "team.yaml" else f"chat, by {record.created_by}"
+    last = "never fired" if fire is None else f"last {_outcome(fire, _zone_of(record))}"
+    return (
+        f"• `{record.name}` ({source}): @{spec.agent} in {spec.channel}, {_timing(spec)} — "
+        f"next {_next(record, now)}; {last}"
+    )
+
+
+def _timing(spec: ScheduleSpec) -> str:
+    when = f"`{spec.cron}`" if spec.cron else f"every {spec.every}"
+    return f"{when} ({spec.timezone})"
+
+
+def _next(record: ScheduleRecord, now: datetime) -> str:
+    if record.paused:
+        return "none: paused"
+    try:
+        upcoming = first_after(trigger_of(record.spec), now)
+    except ValueError as exc:
+        return f"none: {exc}"
+    return _when(upcoming, _zone_of(record)) if upcoming else "none: the cron line matches no date"
+
+
+def _outcome(fire: FireRecord, where: tzinfo) -> str:
+    if fire.count > 1:
+        many = f"{fire.count}+" if fire.count >= COUNT_CAP else str(fire.count)
+        when = f"{many} fires from {_when(fire.first_slot, where)} to {_when(fire.slot, where)}"
+    else:
+        when = _when(fire.slot, where)
+    if fire.kind == "manual":
+        when += " (run by hand)"
+    text = f"{when}: {fire.outcome}"
+    if fire.reason:
+        text += f" — {fire.reason}"
+    if fire.run_id:
+        text += f" (run {fire.run_id})"
+    return text
+
+
+def _zone_of(record: ScheduleRecord) -> tzinfo:
+    try:
+        return zone(record.spec.timezone)
+    except ValueError:
+        return zone("UTC")
+
+
+def _when(moment: datetime, where: tzinfo) -> str:
+    local = moment.astimezone(where)
+    year = "" if local.year == utcnow().year else f" {local.year}"
+    clock = f"{local:%H:%M:%S}" if local.second else f"{local:%H:%M}"
+    return f"{local:%a %d %b}{year} {clock} {local:%Z}"
+
+
+COMMANDS = [
+    CommandDef(
+        "corral",
+        "schedule",
+        "list | add WHEN @agent #channel PROMPT | remove|pause|resume|run NAME",
+        "scheduled tasks",
+        schedule,
+    ),
+]

@@ -1,0 +1,333 @@
+"""Firing a schedule: each slot settled by exactly one process, the agent's run through
+the real runtime, and a record of how every slot ended.
+
+Two locks (:mod:`storage.locks`) keep processes that share a database apart:
+
+- ``schedule:<name>:slot:<UTC time>`` is taken by the process that settles a slot and is
+  never released, only left to expire once no process could still try that slot (grace
+  time plus a margin). The record of the slot, unique per schedule and slot, guards it
+  after that.
+- ``schedule:<name>:running`` is held (and renewed) while a fire runs, so that a fire is
+  not started while the previous one still runs in any process (APScheduler's
+  ``max_instances=1`` sees only its own process). A process that dies lets it expire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine, Mapping
+from contextlib import suppress
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from agents.conversation import Place, Poster, Reply
+from agents.runtime import Runtime, Turn
+from agents.team import Team
+from bot.adapter import ChatAdapter
+from bot.scheduling.plan import Plan, Span, plan_slots, trigger_of
+from storage.locks import Lock
+from storage.schedules import FireOutcome, FireRecord, ScheduleRecord
+from storage.store import Storage
+from storage.tables import utcnow
+
+log = logging.getLogger("corral.scheduler")
+
+#: An agent that has nothing worth posting answers exactly this.
+NOTHING = "NOTHING"
+#: How long a slot's lock outlives the grace time.
+SLOT_LOCK_MARGIN = timedelta(minutes=10)
+#: How long the "running" lock lasts without renewal (it is renewed thrice as often).
+RUNNING_TTL = timedelta(seconds=60)
+#: Records of slots older than this are forgotten (the latest is always kept).
+KEEP_RECORDS = timedelta(days=30)
+INTERRUPTED = "Corral stopped during this fire"
+STILL_RUNNING = "the previous fire was still running"
+
+
+class FireError(Exception):
+    """A fire asked for by hand cannot start; the message says why."""
+
+
+def slot_key(name: str, slot: datetime) -> str:
+    """The lock of one slot of one schedule."""
+    return f"schedule:{name}:slot:{slot.astimezone(UTC).isoformat()}"
+
+
+def running_key(name: str) -> str:
+    """The lock held while a fire of the schedule runs."""
+    return f"schedule:{name}:running"
+
+
+class FireRunner:
+    """Settles due slots and runs fires, posting through the adapters of this process."""
+
+    def __init__(
+        self,
+        team: Team,
+        storage: Storage,
+        runtime: Runtime,
+        adapters: Mapping[str, ChatAdapter],
+        lock: Lock,
+        *,
+        grace: timedelta,
+    ) -> None:
+        self.team = team
+        self.storage = storage
+        self.runtime = runtime
+        self.adapters = adapters
+        self.lock = lock
+        self.grace = grace
+        #: Schedules that name no platform post on the first one this process serves.
+        self.default_platform = next(iter(adapters), "")
+
+    def platform_of(self, record: ScheduleRecord) -> str:
+        """The platform the schedule posts on."""
+        return record.spec.platform or self.default_platform
+
+    def serves(self, record: ScheduleRecord) -> bool:
+        """Whether this process can post the schedule's fires."""
+        return self.platform_of(record) in self.adapters
+
+    async def anchor(self, record: ScheduleRecord) -> datetime:
+        """Slots after this time are not settled yet."""
+        last = await self.storage.schedules.last_slot(record.name)
+        return max(record.active_since, last) if last else record.active_since
+
+    async def due(self, name: str, upto: datetime, *, blocked: str = "") -> None:
+        """Settle the slots of ``name`` up to ``upto``, unless another process does.
+
+        With ``blocked``, the slot that would run is recorded as skipped for that reason.
+        """
+        record = await self.storage.schedules.get(name)
+        if record is None or record.paused or not self.serves(record):
+            return  # removed or paused since: its slots are no longer due
+        trigger = trigger_of(record.spec)
+        plan = plan_slots(
+            trigger, after=await self.anchor(record), upto=upto, now=utcnow(), grace=self.grace
+        )
+        if plan.key is None:
+            return
+        if await self.lock.acquire(slot_key(name, plan.key), self.grace + SLOT_LOCK_MARGIN) is None:
+            return  # another process settles these slots
+        await self._record_not_run(name, plan)
+        if plan.run is None:
+            return
+        if blocked:
+            await self.storage.schedules.record_fire(
+                name, slot=plan.run, outcome="skipped", reason=blocked
+            )
+            return
+        await self._run_slot(record, plan.run)
+
+    async def _record_not_run(self, name: str, plan: Plan) -> None:
+        grace = _duration(self.grace)
+        if plan.missed is not None:
+            why = (
+                "not fired in time (Corral was not running, or too busy); only fires "
+                f"within the grace time ({grace}) are caught up"
+            )
+            await self._record_span(name, plan.missed, why)
+        if plan.coalesced is not None and plan.run is not None:
+            why = (
+                f"coalesced into the later fire time {plan.run:%Y-%m-%d %H:%M:%S} UTC: of "
+                "several due at once, only the latest is acted on"
+            )
+            await self._record_span(name, plan.coalesced, why)
+
+    async def _record_span(self, name: str, span: Span, why: str) -> None:
+        recorded = await self.storage.schedules.record_fire(
+            name,
+            slot=span.last,
+            first_slot=span.first,
+            count=span.count,
+            outcome="missed",
+            reason=why,
+        )
+        if recorded is not None:
+            log.warning(
+                "schedule %s: %d fire(s) to %s missed: %s", name, span.count, span.last, why
+            )
+
+    async def _run_slot(self, record: ScheduleRecord, slot: datetime) -> None:
+        name = record.name
+        token = await self.lock.acquire(running_key(name), RUNNING_TTL)
+        if token is None:
+            await self.storage.schedules.record_fire(
+                name, slot=slot, outcome="skipped", reason=STILL_RUNNING
+            )
+            log.warning("schedule %s: fire at %s skipped: %s", name, slot, STILL_RUNNING)
+            return
+        try:
+            fire = await self.storage.schedules.record_fire(name, slot=slot, outcome="running")
+            if fire is None:
+                return  # recorded already: a late process, or coalesced by another
+            await self._execute(record, fire, token, f"schedule {name}")
+            await self.storage.schedules.prune(name, before=utcnow() - KEEP_RECORDS)
+        finally:
+            await self.lock.release(running_key(name), token)
+
+    async def recover(self, name: str) -> None:
+        """Mark fires that a stopped process left ``running`` as interrupted, unless a
+        process runs the schedule now."""
+        token = await self.lock.acquire(running_key(name), RUNNING_TTL)
+        if token is None:
+            return
+        try:
+            await self.storage.schedules.interrupt_running(name, reason=INTERRUPTED)
+        finally:
+            await self.lock.release(running_key(name), token)
+
+    async def begin_manual(
+        self, name: str, by: str
+    ) -> tuple[FireRecord, Coroutine[Any, Any, FireRecord]]:
+        """Start a fire of ``name`` now, asked for by ``by``: its record, and the
+        coroutine that runs it and returns the final record. Raises :class:`FireError`."""
+        record = await self.storage.schedules.get(name)
+        if record is None:
+            raise FireError(f"There is no schedule `{name}`")
+        if not self.serves(record):
+            raise FireError(
+                f"`{name}` posts on {self.platform_of(record)}, which this process is not "
+                "connected to"
+            )
+        trigger_of(record.spec)  # a broken timing says so before anything runs
+        token = await self.lock.acquire(running_key(name), RUNNING_TTL)
+        if token is None:
+            raise FireError(f"`{name}` is running now; try again when it has finished")
+        fire = None
+        try:
+            fire = await self.storage.schedules.record_fire(
+                name, kind="manual", slot=utcnow(), outcome="running"
+            )
+            if fire is None:
+                raise FireError(f"`{name}` was just run by hand; try again")
+            await self.storage.audit.record(by, "schedule.run", name, fire.id)
+        finally:
+            if fire is None:
+                await self.lock.release(running_key(name), token)
+        return fire, self._run_manual(record, fire, token, by)
+
+    async def _run_manual(
+        self, record: ScheduleRecord, fire: FireRecord, token: str, by: str
+    ) -> FireRecord:
+        try:
+            await self._execute(record, fire, token, f"schedule {record.name}, run by {by}")
+        finally:
+            await self.lock.release(running_key(record.name), token)
+        return await self.storage.schedules.get_fire(fire.id) or fire
+
+    async def _execute(
+        self, record: ScheduleRecord, fire: FireRecord, token: str, route_reason: str
+    ) -> None:
+        """Run the fire's agent and record how it ended, holding the running lock."""
+        keeper = asyncio.create_task(self._keep(running_key(record.name), token))
+        try:
+            # We hold the running lock: any other fire still marked running is a dead one.
+            await self.storage.schedules.interrupt_running(
+                record.name, reason=INTERRUPTED, keep=fire.id
+            )
+            outcome, reason, run_id = await self._run_agent(record, fire, route_reason)
+        except asyncio.CancelledError:
+            await self.storage.schedules.finish_fire(
+                fire.id, outcome="interrupted", reason=INTERRUPTED
+            )
+            raise
+        finally:
+            keeper.cancel()
+        await self.storage.schedules.finish_fire(
+            fire.id, outcome=outcome, reason=reason, run_id=run_id
+        )
+        log.info("schedule %s: fire %s %s", record.name, fire.id, outcome)
+
+    async def _keep(self, key: str, token: str) -> None:
+        while True:
+            await asyncio.sleep(RUNNING_TTL.total_seconds() / 3)
+            if not await self.lock.renew(key, token, RUNNING_TTL):
+                log.warning("lost the lock %s while a fire was running", key)
+                return
+
+    async def _run_agent(
+        self, record: ScheduleRecord, fire: FireRecord, route_reason: str
+    ) -> tuple[FireOutcome, str, str]:
+        """Run the agent on the schedule's prompt in a new thread; (outcome, reason, run id)."""
+        spec = record.spec
+        adapter = self.adapters[self.platform_of(record)]
+        place = Place(
+            self.platform_of(record),
+            spec.channel,
+            fire_thread(fire.id),
+            spec.channel if spec.channel.startswith("#") else "",
+        )
+        poster = FirePoster(adapter.post, place)
+        if spec.agent not in self.team.agents:
+            why = f"`{spec.agent}` is not an agent of this team"
+            await _tell(poster, place, spec.agent, f"Scheduled task `{record.name}`: {why}.")
+            return "failed", why, ""
+        try:
+            outcome = await self.runtime.handle(
+                Turn(place, spec.agent, route_reason, _task_text(record)), poster
+            )
+        except Exception as exc:  # the channel hears of it; the fire is recorded as failed
+            log.exception("schedule %s: fire %s failed", record.name, fire.id)
+            why = f"internal error ({type(exc).__name__}: {exc})"
+            text = f"Scheduled task `{record.name}` could not run: {why} (fire {fire.id})"
+            await _tell(poster, place, spec.agent, text)
+            return "failed", why, ""
+        run_id = outcome.run_ids[0] if outcome.run_ids else ""
+        if outcome.outcome == "ok":
+            return ("nothing" if poster.nothing else "ran"), "", run_id
+        if outcome.outcome == "waiting":
+            return "waiting", "waiting for a human's approval", run_id
+        # The runtime has told the channel and escalated; the record says why.
+        last = await self.storage.runs.get(outcome.run_ids[-1]) if outcome.run_ids else None
+        return "failed", (last.error if last and last.error else outcome.outcome), run_id
+
+
+def fire_thread(fire_id: str) -> str:
+    """The thread a fire's conversation is kept under: a new one for every fire."""
+    return f"schedule-{fire_id}"
+
+
+class FirePoster:
+    """Posts a fire's replies through the adapter, except an answer of exactly
+    ``NOTHING``, which is only noted.
+
+    The fire's thread is Corral's own (the transcript keeps each fire apart); the platform
+    has no such thread, so the adapter is asked to start a new conversation instead.
+    """
+
+    def __init__(self, post: Poster, place: Place) -> None:
+        self.post = post
+        self.place = place
+        self.nothing = False
+
+    async def __call__(self, place: Place, reply: Reply) -> None:
+        """Post ``reply`` unless it is the fire's ``NOTHING``."""
+        if place == self.place:
+            if reply.kind == "answer" and reply.text.strip() == NOTHING:
+                self.nothing = True
+                return
+            place = Place(place.platform, place.channel, "", place.channel_name)
+        await self.post(place, reply)
+
+
+async def _tell(post: Poster, place: Place, agent: str, text: str) -> None:
+    # Telling the channel is best effort: the record of the fire is what must not fail.
+    with suppress(Exception):
+        await post(place, Reply(agent, text, kind="error"))
+
+
+def _task_text(record: ScheduleRecord) -> str:
+    return (
+        f"{record.spec.prompt}\n\n(This is the scheduled task `{record.name}`. If there is "
+        f"nothing worth posting this time, answer with exactly {NOTHING}.)"
+    )
+
+
+def _duration(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
