@@ -4,23 +4,34 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agents.llm.registry import ModelRegistry
 from agents.runtime import Runtime
 from agents.team import Team
-from agents.team_loader import load_team
+from agents.team_loader import load_team, parse_every
 from bot.adapter import ChatAdapter
 from bot.commands.registry import CommandContext
 from bot.coordinator import Coordinator
 from bot.gateway import Gateway, Workers
 from bot.settings import Settings
+from storage.locks import DatabaseLock, Lock
 from storage.queue import InProcessQueue
 from storage.store import Storage
 
+if TYPE_CHECKING:
+    from bot.commands.schedule import ScheduleControl
+    from bot.scheduling.runner import FireRunner
+    from bot.scheduling.scheduler import Scheduler
+
 log = logging.getLogger("corral.app")
+
+#: How late a missed fire may still run when CORRAL_SCHEDULE_GRACE is not set.
+DEFAULT_SCHEDULE_GRACE = timedelta(hours=1)
 
 
 class StartupError(Exception):
@@ -40,9 +51,25 @@ class Core:
     gateway: Gateway
     coordinator: Coordinator
     runtime: Runtime
+    #: Shared by every process on the database (on Redis, when REDIS_URL is set); None:
+    #: the database's.
+    lock: Lock | None = None
+    #: How late a missed fire of a schedule may still run.
+    schedule_grace: timedelta = DEFAULT_SCHEDULE_GRACE
+    #: Closed with the core (the Redis client, when there is one).
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    #: The scheduler this process runs, once made: the slash commands' by default.
+    running_scheduler: Scheduler | None = field(default=None, init=False, repr=False)
 
-    def command_context(self, user: str, platform: str, channel: str = "") -> CommandContext:
-        """What a slash command run by ``user`` may see and touch."""
+    def command_context(
+        self,
+        user: str,
+        platform: str,
+        channel: str = "",
+        scheduler: ScheduleControl | None = None,
+    ) -> CommandContext:
+        """What a slash command run by ``user`` may see and touch; ``scheduler`` (by
+        default the one this process runs, if any) fires schedules for ``run``."""
         return CommandContext(
             team=self.team,
             storage=self.storage,
@@ -50,7 +77,26 @@ class Core:
             platform=platform,
             channel=channel,
             models_status=self.models.status_line(),
+            scheduler=scheduler or self.running_scheduler,
         )
+
+    def fire_runner(self, adapters: Mapping[str, ChatAdapter]) -> FireRunner:
+        """Fires schedules, posting through ``adapters`` (keyed by platform)."""
+        # Imported here: the scheduler loads APScheduler, which most commands never need.
+        from bot.scheduling.runner import FireRunner
+
+        lock = self.lock or DatabaseLock(self.storage.db)
+        return FireRunner(
+            self.team, self.storage, self.runtime, adapters, lock, grace=self.schedule_grace
+        )
+
+    def scheduler(self, adapters: Mapping[str, ChatAdapter]) -> Scheduler:
+        """The scheduler of this process, posting through ``adapters``; start it after
+        the workers."""
+        from bot.scheduling.scheduler import Scheduler
+
+        self.running_scheduler = Scheduler(self.fire_runner(adapters), self.storage, self.team)
+        return self.running_scheduler
 
     def workers(self, adapters: Mapping[str, ChatAdapter], concurrency: int = 4) -> Workers:
         """Workers that post through ``adapters`` (keyed by platform)."""
@@ -59,6 +105,8 @@ class Core:
         )
 
     async def close(self) -> None:
+        for close in self.closers:
+            await close()
         await self.storage.close()
 
 
@@ -74,6 +122,10 @@ async def build_core(settings: Settings, team_path: Path) -> Core:
     """
     team = load_team(team_path)
     try:
+        grace = parse_every(settings.corral_schedule_grace)
+    except ValueError as exc:
+        raise StartupError(f"CORRAL_SCHEDULE_GRACE: {exc}. Set it in .env, e.g. 1h.") from None
+    try:
         storage = await Storage.open(settings.database_url)
     except Exception as exc:
         raise StartupError(
@@ -83,6 +135,13 @@ async def build_core(settings: Settings, team_path: Path) -> Core:
     models = ModelRegistry(team.models, env=os.environ)
     queue = InProcessQueue()
     runtime = Runtime(team, models.client_for, storage)
+    try:
+        lock, closers = _lock(settings, storage)
+    except ValueError as exc:
+        await storage.close()
+        raise StartupError(
+            f"REDIS_URL is not a Redis URL ({exc}); write e.g. redis://localhost:6379/0"
+        ) from None
     return Core(
         settings=settings,
         team_path=team_path,
@@ -93,4 +152,20 @@ async def build_core(settings: Settings, team_path: Path) -> Core:
         gateway=Gateway(storage, queue),
         coordinator=Coordinator(team, storage.threads, models.client_for),
         runtime=runtime,
+        lock=lock,
+        schedule_grace=grace,
+        closers=closers,
     )
+
+
+def _lock(settings: Settings, storage: Storage) -> tuple[Lock, list[Callable[[], Awaitable[None]]]]:
+    """Locks in Redis when REDIS_URL is set, else in the database; and what closes them."""
+    if not settings.redis_url:
+        return DatabaseLock(storage.db), []
+    # Imported here: redis is not cheap to import, and only a REDIS_URL needs it.
+    from redis.asyncio import Redis
+
+    from storage.locks import RedisLock
+
+    client = Redis.from_url(settings.redis_url)
+    return RedisLock(client), [client.aclose]

@@ -161,7 +161,13 @@ def _command(team: str | None, line: str) -> None:
 
     async def body(core: Core) -> None:
         reply = await dispatch(core.command_context(getpass.getuser(), "console"), line)
-        print_command_reply(Console(highlight=False), reply.text)
+        if reply.attachment is None:
+            print_command_reply(Console(highlight=False), reply.text)
+            return
+        # The document goes to stdout as it is, so that `> FILE` saves it; the note
+        # about it to stderr.
+        print_command_reply(Console(highlight=False, stderr=True), reply.text)
+        click.echo(reply.attachment[1], nl=False)
 
     _with_core(team, body)
 
@@ -181,10 +187,14 @@ def memory() -> None:
 @memory.command("add")
 @team_option
 @click.option("--agent", default=None, help="Keep it as this agent's memory.")
+@click.option("--channel", default=None, help="Keep it as this channel's memory.")
 @click.argument("text", nargs=-1, required=True)
-def memory_add(team: str | None, agent: str | None, text: tuple[str, ...]) -> None:
-    """Remember TEXT (team-wide unless --agent)."""
-    _command(team, "/memory add " + " ".join(text) + (f" --agent {agent}" if agent else ""))
+def memory_add(
+    team: str | None, agent: str | None, channel: str | None, text: tuple[str, ...]
+) -> None:
+    """Remember TEXT (team-wide unless --agent or --channel)."""
+    flags = (f" --agent {agent}" if agent else "") + (f" --channel {channel}" if channel else "")
+    _command(team, "/memory add " + " ".join(text) + flags)
 
 
 @memory.command("search")
@@ -209,6 +219,48 @@ def memory_list(team: str | None, agent: str | None) -> None:
 def memory_forget(team: str | None, memory_id: str) -> None:
     """Delete memory MEMORY_ID (audited)."""
     _command(team, f"/memory forget {memory_id}")
+
+
+@memory.command("promote")
+@team_option
+@click.argument("memory_id")
+def memory_promote(team: str | None, memory_id: str) -> None:
+    """Make an agent's memory MEMORY_ID the team's (audited)."""
+    _command(team, f"/memory promote {memory_id}")
+
+
+@memory.command("export")
+@team_option
+def memory_export(team: str | None) -> None:
+    """Print the team memory as a MEMORY.md document (`> MEMORY.md` saves it)."""
+    _command(team, "/memory export")
+
+
+@memory.command("import")
+@team_option
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+def memory_import(team: str | None, path: str) -> None:
+    """Load the team memories of a MEMORY.md file; those already known are not added
+    again."""
+    import getpass
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from bot.commands.memory import import_document
+    from bot.console import print_command_reply
+
+    try:
+        document = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        _fail(f"cannot read {path}: {exc}")
+
+    async def body(core: Core) -> None:
+        ctx = core.command_context(getpass.getuser(), "console")
+        reply = await import_document(ctx, document, Path(path).name)
+        print_command_reply(Console(highlight=False), reply.text)
+
+    _with_core(team, body)
 
 
 @main.group()

@@ -96,6 +96,7 @@ class ConsoleChat:
         self.out = console
         self.adapter = ConsoleAdapter(core, console)
         self.workers: Workers = core.workers({PLATFORM: self.adapter}, concurrency=2)
+        self.scheduler = core.scheduler({PLATFORM: self.adapter})
         self.user = getpass.getuser()
         self.session = uuid.uuid4().hex[:8]
         self.count = 0
@@ -118,6 +119,7 @@ class ConsoleChat:
         self.out.print(Text(CONSOLE_HELP, style="dim"))
         self.workers.start()
         try:
+            await self.scheduler.start()
             reader = _line_reader()
             while True:
                 line = await reader(self._prompt())
@@ -130,6 +132,7 @@ class ConsoleChat:
                     break
                 await self.handle_line(line)
         finally:
+            await self.scheduler.stop()
             await self.workers.stop()
 
     def _prompt(self) -> str:
@@ -197,6 +200,10 @@ class ConsoleChat:
             ctx = self.core.command_context(self.user, PLATFORM, self.adapter.channel)
             reply = await dispatch(ctx, line)
             print_command_reply(self.out, reply.text)
+            if reply.attachment is not None:
+                filename, content = reply.attachment
+                self.out.print(Text(f"── {filename} ──", style="dim"))
+                self.out.print(content, markup=False, highlight=False)
 
     async def _decide(self, approval_id: str, approved: bool) -> None:
         try:
@@ -235,14 +242,17 @@ def _line_reader() -> LineReader:
     if sys.stdin.isatty():
         from prompt_toolkit import PromptSession
         from prompt_toolkit.history import FileHistory
+        from prompt_toolkit.patch_stdout import patch_stdout
 
         session: PromptSession[str] = PromptSession(
             history=FileHistory(str(Path.home() / ".corral_history"))
         )
 
         async def read_tty(prompt: str) -> str | None:
+            # Scheduled fires post while the prompt waits: printed above it, not through it.
             try:
-                return await session.prompt_async(prompt)
+                with patch_stdout(raw=True):
+                    return await session.prompt_async(prompt)
             except (EOFError, KeyboardInterrupt):
                 return None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -18,6 +19,9 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     corral_http_host: str = "127.0.0.1"
     corral_http_port: int = 3000
+    #: Seconds a platform connection (Slack Socket Mode) may stay down before
+    #: ``GET /healthz`` answers 503, so that a supervisor restarts the process.
+    corral_unhealthy_after: float = Field(default=120.0, gt=0)
     slack_bot_token: str | None = None
     slack_signing_secret: str | None = None
     slack_app_token: str | None = None
@@ -26,6 +30,8 @@ class Settings(BaseSettings):
     corral_log_format: Literal["text", "json"] = "text"
     #: Unset: INFO for services, WARNING for the interactive commands.
     corral_log_level: str | None = None
+    #: How late a missed fire may still run (after downtime): 30m, 1h, 1d …
+    corral_schedule_grace: str = "1h"
 
 
 PROVIDER_VARIABLES = (

@@ -8,12 +8,15 @@ from storage.db import Database
 from storage.inbox import InboxStore
 from storage.memory import MemoryStore, SqlMemoryStore
 from storage.runs import RunStore
+from storage.schedules import ScheduleStore
+from storage.tasks import TaskStore
 from storage.threads import ThreadStore
 from storage.transcript import TranscriptStore
 
 
 class Storage:
-    """The inbox, transcript, threads, runs, memory, approvals and audit of one database."""
+    """The inbox, transcript, threads, runs, memory, approvals, tasks, schedules and audit
+    of one database."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -23,7 +26,9 @@ class Storage:
         self.runs = RunStore(db)
         self.memory: MemoryStore = SqlMemoryStore(db)
         self.approvals = ApprovalStore(db)
+        self.tasks = TaskStore(db)
         self.audit = AuditLog(db)
+        self.schedules = ScheduleStore(db)
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True) -> Storage:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Index,
     Integer,
@@ -116,18 +117,47 @@ class MemoryRow(Base):
     __table_args__ = (
         UniqueConstraint("scope", "agent", "channel", "text_key", name="uq_memories_text"),
         Index("ix_memories_scope", "scope", "agent"),
+        Index("ix_memories_updated", "updated_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     text: Mapped[str] = mapped_column(Text)
     #: A digest of the normalised text: one memory per text in each scope, race-free.
     text_key: Mapped[str] = mapped_column(String(64))
+    #: The text's words as search indexes them (``storage/search.py``).
+    terms: Mapped[str] = mapped_column(Text)
     #: team | agent | channel
     scope: Mapped[str] = mapped_column(String(20))
     agent: Mapped[str] = mapped_column(String(64), default="")
     channel: Mapped[str] = mapped_column(String(200), default="")
     #: A user id, or ``agent:<handle>`` for what an agent remembered.
     author: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class TaskRow(Base):
+    """Work one agent handed to another: the team's shared record of who does what."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (
+        Index("ix_tasks_status", "status", "id"),
+        Index("ix_tasks_updated", "updated_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    from_agent: Mapped[str] = mapped_column(String(64))
+    to_agent: Mapped[str] = mapped_column(String(64))
+    task: Mapped[str] = mapped_column(Text)
+    #: open → done | failed | handed_off
+    status: Mapped[str] = mapped_column(String(20), default="open")
+    #: The receiving agent's answer, or why it did not finish.
+    result: Mapped[str] = mapped_column(Text, default="")
+    platform: Mapped[str] = mapped_column(String(20))
+    channel: Mapped[str] = mapped_column(String(200))
+    thread: Mapped[str] = mapped_column(String(200))
+    #: The task's and the result's words as search indexes them (``storage/search.py``).
+    terms: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -167,3 +197,70 @@ class AuditRow(Base):
     subject: Mapped[str] = mapped_column(String(200), default="")
     detail: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ScheduleRow(Base):
+    """A recurring agent task, declared in team.yaml or created in chat."""
+
+    __tablename__ = "schedules"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: team.yaml | chat
+    source: Mapped[str] = mapped_column(String(20))
+    agent: Mapped[str] = mapped_column(String(64))
+    #: The platform it posts on; empty for the process's first (team.yaml, the CLI).
+    platform: Mapped[str] = mapped_column(String(20), default="")
+    channel: Mapped[str] = mapped_column(String(200))
+    prompt: Mapped[str] = mapped_column(Text)
+    #: Exactly one of ``cron`` (a crontab line) and ``every`` (an interval such as 30m).
+    cron: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    every: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: ``team.yaml``, a user id, or ``agent:<handle>``.
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: Fire times after this one are due: set on creation, on resume and when the timing
+    #: changes, so that none of those makes earlier times count as missed.
+    active_since: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ScheduleFireRow(Base):
+    """What became of a schedule's fire time (a slot), or of a run asked for by hand.
+
+    One row per slot, however it ended; a row may stand for several slots that ended
+    alike (missed during downtime: ``first_slot`` to ``slot``, ``count`` of them).
+    """
+
+    __tablename__ = "schedule_fires"
+    __table_args__ = (
+        UniqueConstraint("schedule", "kind", "slot", name="uq_schedule_fires_slot"),
+        Index("ix_schedule_fires_outcome", "schedule", "outcome"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    schedule: Mapped[str] = mapped_column(String(64))
+    #: slot (a fire time) | manual (``schedule run``; ``slot`` is when it was asked for)
+    kind: Mapped[str] = mapped_column(String(20))
+    slot: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    first_slot: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    count: Mapped[int] = mapped_column(Integer, default=1)
+    #: running → ran | nothing | waiting | failed | interrupted; or skipped | missed
+    outcome: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    run_id: Mapped[str] = mapped_column(String(40), default="")
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class LockRow(Base):
+    """A lock held until ``expires_at`` (the database lock, used without Redis)."""
+
+    __tablename__ = "locks"
+    __table_args__ = (Index("ix_locks_expires", "expires_at"),)
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    #: The holder's secret: only it may renew or release the lock.
+    token: Mapped[str] = mapped_column(String(40))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

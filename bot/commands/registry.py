@@ -5,9 +5,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from agents.team import Team
 from storage.store import Storage
+
+if TYPE_CHECKING:
+    from bot.commands.schedule import ScheduleControl
 
 
 @dataclass(frozen=True)
@@ -21,6 +25,8 @@ class CommandContext:
     channel: str = ""
     #: One line on which model providers are configured (for ``/corral status``).
     models_status: str = ""
+    #: The scheduler of this process, for ``/corral schedule run`` (None where none runs).
+    scheduler: ScheduleControl | None = None
 
     @property
     def is_approver(self) -> bool:
@@ -30,10 +36,15 @@ class CommandContext:
 
 @dataclass(frozen=True)
 class CommandReply:
-    """Markdown text; ``ephemeral`` replies are shown only to the caller where possible."""
+    """Markdown text; ``ephemeral`` replies are shown only to the caller where possible.
+
+    ``attachment`` is a document that goes with the text, as ``(filename, content)``:
+    uploaded as a file where the platform can, printed where it cannot.
+    """
 
     text: str
     ephemeral: bool = True
+    attachment: tuple[str, str] | None = None
 
 
 Handler = Callable[[CommandContext, list[str]], Awaitable[CommandReply]]
@@ -85,9 +96,9 @@ def format_age(delta: timedelta) -> str:
 
 def commands() -> list[CommandDef]:
     """Every command, in help order."""
-    from bot.commands import corral, memory
+    from bot.commands import corral, memory, schedule
 
-    return [*corral.COMMANDS, *memory.COMMANDS]
+    return [*corral.COMMANDS, *schedule.COMMANDS, *memory.COMMANDS]
 
 
 def help_text(group: str | None = None) -> str:
