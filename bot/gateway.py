@@ -89,6 +89,8 @@ class Workers:
         self._locks: dict[tuple[str, str, str], asyncio.Lock] = {}
         self._lock_users: Counter[tuple[str, str, str]] = Counter()
         self._waiters: dict[str, asyncio.Event] = {}
+        #: Ids the sweep put in the queue that no worker has taken yet.
+        self._requeued: set[str] = set()
         #: Ids this process finished lately (insertion-ordered, bounded), for :meth:`wait`.
         self._finished: dict[str, None] = {}
 
@@ -115,11 +117,14 @@ class Workers:
         ids = await self.storage.inbox.unfinished(
             stale_after=self.stale_after, platforms=list(self.adapters)
         )
-        for inbox_id in ids:
+        # What this process queued itself and has not taken yet is in line already.
+        fresh = [i for i in ids if i not in self._requeued]
+        for inbox_id in fresh:
+            self._requeued.add(inbox_id)
             await self.queue.put(inbox_id)
-        if ids:
-            log.info("queued %d unfinished messages again", len(ids))
-        return len(ids)
+        if fresh:
+            log.info("queued %d unfinished messages again", len(fresh))
+        return len(fresh)
 
     async def wait(self, inbox_id: str) -> None:
         """Wait until the message ``inbox_id`` has been handled, by this process (it says
@@ -184,6 +189,7 @@ class Workers:
     async def _work(self) -> None:
         while True:
             inbox_id = await self.queue.get()
+            self._requeued.discard(inbox_id)
             try:
                 await self.process(inbox_id)
             except Exception:  # one bad message must not stop the worker

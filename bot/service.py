@@ -1,5 +1,5 @@
-"""``corral run``: the long-running service — Slack (Socket Mode or HTTP), the workers and
-the HTTP server — until it is told to stop."""
+"""``corral run``: the long-running service — Slack (Socket Mode or HTTP), the workers, the
+scheduler and the HTTP server — until it is told to stop."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ async def serve(core: Core, stop: asyncio.Event | None = None) -> None:
     slack = slack_parts(core, settings.slack_bot_token, settings.slack_api_url)
     adapters: dict[str, ChatAdapter] = {"slack": slack.adapter}
     workers = core.workers(adapters)
+    scheduler = core.scheduler(adapters)
     socket_mode = bool(settings.slack_app_token)
     if not socket_mode and not settings.slack_signing_secret:
         raise StartupError(
@@ -38,27 +39,39 @@ async def serve(core: Core, stop: asyncio.Event | None = None) -> None:
             "Socket Mode)."
         )
     bolt = slack.attach(core, workers, settings.slack_signing_secret)
-    http = build_http_app(core.storage, slack=None if socket_mode else slack.handle_http)
+    socket = None
+    if settings.slack_app_token:
+        from bot.slack.socket_mode import SocketModeConnection
+
+        # Watched, rebuilt with backoff when slack_sdk cannot recover, and reported on
+        # /healthz; it connects in the background, so a Slack outage never blocks start-up.
+        socket = SocketModeConnection(
+            bolt, settings.slack_app_token, unhealthy_after=settings.corral_unhealthy_after
+        )
+    http = build_http_app(
+        core.storage,
+        slack=None if socket_mode else slack.handle_http,
+        health=socket.health if socket is not None else None,
+    )
     runner = web.AppRunner(http, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, settings.corral_http_host, settings.corral_http_port).start()
     log.info("HTTP on %s:%d", settings.corral_http_host, settings.corral_http_port)
+    await core.models.warm_up()
     workers.start()
-    socket_handler = None
-    if socket_mode:
-        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-
-        socket_handler = AsyncSocketModeHandler(bolt, settings.slack_app_token)
-        await socket_handler.connect_async()  # type: ignore[no-untyped-call]  # bolt is untyped here
-        log.info("Slack Socket Mode connected")
+    await scheduler.start()
+    if socket is not None:
+        await socket.start()
     stop = stop or _stop_on_signals()
     try:
         await stop.wait()
     finally:
-        if socket_handler is not None:
-            await socket_handler.close_async()  # type: ignore[no-untyped-call]
+        if socket is not None:
+            await socket.close()
+        await scheduler.stop()
         await workers.stop()
         await runner.cleanup()
+        await slack.close()
 
 
 def _stop_on_signals() -> asyncio.Event:

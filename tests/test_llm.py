@@ -590,3 +590,27 @@ async def test_server_rejects_a_tool_result_without_its_call(
 
     assert rejected.value.status == 400
     assert "call_missing" in rejected.value.message
+
+
+async def test_warm_up_creates_the_configured_providers_off_the_loop() -> None:
+    import threading
+
+    made: list[str] = []
+
+    def factory(name: str) -> Callable[[], Provider]:
+        def make() -> Provider:
+            made.append(f"{name}:{threading.current_thread() is threading.main_thread()}")
+            return AnthropicProvider(api_key="k", base_url="http://127.0.0.1:9")
+
+        return make
+
+    registry = ModelRegistry(
+        {"fast": ["anthropic/a", "openai/b"]},
+        env={"ANTHROPIC_API_KEY": "k"},
+        provider_factories={"anthropic": factory("anthropic"), "openai": factory("openai")},
+    )
+    await registry.warm_up()
+    await registry.warm_up()
+    registry.client_for("fast")
+    assert made == ["anthropic:False"]  # once, off the main thread; openai is not configured
+    await registry.aclose()

@@ -139,6 +139,7 @@ async def rig(storage: Storage, model_server: FakeModelServer) -> AsyncIterator[
             )
         await workers.stop()
         await runner.cleanup()
+        await parts.close()
         await models.aclose()
 
 
@@ -390,3 +391,11 @@ async def test_a_thread_started_without_corral_is_read_from_slack(rig: SlackRig)
     assert "[Owl (agent)]: I restarted the cache" in sent
     assert "[alice]: @beaver what now?" in sent
     assert sent.index("prod is slow") < sent.index("restarted the cache") < sent.index("what now")
+
+
+async def test_memory_export_is_uploaded_as_a_file(rig: SlackRig) -> None:
+    await rig.send(se.slash_command("/memory", "add Invoices go out monthly", channel_id=GENERAL))
+    await rig.send(se.slash_command("/memory", "export", channel_id=GENERAL))
+    await rig.until(lambda: bool(rig.slack.files))
+    (uploaded,) = rig.slack.files.values()
+    assert "Invoices go out monthly" in uploaded.content.decode()

@@ -113,6 +113,17 @@ class ModelRegistry:
             for p, m in self.resolve(spec)
         ]
 
+    async def warm_up(self) -> None:
+        """Create the configured providers now, importing their SDKs in a thread.
+
+        The SDKs take seconds to import; on first use inside the event loop that would
+        stall every task (acks, pings, schedules) for as long.
+        """
+        configured = [p for p in self.configured_providers() if p not in self._providers]
+        for name in configured:
+            provider = await asyncio.to_thread(self._factories[name])
+            self._providers.setdefault(name, provider)
+
     async def aclose(self) -> None:
         """Close the providers this registry created (their connection pools)."""
         providers, self._providers = list(self._providers.values()), {}

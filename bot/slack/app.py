@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
@@ -32,6 +33,11 @@ class SlackParts:
         response = await self.app.async_dispatch(await to_bolt_request(request))
         return await to_aiohttp_response(response)
 
+    async def close(self) -> None:
+        """Close the Web API client's connections."""
+        if self.client.session is not None:
+            await self.client.session.close()
+
     def attach(self, core: Core, workers: Workers, signing_secret: str | None) -> AsyncApp:
         """Build the bolt app around ``workers`` (which post through :attr:`adapter`)."""
         self.app = AsyncApp(
@@ -39,17 +45,23 @@ class SlackParts:
             signing_secret=signing_secret,
             # Socket Mode needs no signing secret; HTTP mode is refused without one.
             request_verification_enabled=bool(signing_secret),
+            # Ack only once the listener has stored the message: a crash between an ack
+            # and the insert would lose it, and Slack does not resend what was acked.
+            process_before_response=True,
         )
         register(self.app, core, core.gateway, workers, self.directory)
         return self.app
 
 
 def slack_parts(core: Core, token: str, api_url: str, post_interval: float = 1.0) -> SlackParts:
-    """The Web API client (429s retried after Retry-After) and the adapter."""
+    """The Web API client (429s retried after Retry-After) and the adapter. Call from
+    the running event loop; :meth:`SlackParts.close` when done."""
     client = AsyncWebClient(
         token=token,
         base_url=api_url,
         retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=3)],
+        # One connection pool for every call, instead of a new session per call.
+        session=aiohttp.ClientSession(),
     )
     directory = Directory(client)
     return SlackParts(client, SlackAdapter(client, core.team, directory, post_interval), directory)

@@ -3,7 +3,9 @@ table, and ack. Bolt verifies signatures and drops the app's own events before t
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Coroutine
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -44,10 +46,14 @@ def register(
     app.event("app_mention")(on_event)
     app.event("message")(on_event)
 
-    async def on_command(ack: Any, command: dict[str, Any]) -> None:
-        ctx = core.command_context(str(command["user_id"]), PLATFORM, str(command["channel_id"]))
+    async def on_command(ack: Any, command: dict[str, Any], client: Any) -> None:
+        channel = str(command["channel_id"])
+        ctx = core.command_context(str(command["user_id"]), PLATFORM, channel)
         reply = await dispatch(ctx, f"{command['command']} {command.get('text', '')}")
         await ack(text=reply.text, response_type="ephemeral" if reply.ephemeral else "in_channel")
+        if reply.attachment is not None:
+            filename, content = reply.attachment
+            _in_background(_upload(client, channel, filename, content))
 
     app.command("/corral")(on_command)
     app.command("/memory")(on_command)
@@ -115,7 +121,36 @@ async def decide(
             {"type": "context", "elements": [{"type": "mrkdwn", "text": verdict}]},
         ],
     )
+    # The resumed run may take minutes; Slack wants its answer within 3 seconds.
+    _in_background(_resume(workers, client, approval_id, approved, user, channel))
+
+
+async def _resume(
+    workers: Workers, client: Any, approval_id: str, approved: bool, user: str, channel: str
+) -> None:
     try:
         await workers.decide(approval_id, approved, user)
     except DecisionError as exc:
         await client.chat_postEphemeral(channel=channel, user=user, text=str(exc))
+    except Exception:  # the run itself tells the thread; this is for what precedes it
+        log.exception("deciding %s failed", approval_id)
+
+
+async def _upload(client: Any, channel: str, filename: str, content: str) -> None:
+    """A command's document (``/memory export``) as a file in the channel."""
+    try:
+        await client.files_upload_v2(
+            channel=channel, filename=filename, content=content, title=filename
+        )
+    except Exception:
+        log.exception("uploading %s failed", filename)
+
+
+_background: set[asyncio.Task[None]] = set()
+
+
+def _in_background(work: Coroutine[Any, Any, None]) -> None:
+    task = asyncio.create_task(work)
+    # The loop keeps only weak references to tasks: hold one until it is done.
+    _background.add(task)
+    task.add_done_callback(_background.discard)

@@ -26,6 +26,22 @@ Besides the Web API, the server plays two more Slack endpoints: the upload URLs 
 ``files.getUploadURLExternal`` hands out (so ``files_upload_v2`` works end to end) and
 ``response_url`` hooks (``server.response_url()``), recorded as the pseudo-methods
 ``"upload_url"`` and ``"response_url"``.
+
+It also plays Slack's Socket Mode server. ``apps.connections.open`` (with the app-level
+token, :data:`APP_TOKEN`) hands out a single-use WebSocket URL on this server; a connection
+is greeted with ``hello``, answers pings, and carries envelopes the test sends with
+:meth:`FakeSlackServer.socket_send` (any builder of ``slack_events``: events, slash
+commands, interactivity), whose acknowledgements are recorded (``server.socket_acks``).
+Every upgrade attempt is recorded as the pseudo-method ``"socket_mode"``. Failures are
+scriptable: ``socket_drop()`` (the link dies), ``socket_wedge()`` (the link stays open
+but nothing, not even a pong, comes back), ``refuse_socket_mode(seconds)`` and
+``socket_disconnect(reason)`` (Slack asking the app to reconnect)::
+
+    async with FakeSlackServer() as server:
+        handler = AsyncSocketModeHandler(app, server.app_token)  # app.client at api_url
+        await handler.connect_async()
+        envelope_id = await server.socket_send(slack_events.event_callback(event))
+        ack = await server.wait_socket_ack(envelope_id)
 """
 
 from __future__ import annotations
@@ -37,19 +53,35 @@ import secrets
 import threading
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from decimal import Decimal
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
+from urllib.parse import parse_qsl
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
-from .slack_events import APP_ID, BOT_ID, BOT_USER_ID, SIGNING_SECRET, TEAM_DOMAIN, TEAM_ID
+from .slack_events import (
+    APP_ID,
+    BOT_ID,
+    BOT_USER_ID,
+    SIGNING_SECRET,
+    TEAM_DOMAIN,
+    TEAM_ID,
+    SignedRequest,
+)
+
+T = TypeVar("T")
 
 #: The bot token the server accepts by default. Any ``xoxb-`` token is accepted.
 BOT_TOKEN = "xoxb-1111111111-2222222222222-fakecorraltoken0000"
+#: The app-level token for Socket Mode. Any ``xapp-`` token is accepted.
+APP_TOKEN = "xapp-1-A0CORRAL01-3333333333333-fakecorralapptoken00"
+
+#: Web API methods that take the app-level token, not the bot token.
+_APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
 
 #: The bot scopes of ``deploy/slack/manifest.yaml``: granted unless a test removes some.
 BOT_SCOPES = frozenset(
@@ -232,6 +264,28 @@ class _Hook:
     message_ts: str | None
     user: str | None
     thread_ts: str | None
+
+
+@dataclass(frozen=True)
+class SocketAck:
+    """What the app sent back over Socket Mode for one envelope."""
+
+    envelope_id: str
+    #: The acknowledgement's ``payload`` (a slash command's answer), else ``None``.
+    payload: dict[str, Any] | None
+    #: ``time.monotonic()`` when it arrived.
+    at: float
+    #: The connection that carried it: 1 for the first the server accepted, 2 next…
+    connection: int
+
+
+@dataclass
+class _Socket:
+    number: int
+    ws: web.WebSocketResponse
+    request: web.Request
+    #: Plays a link that is open but dead: no pongs, no envelopes, acks lost.
+    wedged: bool = False
 
 
 @dataclass(frozen=True)
@@ -431,6 +485,7 @@ class FakeSlackServer:
         app_id: str = APP_ID,
         bot_name: str = "corral",
         bot_token: str = BOT_TOKEN,
+        app_token: str = APP_TOKEN,
     ) -> None:
         self.team_id = team_id
         self.team_name = team_name
@@ -441,6 +496,8 @@ class FakeSlackServer:
         self.bot_name = bot_name
         #: The token ``env()`` hands out; the server accepts any ``xoxb-`` token.
         self.bot_token = bot_token
+        #: The app-level token for Socket Mode; any ``xapp-`` token is accepted.
+        self.app_token = app_token
         #: The bot scopes granted; remove some to test ``missing_scope`` handling.
         self.scopes: set[str] = set(BOT_SCOPES)
         #: Seconds every answer waits before it is sent, to play Slack's latency.
@@ -461,9 +518,16 @@ class FakeSlackServer:
         self._clock = Decimal(0)
         self._ids = iter(range(1, 10_000_000))
         self._runner: web.AppRunner | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._port = 0
+        self._tickets: set[str] = set()
+        self._sockets: dict[int, _Socket] = {}
+        self._socket_count = 0
+        self._socket_acks: list[SocketAck] = []
+        self._refuse_socket_until = 0.0
         self._methods: dict[str, Handler] = {
             "api.test": lambda params: {"args": params},
+            "apps.connections.open": self._apps_connections_open,
             "auth.test": self._auth_test,
             "chat.postMessage": self._chat_post_message,
             "chat.update": self._chat_update,
@@ -537,13 +601,20 @@ class FakeSlackServer:
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_post("/upload/v1/{file_id}", self._upload)
         app.router.add_post("/hooks/{kind}/{team}/{key}", self._hook)
+        app.router.add_get("/link/", self._socket_link)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", 0).start()
         self._port = self._runner.addresses[0][1]
+        self._loop = asyncio.get_running_loop()
 
     async def stop(self) -> None:
-        """Close the server."""
+        """Close the server (open Socket Mode connections first, as "going away")."""
+        with self._lock:
+            sockets = list(self._sockets.values())
+        for sock in sockets:
+            with suppress(Exception):
+                await sock.ws.close(code=1001)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -768,6 +839,207 @@ class FakeSlackServer:
             }
 
     # -----------------------------------------------------------------------------------
+    # Socket Mode (call these from the server's event loop, or any other: they hop over)
+
+    def socket_mode_env(self) -> dict[str, str]:
+        """``env()`` plus the app-level token, which makes Corral connect over Socket Mode."""
+        return {**self.env(), "SLACK_APP_TOKEN": self.app_token}
+
+    async def socket_send(
+        self,
+        request: SignedRequest | Mapping[str, Any],
+        *,
+        kind: str | None = None,
+        accepts_response_payload: bool | None = None,
+        retry_attempt: int = 0,
+        retry_reason: str = "",
+    ) -> str:
+        """Deliver an envelope on the newest open connection, as Slack does; returns its
+        ``envelope_id``.
+
+        ``request`` is what a ``slack_events`` builder returns (its kind — ``events_api``,
+        ``slash_commands`` or ``interactive`` — and payload are read from it), or a payload
+        with an explicit ``kind``. On a wedged connection the envelope is lost.
+        """
+        kind, payload = _socket_payload(request, kind)
+        if accepts_response_payload is None:
+            # What Slack sets: slash commands and modal submissions may be answered in
+            # the ack; events and button clicks may not.
+            accepts_response_payload = kind == "slash_commands" or (
+                kind == "interactive" and payload.get("type") == "view_submission"
+            )
+        envelope_id = secrets.token_hex(16)
+        envelope = {
+            "envelope_id": envelope_id,
+            "payload": payload,
+            "type": kind,
+            "accepts_response_payload": accepts_response_payload,
+            "retry_attempt": retry_attempt,
+            "retry_reason": retry_reason,
+        }
+        with self._lock:
+            if not self._sockets:
+                raise RuntimeError("no Socket Mode connection is open")
+            sock = self._sockets[max(self._sockets)]
+        if not sock.wedged:
+            await self._on_server_loop(sock.ws.send_str(json.dumps(envelope)))
+        return envelope_id
+
+    @property
+    def socket_acks(self) -> list[SocketAck]:
+        """The acknowledgements received so far, oldest first."""
+        with self._lock:
+            return list(self._socket_acks)
+
+    async def wait_socket_ack(self, envelope_id: str, within: float = 5.0) -> SocketAck:
+        """The acknowledgement of ``envelope_id``, once it arrives (``TimeoutError`` after
+        ``within`` seconds)."""
+        async with asyncio.timeout(within):
+            while True:
+                for ack in self.socket_acks:
+                    if ack.envelope_id == envelope_id:
+                        return ack
+                await asyncio.sleep(0.005)
+
+    @property
+    def socket_connections(self) -> int:
+        """How many Socket Mode connections the server has accepted so far."""
+        with self._lock:
+            return self._socket_count
+
+    @property
+    def open_sockets(self) -> list[int]:
+        """The numbers of the connections open now (see :attr:`SocketAck.connection`)."""
+        with self._lock:
+            return sorted(self._sockets)
+
+    async def socket_drop(self, *, close_code: int | None = None) -> int:
+        """End every open connection: without a word, as a lost link does (default), or
+        with a WebSocket close frame carrying ``close_code``. Returns how many."""
+        with self._lock:
+            sockets = list(self._sockets.values())
+        for sock in sockets:
+            if close_code is None:
+                transport = sock.request.transport
+                if transport is not None:
+                    transport.abort()
+            else:
+                await self._on_server_loop(sock.ws.close(code=close_code))
+        return len(sockets)
+
+    def socket_wedge(self) -> int:
+        """Wedge every open connection: it stays open, but pings go unanswered, envelopes
+        are not delivered and acks are lost. Connections made later work. Returns how
+        many."""
+        with self._lock:
+            for sock in self._sockets.values():
+                sock.wedged = True
+            return len(self._sockets)
+
+    def refuse_socket_mode(self, seconds: float) -> None:
+        """For ``seconds`` from now, ``apps.connections.open`` fails (``internal_error``)
+        and WebSocket upgrades are refused (HTTP 503), as during a Slack outage."""
+        with self._lock:
+            self._refuse_socket_until = time.monotonic() + seconds
+
+    async def socket_disconnect(self, reason: str = "refresh_requested") -> int:
+        """Send a ``disconnect`` message on every open connection, as Slack does before it
+        recycles one (``warning``, ``refresh_requested``, ``link_disabled``). The link
+        stays open; the app is expected to reconnect. Returns how many."""
+        message = json.dumps(
+            {"type": "disconnect", "reason": reason, "debug_info": {"host": "applink-fake"}}
+        )
+        with self._lock:
+            sockets = [s for s in self._sockets.values() if not s.wedged]
+        for sock in sockets:
+            await self._on_server_loop(sock.ws.send_str(message))
+        return len(sockets)
+
+    async def _on_server_loop(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the server's event loop (WebSockets belong to their loop)."""
+        loop = self._loop
+        if loop is None:
+            coro.close()
+            raise RuntimeError("the fake Slack server is not running")
+        if asyncio.get_running_loop() is loop:
+            return await coro
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
+
+    async def _socket_link(self, request: web.Request) -> web.StreamResponse:
+        """The WebSocket URL ``apps.connections.open`` hands out."""
+        ticket = request.query.get("ticket", "")
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        with self._lock:
+            if time.monotonic() < self._refuse_socket_until:
+                status, text = 503, "Service Unavailable"
+            elif ticket not in self._tickets:
+                status, text = 401, "invalid or used ticket"
+            else:
+                self._tickets.discard(ticket)
+                self._socket_count += 1
+                status, text = 101, f"connection {self._socket_count}"
+            number = self._socket_count
+            self._calls.append(
+                SlackCall(
+                    method="socket_mode",
+                    params={"ticket": ticket, "app_id": request.query.get("app_id")},
+                    headers=headers,
+                    http_method=request.method,
+                    at=time.monotonic(),
+                    status=status,
+                    response=text,
+                )
+            )
+        if status != 101:
+            return web.Response(status=status, text=text)
+        # Pongs are sent by hand, so that a wedged connection can withhold them.
+        ws = web.WebSocketResponse(autoping=False)
+        await ws.prepare(request)
+        sock = _Socket(number, ws, request)
+        with self._lock:
+            self._sockets[number] = sock
+            open_now = len(self._sockets)
+        try:
+            await ws.send_json(
+                {
+                    "type": "hello",
+                    "num_connections": open_now,
+                    "debug_info": {
+                        "host": f"applink-fake-{number}",
+                        "build_number": 1,
+                        "approximate_connection_time": 18060,
+                    },
+                    "connection_info": {"app_id": self.app_id},
+                }
+            )
+            async for message in ws:
+                if sock.wedged:
+                    continue
+                if message.type == WSMsgType.PING:
+                    await ws.pong(message.data)
+                elif message.type == WSMsgType.TEXT:
+                    self._socket_received(sock, message.data)
+        finally:
+            with self._lock:
+                self._sockets.pop(number, None)
+        return ws
+
+    def _socket_received(self, sock: _Socket, data: str) -> None:
+        with suppress(ValueError):
+            message = json.loads(data)
+            if isinstance(message, dict) and message.get("envelope_id"):
+                payload = message.get("payload")
+                with self._lock:
+                    self._socket_acks.append(
+                        SocketAck(
+                            envelope_id=str(message["envelope_id"]),
+                            payload=payload if isinstance(payload, dict) else None,
+                            at=time.monotonic(),
+                            connection=sock.number,
+                        )
+                    )
+
+    # -----------------------------------------------------------------------------------
     # HTTP
 
     async def _api(self, request: web.Request) -> web.Response:
@@ -814,7 +1086,11 @@ class FakeSlackServer:
         if method != "api.test":
             if not token:
                 return 200, {"ok": False, "error": "not_authed"}, {}
-            if not token.startswith("xoxb-"):
+            if method in _APP_TOKEN_METHODS:
+                if not token.startswith("xapp-"):
+                    error = "not_allowed_token_type" if token.startswith("xox") else "invalid_auth"
+                    return 200, {"ok": False, "error": error}, {}
+            elif not token.startswith("xoxb-"):
                 return 200, {"ok": False, "error": "invalid_auth"}, {}
         try:
             body = handler(params)
@@ -1108,6 +1384,13 @@ class FakeSlackServer:
 
     # -----------------------------------------------------------------------------------
     # Methods (called with the lock held)
+
+    def _apps_connections_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        if time.monotonic() < self._refuse_socket_until:
+            raise SlackError("internal_error")
+        ticket = secrets.token_hex(16)
+        self._tickets.add(ticket)
+        return {"url": f"ws://127.0.0.1:{self._port}/link/?ticket={ticket}&app_id={self.app_id}"}
 
     def _auth_test(self, params: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -1410,6 +1693,24 @@ class FakeSlackServer:
             message["files"] = shared
             message["upload"] = True
         return {"files": shared}
+
+
+def _socket_payload(
+    request: SignedRequest | Mapping[str, Any], kind: str | None
+) -> tuple[str, dict[str, Any]]:
+    """The envelope type and payload Slack sends over Socket Mode for what it would have
+    POSTed over HTTP: the event callback's JSON, the slash command's fields, or the
+    interactivity ``payload`` decoded."""
+    if not isinstance(request, SignedRequest):
+        if kind is None:
+            raise ValueError("a bare payload needs kind= (events_api, slash_commands …)")
+        return kind, dict(request)
+    if request.headers.get("Content-Type", "").startswith("application/json"):
+        return kind or "events_api", json.loads(request.body)
+    fields = dict(parse_qsl(request.body.decode(), keep_blank_values=True))
+    if "payload" in fields:
+        return kind or "interactive", json.loads(fields["payload"])
+    return kind or "slash_commands", fields
 
 
 async def _read_params(request: web.Request) -> tuple[dict[str, Any], str | None]:
