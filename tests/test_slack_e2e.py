@@ -399,3 +399,13 @@ async def test_memory_export_is_uploaded_as_a_file(rig: SlackRig) -> None:
     await rig.until(lambda: bool(rig.slack.files))
     (uploaded,) = rig.slack.files.values()
     assert "Invoices go out monthly" in uploaded.content.decode()
+
+
+async def test_a_post_for_a_thread_slack_does_not_know_goes_top_level(rig: SlackRig) -> None:
+    from agents.conversation import Place, Reply
+
+    await rig.parts.adapter.post(
+        Place("slack", GENERAL, "schedule-f-123", "#general"), Reply("beaver", "Standup notes")
+    )
+    (post,) = rig.posts(GENERAL)
+    assert post.get("thread_ts") is None and post["text"] == "Standup notes"

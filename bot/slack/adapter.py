@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -30,6 +31,8 @@ SECTION_LIMIT = 3_000
 #: Slack's guidance is about one message a second per channel.
 POST_INTERVAL_S = 1.0
 PICKED_UP_REACTION = "eyes"
+#: What a Slack message timestamp (and so a thread id) looks like.
+SLACK_TS = re.compile(r"\d+\.\d+")
 
 APPROVE_ACTION = "corral_approve"
 REJECT_ACTION = "corral_reject"
@@ -80,7 +83,8 @@ class SlackAdapter:
         messages Slack shows whole; approval requests get Approve/Reject buttons."""
         channel = await self.directory.channel_id(place.channel)
         persona = self._persona(reply.agent)
-        thread = place.thread or None
+        # Corral's own threads (a scheduled fire's) are not Slack messages: post top-level.
+        thread = place.thread if SLACK_TS.fullmatch(place.thread) else None
         if reply.kind == "approval":
             await self._send(channel, thread, persona, reply.text, approval_blocks(reply))
         else:
