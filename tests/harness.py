@@ -3,9 +3,11 @@ model SDKs (against the fake model server) and storage."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from fakes.model_server import FakeModelServer
@@ -18,9 +20,11 @@ from agents.llm.retry import RetryPolicy
 from agents.runtime import Runtime
 from agents.team import Team
 from bot.adapter import ThreadLine
+from bot.app import Core
 from bot.coordinator import Coordinator, Route
 from bot.gateway import Gateway, Workers
 from bot.inbound import Inbound
+from bot.settings import Settings
 from storage.queue import InProcessQueue
 from storage.store import Storage
 
@@ -69,6 +73,44 @@ TEAM: dict[str, Any] = {
 def make_team(**overrides: Any) -> Team:
     """The test team, with top-level keys replaced by ``overrides``."""
     return Team.model_validate({**TEAM, **overrides})
+
+
+def fake_models(
+    team: Team,
+    server: FakeModelServer,
+    policy: RetryPolicy,
+    *,
+    env: dict[str, str] | None = None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> ModelRegistry:
+    """The team's models, served by the fake model server through the real SDKs."""
+    factories: dict[str, Callable[[], Any]] = {
+        "anthropic": lambda: AnthropicProvider(api_key="fake", base_url=server.anthropic_url),
+        "openai": lambda: OpenAIProvider(api_key="fake", base_url=server.openai_url),
+    }
+    return ModelRegistry(
+        team.models,
+        env=server.env() if env is None else env,
+        policy=policy,
+        provider_factories=factories,
+        sleep=sleep,
+    )
+
+
+def make_core(storage: Storage, models: ModelRegistry, team: Team, settings: Settings) -> Core:
+    """A composition root like ``build_core``'s, from parts a test made."""
+    queue = InProcessQueue()
+    return Core(
+        settings=settings,
+        team_path=Path("team.yaml"),
+        team=team,
+        storage=storage,
+        models=models,
+        queue=queue,
+        gateway=Gateway(storage, queue),
+        coordinator=Coordinator(team, storage.threads, models.client_for),
+        runtime=Runtime(team, models.client_for, storage),
+    )
 
 
 @dataclass
@@ -122,15 +164,11 @@ class Harness:
         async def sleep(delay: float) -> None:
             slept.append(delay)
 
-        factories: dict[str, Callable[[], Any]] = {
-            "anthropic": lambda: AnthropicProvider(api_key="fake", base_url=server.anthropic_url),
-            "openai": lambda: OpenAIProvider(api_key="fake", base_url=server.openai_url),
-        }
-        models = ModelRegistry(
-            team.models,
+        models = fake_models(
+            team,
+            server,
+            RetryPolicy(attempts=3),
             env=server.env() if env is None else env,
-            policy=RetryPolicy(attempts=3),
-            provider_factories=factories,
             sleep=sleep,
         )
         queue = InProcessQueue()

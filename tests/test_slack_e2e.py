@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -16,20 +15,13 @@ from aiohttp import web
 from fakes import slack_events as se
 from fakes.model_server import CallTool, FakeModelServer, Reply
 from fakes.slack_server import FakeSlackServer
-from harness import TEAM, make_team
+from harness import TEAM, fake_models, make_core, make_team
 
-from agents.llm.anthropic_provider import AnthropicProvider
-from agents.llm.openai_provider import OpenAIProvider
-from agents.llm.registry import ModelRegistry
 from agents.llm.retry import RetryPolicy
-from agents.runtime import Runtime
-from bot.app import Core
-from bot.coordinator import Coordinator
-from bot.gateway import Gateway, Workers
+from bot.gateway import Workers
 from bot.http_server import build_http_app
 from bot.settings import Settings
 from bot.slack.app import SlackParts, slack_parts
-from storage.queue import InProcessQueue
 from storage.store import Storage
 
 GENERAL, DEV, DM = "C0GENERAL1", "C0DEV00001", "D0DM000001"
@@ -101,28 +93,14 @@ async def rig(storage: Storage, model_server: FakeModelServer) -> AsyncIterator[
         slack.add_channel(DM, is_im=True, user=se.USER_ID)
         slack.add_user(se.USER_ID, "alice", "Alice Liddell")
         slack.add_user(ADMIN, "admin", "Ada Admin")
-        models = ModelRegistry(
-            team.models,
-            env=model_server.env(),
-            policy=RetryPolicy(attempts=2, base_delay=0.001, max_delay=0.01),
-            provider_factories={
-                "anthropic": lambda: AnthropicProvider(
-                    api_key="fake", base_url=model_server.anthropic_url
-                ),
-                "openai": lambda: OpenAIProvider(api_key="fake", base_url=model_server.openai_url),
-            },
+        models = fake_models(
+            team, model_server, RetryPolicy(attempts=2, base_delay=0.001, max_delay=0.01)
         )
-        queue = InProcessQueue()
-        core = Core(
-            settings=Settings(_env_file=None, slack_bot_token=slack.bot_token),
-            team_path=Path("team.yaml"),
-            team=team,
-            storage=storage,
-            models=models,
-            queue=queue,
-            gateway=Gateway(storage, queue),
-            coordinator=Coordinator(team, storage.threads, models.client_for),
-            runtime=Runtime(team, models.client_for, storage),
+        core = make_core(
+            storage,
+            models,
+            team,
+            Settings(_env_file=None, slack_bot_token=slack.bot_token),
         )
         parts = slack_parts(core, slack.bot_token, slack.api_url, post_interval=0)
         workers = core.workers({"slack": parts.adapter})

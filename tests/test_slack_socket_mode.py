@@ -33,25 +33,18 @@ from aiohttp import web
 from fakes import slack_events as se
 from fakes.model_server import CallTool, FakeModelServer, Reply
 from fakes.slack_server import FakeSlackServer
-from harness import TEAM, make_team
+from harness import TEAM, fake_models, make_core, make_team
 from pydantic import ValidationError
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from agents.llm.anthropic_provider import AnthropicProvider
-from agents.llm.openai_provider import OpenAIProvider
-from agents.llm.registry import ModelRegistry
 from agents.llm.retry import RetryPolicy
-from agents.runtime import Runtime
-from bot.app import Core
-from bot.coordinator import Coordinator
-from bot.gateway import Gateway, Workers
+from bot.gateway import Workers
 from bot.http_server import build_http_app
 from bot.settings import Settings
 from bot.slack.app import slack_parts
 from bot.slack.socket_mode import Backoff, SocketModeConnection
-from storage.queue import InProcessQueue
 from storage.store import Storage
 
 GENERAL, DEV = "C0GENERAL1", "C0DEV00001"
@@ -152,30 +145,16 @@ async def rig(storage: Storage, model_server: FakeModelServer) -> AsyncIterator[
         slack.add_channel(DEV, "dev")
         slack.add_user(se.USER_ID, "alice", "Alice Liddell")
         slack.add_user(ADMIN, "admin", "Ada Admin")
-        models = ModelRegistry(
-            team.models,
-            env=model_server.env(),
-            policy=RetryPolicy(attempts=2, base_delay=0.001, max_delay=0.01),
-            provider_factories={
-                "anthropic": lambda: AnthropicProvider(
-                    api_key="fake", base_url=model_server.anthropic_url
-                ),
-                "openai": lambda: OpenAIProvider(api_key="fake", base_url=model_server.openai_url),
-            },
+        models = fake_models(
+            team, model_server, RetryPolicy(attempts=2, base_delay=0.001, max_delay=0.01)
         )
-        queue = InProcessQueue()
-        core = Core(
-            settings=Settings(
+        core = make_core(
+            storage,
+            models,
+            team,
+            Settings(
                 _env_file=None, slack_bot_token=slack.bot_token, slack_app_token=slack.app_token
             ),
-            team_path=Path("team.yaml"),
-            team=team,
-            storage=storage,
-            models=models,
-            queue=queue,
-            gateway=Gateway(storage, queue),
-            coordinator=Coordinator(team, storage.threads, models.client_for),
-            runtime=Runtime(team, models.client_for, storage),
         )
         parts = slack_parts(core, slack.bot_token, slack.api_url, post_interval=0)
         workers = core.workers({"slack": parts.adapter})
@@ -506,33 +485,18 @@ async def test_corral_run_serves_socket_mode_and_reports_it_on_healthz(
         slack.add_channel(GENERAL, "general")
         slack.add_user(se.USER_ID, "alice", "Alice Liddell")
         port = _free_port()
-        models = ModelRegistry(
-            team.models,
-            env=model_server.env(),
-            provider_factories={
-                "anthropic": lambda: AnthropicProvider(
-                    api_key="fake", base_url=model_server.anthropic_url
-                ),
-                "openai": lambda: OpenAIProvider(api_key="fake", base_url=model_server.openai_url),
-            },
-        )
-        queue = InProcessQueue()
-        core = Core(
-            settings=Settings(
+        models = fake_models(team, model_server, RetryPolicy())
+        core = make_core(
+            storage,
+            models,
+            team,
+            Settings(
                 _env_file=None,
                 slack_bot_token=slack.bot_token,
                 slack_app_token=slack.app_token,
                 slack_api_url=slack.api_url,
                 corral_http_port=port,
             ),
-            team_path=Path("team.yaml"),
-            team=team,
-            storage=storage,
-            models=models,
-            queue=queue,
-            gateway=Gateway(storage, queue),
-            coordinator=Coordinator(team, storage.threads, models.client_for),
-            runtime=Runtime(team, models.client_for, storage),
         )
         stop = asyncio.Event()
         service = asyncio.create_task(serve(core, stop))

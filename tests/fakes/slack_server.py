@@ -63,6 +63,8 @@ from urllib.parse import parse_qsl
 
 from aiohttp import WSMsgType, web
 
+from bot.slack.check import REQUIRED_SCOPES
+
 from .slack_events import (
     APP_ID,
     BOT_ID,
@@ -83,27 +85,9 @@ APP_TOKEN = "xapp-1-A0CORRAL01-3333333333333-fakecorralapptoken00"
 #: Web API methods that take the app-level token, not the bot token.
 _APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
 
-#: The bot scopes of ``deploy/slack/manifest.yaml``: granted unless a test removes some.
-BOT_SCOPES = frozenset(
-    {
-        "app_mentions:read",
-        "channels:history",
-        "channels:read",
-        "groups:history",
-        "groups:read",
-        "im:history",
-        "im:read",
-        "im:write",
-        "mpim:history",
-        "chat:write",
-        "chat:write.customize",
-        "commands",
-        "reactions:read",
-        "reactions:write",
-        "users:read",
-        "files:write",
-    }
-)
+#: The bot scopes of ``deploy/slack/manifest.yaml`` (the ones Corral checks for): granted
+#: unless a test removes some.
+BOT_SCOPES = REQUIRED_SCOPES
 
 #: Slack's limits, as its API enforces them.
 MAX_TEXT = 40_000
