@@ -140,6 +140,10 @@ def check(team: str | None) -> None:
         from bot.slack.check import check_slack
 
         problems += check_slack(settings.slack_bot_token, settings.slack_api_url)
+    if settings.discord_token:
+        from bot.discord.check import check_discord
+
+        problems += check_discord(settings.discord_token, settings.discord_api_url)
     for problem in problems:
         if problem.severity == "error":
             click.echo(click.style("error ", fg="red", bold=True) + str(problem))

@@ -1,12 +1,14 @@
-"""``corral run``: the long-running service — Slack (Socket Mode or HTTP), the workers, the
-scheduler and the HTTP server — until it is told to stop."""
+"""``corral run``: the long-running service — Slack (Socket Mode or HTTP), Discord, the
+workers, the scheduler and the HTTP server — until it is told to stop."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import signal
-from contextlib import suppress
+from collections.abc import Callable
+from contextlib import AsyncExitStack, suppress
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -14,64 +16,88 @@ from bot.adapter import ChatAdapter
 from bot.app import Core, StartupError
 from bot.http_server import build_http_app
 
+if TYPE_CHECKING:
+    from bot.discord.app import DiscordParts
+    from bot.slack.app import SlackParts
+    from bot.slack.socket_mode import SocketModeConnection
+
 log = logging.getLogger("corral.service")
 
 
 async def serve(core: Core, stop: asyncio.Event | None = None) -> None:
     """Run until SIGINT/SIGTERM (or ``stop`` is set)."""
     settings = core.settings
-    if not settings.slack_bot_token:
+    if not settings.slack_bot_token and not settings.discord_token:
         raise StartupError(
             "nothing to run: no chat platform is configured. Set SLACK_BOT_TOKEN (and "
-            "SLACK_APP_TOKEN for Socket Mode, or SLACK_SIGNING_SECRET for HTTP) in .env, "
-            "or talk to the team in the terminal with `corral chat`."
+            "SLACK_APP_TOKEN for Socket Mode, or SLACK_SIGNING_SECRET for HTTP) or "
+            "DISCORD_TOKEN in .env, or talk to the team in the terminal with `corral chat`."
         )
-    from bot.slack.app import slack_parts
-
-    slack = slack_parts(core, settings.slack_bot_token, settings.slack_api_url)
-    adapters: dict[str, ChatAdapter] = {"slack": slack.adapter}
-    workers = core.workers(adapters)
-    scheduler = core.scheduler(adapters)
-    socket_mode = bool(settings.slack_app_token)
-    if not socket_mode and not settings.slack_signing_secret:
+    if settings.slack_bot_token and not (settings.slack_app_token or settings.slack_signing_secret):
         raise StartupError(
             "Slack in HTTP mode needs SLACK_SIGNING_SECRET (or set SLACK_APP_TOKEN for "
             "Socket Mode)."
         )
-    bolt = slack.attach(core, workers, settings.slack_signing_secret)
-    socket = None
-    if settings.slack_app_token:
-        from bot.slack.socket_mode import SocketModeConnection
+    adapters: dict[str, ChatAdapter] = {}
+    health: dict[str, Callable[[], bool]] = {}
+    async with AsyncExitStack() as stack:
+        slack: SlackParts | None = None
+        discord: DiscordParts | None = None
+        socket: SocketModeConnection | None = None
+        if settings.slack_bot_token:
+            from bot.slack.app import slack_parts
 
-        # Watched, rebuilt with backoff when slack_sdk cannot recover, and reported on
-        # /healthz; it connects in the background, so a Slack outage never blocks start-up.
-        socket = SocketModeConnection(
-            bolt, settings.slack_app_token, unhealthy_after=settings.corral_unhealthy_after
+            slack = slack_parts(core, settings.slack_bot_token, settings.slack_api_url)
+            stack.push_async_callback(slack.close)
+            adapters["slack"] = slack.adapter
+        if settings.discord_token:
+            from bot.discord.app import discord_parts
+
+            discord = discord_parts(core)
+            stack.push_async_callback(discord.close)
+            adapters["discord"] = discord.adapter
+        workers = core.workers(adapters)
+        scheduler = core.scheduler(adapters)
+        if slack is not None:
+            bolt = slack.attach(core, workers, settings.slack_signing_secret)
+            if settings.slack_app_token:
+                from bot.slack.socket_mode import SocketModeConnection
+
+                # Watched, rebuilt with backoff when slack_sdk cannot recover, and reported
+                # on /healthz; it connects in the background, so a Slack outage never
+                # blocks start-up.
+                connection = SocketModeConnection(
+                    bolt,
+                    settings.slack_app_token,
+                    unhealthy_after=settings.corral_unhealthy_after,
+                )
+                socket = connection
+                health["slack"] = lambda: all(connection.health().values())
+        if discord is not None and settings.discord_token:
+            discord.attach(workers)
+            # Logs in now, so a refused token stops the start with a clear message.
+            await discord.start(settings.discord_token)
+            parts = discord
+            health["discord"] = lambda: parts.health(settings.corral_unhealthy_after)
+        http = build_http_app(
+            core.storage,
+            slack=slack.handle_http if slack is not None and socket is None else None,
+            health=(lambda: {name: up() for name, up in health.items()}) if health else None,
         )
-    http = build_http_app(
-        core.storage,
-        slack=None if socket_mode else slack.handle_http,
-        health=socket.health if socket is not None else None,
-    )
-    runner = web.AppRunner(http, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, settings.corral_http_host, settings.corral_http_port).start()
-    log.info("HTTP on %s:%d", settings.corral_http_host, settings.corral_http_port)
-    await core.models.warm_up()
-    workers.start()
-    await scheduler.start()
-    if socket is not None:
-        await socket.start()
-    stop = stop or _stop_on_signals()
-    try:
-        await stop.wait()
-    finally:
+        runner = web.AppRunner(http, access_log=None)
+        await runner.setup()
+        stack.push_async_callback(runner.cleanup)
+        await web.TCPSite(runner, settings.corral_http_host, settings.corral_http_port).start()
+        log.info("HTTP on %s:%d", settings.corral_http_host, settings.corral_http_port)
+        await core.models.warm_up()
+        workers.start()
+        stack.push_async_callback(workers.stop)
+        await scheduler.start()
+        stack.push_async_callback(scheduler.stop)
         if socket is not None:
-            await socket.close()
-        await scheduler.stop()
-        await workers.stop()
-        await runner.cleanup()
-        await slack.close()
+            await socket.start()
+            stack.push_async_callback(socket.close)
+        await (stop or _stop_on_signals()).wait()
 
 
 def _stop_on_signals() -> asyncio.Event:

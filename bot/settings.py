@@ -27,6 +27,14 @@ class Settings(BaseSettings):
     slack_app_token: str | None = None
     slack_api_url: str = "https://slack.com/api/"
     discord_token: str | None = None
+    #: Base URL of Discord's REST API (proxies, tests).
+    discord_api_url: str = "https://discord.com/api/v10"
+    #: Servers (ids, comma-separated) whose application commands are registered at start
+    #: (they show at once); unset: registered globally (Discord may take up to an hour).
+    discord_guild_ids: str = ""
+    #: When a new conversation gets its own Discord thread: always, only in a busy
+    #: channel (another person wrote there in the last five minutes), or never.
+    corral_discord_threads: Literal["always", "busy", "never"] = "busy"
     corral_log_format: Literal["text", "json"] = "text"
     #: Unset: INFO for services, WARNING for the interactive commands.
     corral_log_level: str | None = None

@@ -16,6 +16,7 @@ from fakes import slack_events as se
 from fakes.model_server import CallTool, FakeModelServer, Reply
 from fakes.slack_server import FakeSlackServer
 from harness import TEAM, fake_models, make_core, make_team
+from scenarios import SCENARIOS, Say, Scenario, play
 
 from agents.llm.retry import RetryPolicy
 from bot.gateway import Workers
@@ -25,6 +26,7 @@ from bot.slack.app import SlackParts, slack_parts
 from storage.store import Storage
 
 GENERAL, DEV, DM = "C0GENERAL1", "C0DEV00001", "D0DM000001"
+PLACES = {"general": GENERAL, "dev": DEV, "dm": DM}
 ADMIN = "U0ADMIN"
 
 
@@ -72,10 +74,43 @@ class SlackRig:
             await asyncio.sleep(0.02)
         raise AssertionError("messages still in progress")
 
-    async def mention(self, text: str, channel: str = GENERAL, **kw: Any) -> dict[str, Any]:
+    approver_mention = f"<@{ADMIN}>"
+
+    async def say(self, say: Say, conversation: Any) -> Any:
+        """A scenario's message, delivered as Slack does: ``app_mention`` when the app is
+        mentioned in a channel, ``message`` otherwise; a follow-up in the root's thread."""
+        channel = PLACES[say.place]
+        if say.to_app and say.place != "dm":
+            event = await self.mention(say.text, channel, thread_ts=conversation)
+            return conversation or event["ts"]
+        stored = self.slack.add_message(
+            channel, None, say.text, user=se.USER_ID, thread_ts=conversation
+        )
+        extra = {"channel_type": "im"} if say.place == "dm" else {}
+        await self.send(
+            se.event_callback(
+                se.message(
+                    say.text, channel=channel, ts=stored["ts"], thread_ts=conversation, **extra
+                )
+            )
+        )
+        return conversation or stored["ts"]
+
+    def answers(self) -> list[tuple[str, str, str]]:
+        """Every answer in a channel is in the thread of the message it answers."""
+        places = {v: k for k, v in PLACES.items()}
+        posts = self.posts()
+        assert all(p.get("thread_ts") for p in posts if p["channel"] != DM), posts
+        return [(places[p["channel"]], p["username"], p["text"]) for p in posts]
+
+    async def mention(
+        self, text: str, channel: str = GENERAL, thread_ts: str | None = None
+    ) -> dict[str, Any]:
         """A person mentions the app: the message is in the channel, and Slack sends it."""
-        stored = self.slack.add_message(channel, None, se.mention() + " " + text, user=se.USER_ID)
-        event = se.app_mention(text, channel=channel, ts=stored["ts"], **kw)
+        stored = self.slack.add_message(
+            channel, None, se.mention() + " " + text, user=se.USER_ID, thread_ts=thread_ts
+        )
+        event = se.app_mention(text, channel=channel, ts=stored["ts"], thread_ts=thread_ts)
         response = await self.send(se.event_callback(event))
         assert response.status == 200
         return event
@@ -121,6 +156,11 @@ async def rig(storage: Storage, model_server: FakeModelServer) -> AsyncIterator[
         await models.aclose()
 
 
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
+async def test_scenario(rig: SlackRig, scenario: Scenario) -> None:
+    await play(rig, scenario)
+
+
 async def test_mention_is_answered_in_the_thread_under_the_agents_persona(rig: SlackRig) -> None:
     event = await rig.mention("beaver the login page throws a 500")
     await rig.settled()
@@ -142,35 +182,6 @@ async def test_plain_at_name_in_a_message_event_reaches_that_agent(rig: SlackRig
     await rig.settled()
     (post,) = rig.posts(GENERAL)
     assert post["username"] == "Owl" and post["icon_url"] == "https://example.test/owl.png"
-
-
-async def test_channel_default_thread_follow_up_and_dm(rig: SlackRig) -> None:
-    first = await rig.mention("the build is red", channel=DEV)
-    await rig.settled()
-    assert rig.posts(DEV)[0]["username"] == "Beaver"
-    # A reply in the thread, without a mention, continues with the thread's owner.
-    reply = rig.slack.add_message(
-        DEV, None, "any idea why?", user=se.USER_ID, thread_ts=first["ts"]
-    )
-    await rig.send(
-        se.event_callback(
-            se.message("any idea why?", channel=DEV, ts=reply["ts"], thread_ts=first["ts"])
-        )
-    )
-    await rig.settled()
-    assert [p["username"] for p in rig.posts(DEV)] == ["Beaver", "Beaver"]
-    runs = await rig.storage.runs.recent(limit=2)
-    assert runs[0].route_reason == "thread owner"
-    # A DM reaches the router, which picks the QA agent for a testing question.
-    dm = rig.slack.add_message(DM, None, "are the releases tested?", user=se.USER_ID)
-    await rig.send(
-        se.event_callback(
-            se.message("are the releases tested?", channel=DM, ts=dm["ts"], channel_type="im")
-        )
-    )
-    await rig.settled()
-    (answer,) = rig.posts(DM)
-    assert answer["username"] == "Owl"
 
 
 async def test_a_message_delivered_twice_is_answered_once(rig: SlackRig) -> None:
@@ -309,31 +320,6 @@ async def test_a_rejection_is_told_to_the_agent(rig: SlackRig) -> None:
     await rig.until(lambda: len(rig.posts(GENERAL)) == 2)
     assert rig.slack.calls_to("chat.update")[0].params["text"] == f"Rejected by <@{ADMIN}>"
     assert rig.posts(DEV) == []
-
-
-async def test_handoff_shows_in_the_thread(rig: SlackRig) -> None:
-    rig.models.script(
-        "smart-a",
-        CallTool("handoff", {"agent": "owl", "task": "test the fix"}),
-        Reply("Owl here: tested, all green."),
-    )
-    await rig.mention("beaver the login fix is merged")
-    await rig.settled()
-    assert [(p["username"], p["text"]) for p in rig.posts(GENERAL)] == [
-        ("Beaver", "Beaver → Owl: test the fix"),
-        ("Owl", "Owl here: tested, all green."),
-    ]
-
-
-async def test_a_model_outage_ends_in_a_visible_message(rig: SlackRig) -> None:
-    rig.models.fail_always("smart-a", 500)
-    rig.models.fail_always("smart-b", 503)
-    event = await rig.mention("beaver fix the build")
-    await rig.settled()
-    (post,) = rig.posts(GENERAL)
-    assert post["thread_ts"] == event["ts"]
-    assert post["text"].startswith("Beaver could not finish: every model failed")
-    assert f"<@{ADMIN}>" in post["text"]
 
 
 async def test_healthz_and_metrics(rig: SlackRig) -> None:

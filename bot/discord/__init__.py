@@ -1,0 +1,1 @@
+"""Discord: the team in a Discord server, through discord.py."""

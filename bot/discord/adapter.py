@@ -1,0 +1,345 @@
+"""Posting to Discord under each agent's persona: a webhook per parent channel (name and
+avatar per message), or a bot message led by the persona's name in bold where webhooks
+are not permitted (DMs, or no Manage Webhooks)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import discord
+
+from agents.conversation import Place, Reply
+from agents.team import Team
+from bot.adapter import ThreadLine
+from bot.coordinator import Route
+from bot.discord.approvals import approval_view
+from bot.discord.events import PLATFORM, WHERE
+from bot.inbound import Inbound
+from bot.text_split import split_message
+
+log = logging.getLogger("corral.discord")
+
+#: Discord refuses messages over 2,000 characters.
+MESSAGE_LIMIT = 2_000
+PICKED_UP_REACTION = "👀"
+WEBHOOK_NAME = "Corral"
+#: Thread names are at most 100 characters.
+THREAD_NAME_LIMIT = 100
+#: How many posted messages are remembered, to continue a conversation from a reply.
+REMEMBERED_POSTS = 5_000
+#: Messages of a thread read back as context.
+HISTORY_LIMIT = 100
+
+#: When a new conversation gets a Discord thread: always, only in a busy channel (another
+#: person wrote there lately), or never (answers go in the channel; a reply continues).
+ThreadMode = Literal["always", "busy", "never"]
+
+
+@dataclass(frozen=True)
+class Persona:
+    """How an agent appears: its name, and its icon when that is an image URL (webhooks
+    take avatars as URLs; an emoji icon leaves the webhook's own avatar)."""
+
+    name: str
+    avatar_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a post goes: the channel (a guild text channel or a DM), the thread in it,
+    and the message it answers when it is neither in a thread nor new."""
+
+    channel: discord.abc.Messageable
+    thread: int | None = None
+    answers: int | None = None
+
+
+class DiscordAdapter:
+    """The workers' view of Discord: show that a message was taken, post replies, read
+    a thread back."""
+
+    platform = PLATFORM
+
+    def __init__(
+        self,
+        client: discord.Client,
+        team: Team,
+        *,
+        threads: ThreadMode = "busy",
+        busy_window: float = 300.0,
+    ) -> None:
+        self.client = client
+        self.team = team
+        self.threads = threads
+        self.busy_window = busy_window
+        #: Parent channel id → its webhook, or None when webhooks are not permitted there.
+        self._webhooks: dict[int, discord.Webhook | None] = {}
+        #: Ids known to be threads (seen a message in them, or opened one).
+        self._thread_ids: set[int] = set()
+        #: Ids that are no channel the bot can see (a top-level conversation's message).
+        self._not_channels: set[int] = set()
+        #: The team's posts (message id → conversation), newest last.
+        self._posts: OrderedDict[int, str] = OrderedDict()
+        #: Channel id → (time, author) of its recent messages, for the "busy" rule.
+        self._recent: dict[int, deque[tuple[float, int]]] = {}
+        #: (channel, thread) → (where, message) of the :eyes: reaction to clear.
+        self._reacted: dict[tuple[str, str], tuple[int, int]] = {}
+
+    def seen(self, message: discord.Message, channel: object) -> None:
+        """Note a person's message in ``channel``: a thread, or the channel's activity."""
+        if isinstance(channel, discord.Thread):
+            self._thread_ids.add(channel.id)
+            self._not_channels.discard(channel.id)
+            return
+        recent = self._recent.setdefault(message.channel.id, deque(maxlen=20))
+        recent.append((time.monotonic(), message.author.id))
+
+    def conversation_of(self, message: discord.Message) -> str | None:
+        """The conversation a top-level message continues: a reply to one of the team's
+        answers continues that answer's conversation."""
+        reference = message.reference
+        if reference is None or reference.message_id is None:
+            return None
+        return self._posts.get(reference.message_id)
+
+    async def picked_up(self, inbound: Inbound, route: Route) -> None:
+        """React with 👀 (cleared when the answer comes); open a thread for a new
+        conversation when :attr:`threads` says so."""
+        where = int(inbound.extra.get(WHERE) or inbound.channel)
+        channel = await self.channel(where)
+        if channel is None:
+            return
+        message = channel.get_partial_message(int(inbound.message_id))  # type: ignore[attr-defined]
+        try:
+            await message.add_reaction(PICKED_UP_REACTION)
+            self._reacted[(inbound.channel, inbound.thread)] = (where, message.id)
+        except discord.HTTPException as exc:  # a missing reaction must not stop the answer
+            log.warning("adding a reaction failed: %s", exc)
+        if (
+            isinstance(channel, discord.TextChannel)
+            and inbound.thread == inbound.message_id
+            and self._wants_thread(channel.id, int(inbound.user))
+        ):
+            name = f"{self._persona(route.agent).name}: {inbound.text}"
+            try:
+                # The thread's id is the message's: the conversation keeps its key.
+                thread = await message.create_thread(name=name[:THREAD_NAME_LIMIT] or "Corral")
+                self._thread_ids.add(thread.id)
+                self._not_channels.discard(thread.id)
+            except discord.HTTPException as exc:
+                log.warning(
+                    "opening a thread in #%s failed, answering in the channel: %s",
+                    channel.name,
+                    exc,
+                )
+
+    async def post(self, place: Place, reply: Reply) -> None:
+        """Post ``reply`` in the conversation under the agent's persona, split into
+        messages Discord accepts; approval requests get Approve/Reject buttons."""
+        target = await self._target(place)
+        persona = self._persona(reply.agent)
+        webhook = await self._webhook(target.channel)
+        # A bot message carries the persona in its text, and loses that much room.
+        prefix = "" if webhook is not None else f"**{persona.name}**: "
+        parts = split_message(reply.text, MESSAGE_LIMIT - len(prefix))
+        conversation = place.thread or place.channel
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            view = approval_view(reply.approval_id) if reply.kind == "approval" and last else None
+            sent = await self._send(target, webhook, persona, prefix + part, view)
+            self._remember(sent.id, conversation)
+        await self._clear_reaction(place)
+
+    async def thread_history(self, place: Place, before: str) -> list[ThreadLine]:
+        """A Discord thread's (or DM's) messages before ``before``, oldest first: people
+        by display name, the team's posts as the agents that wrote them."""
+        if not place.thread.isdigit() or not before.isdigit():
+            return []
+        channel = await self.channel(int(place.thread))
+        if not isinstance(channel, discord.Thread | discord.DMChannel):
+            # A top-level conversation: what came before is in Corral's own transcript.
+            return []
+        lines: list[ThreadLine] = []
+        async for message in channel.history(
+            limit=HISTORY_LIMIT, before=discord.Object(int(before))
+        ):
+            line = self._line(message)
+            if line is not None:
+                lines.append(line)
+        lines.reverse()
+        return lines
+
+    def _line(self, message: discord.Message) -> ThreadLine | None:
+        text = message.content.strip()
+        if not text:
+            return None
+        personas = {a.display_name: h for h, a in self.team.agents.items()}
+        me = self.client.user
+        if message.webhook_id is not None and message.author.name in personas:
+            return ThreadLine(text, agent=personas[message.author.name])
+        if me is not None and message.author.id == me.id:
+            for name, handle in personas.items():
+                prefix = f"**{name}**: "
+                if text.startswith(prefix):
+                    return ThreadLine(text[len(prefix) :], agent=handle)
+            return ThreadLine(text, user=me.name)
+        return ThreadLine(text, user=message.author.display_name)
+
+    async def _send(
+        self,
+        target: Target,
+        webhook: discord.Webhook | None,
+        persona: Persona,
+        text: str,
+        view: discord.ui.View | None,
+    ) -> discord.Message:
+        mentions = discord.AllowedMentions(everyone=False, roles=False)
+        if webhook is not None:
+            try:
+                return await webhook.send(
+                    text,
+                    username=persona.name,
+                    avatar_url=persona.avatar_url or discord.utils.MISSING,
+                    thread=discord.Object(target.thread)
+                    if target.thread
+                    else discord.utils.MISSING,
+                    view=view or discord.utils.MISSING,
+                    allowed_mentions=mentions,
+                    wait=True,
+                )
+            except discord.NotFound:
+                # Someone deleted the webhook: forget it, and post as the bot this once.
+                self._webhooks.pop(webhook.channel_id or 0, None)
+                text = f"**{persona.name}**: {text}"
+        channel: discord.abc.Messageable = target.channel
+        if target.thread:
+            channel = await self.channel(target.thread) or channel
+        reference = (
+            discord.MessageReference(
+                message_id=target.answers,
+                channel_id=target.channel.id,  # type: ignore[attr-defined]
+                fail_if_not_exists=False,
+            )
+            if target.answers
+            else None
+        )
+        # discord.py's stubs take "not given" (MISSING) rather than None for these.
+        extra: dict[str, Any] = {}
+        if view is not None:
+            extra["view"] = view
+        if reference is not None:
+            extra["reference"] = reference
+        return await channel.send(text, allowed_mentions=mentions, **extra)
+
+    async def _target(self, place: Place) -> Target:
+        channel = await self._resolve(place.channel)
+        thread = place.thread
+        if not thread.isdigit() or thread == place.channel:
+            # A new conversation (a scheduled fire's, a post elsewhere), or a DM.
+            return Target(channel)
+        thread_id = int(thread)
+        if thread_id in self._thread_ids:
+            return Target(channel, thread=thread_id)
+        found = await self.channel(thread_id)
+        if isinstance(found, discord.Thread):
+            self._thread_ids.add(thread_id)
+            return Target(channel, thread=thread_id)
+        return Target(channel, answers=thread_id)
+
+    async def _resolve(self, channel: str) -> discord.abc.Messageable:
+        """A channel by id, or by ``#name`` (as team.yaml and schedules write them)."""
+        if channel.isdigit():
+            found = await self.channel(int(channel))
+        else:
+            name = channel.lstrip("#").lower()
+            found = next(
+                (
+                    c
+                    for c in self.client.get_all_channels()
+                    if isinstance(c, discord.TextChannel) and c.name.lower() == name
+                ),
+                None,
+            )
+        if found is None:
+            raise LookupError(f"Discord channel {channel} is not one the bot can see")
+        return found
+
+    async def channel(self, channel_id: int) -> discord.abc.Messageable | None:
+        """A channel, thread or DM by id: from discord.py's cache, else asked once."""
+        found = self.client.get_channel(channel_id)
+        if found is not None:
+            return found  # type: ignore[return-value]
+        if channel_id in self._not_channels:
+            return None
+        try:
+            return await self.client.fetch_channel(channel_id)  # type: ignore[return-value]
+        except (discord.NotFound, discord.Forbidden):
+            # Most often a top-level message's id, asked about on every turn.
+            self._not_channels.add(channel_id)
+            return None
+
+    async def _webhook(self, channel: discord.abc.Messageable) -> discord.Webhook | None:
+        """The parent channel's Corral webhook, created once and reused; None where
+        webhooks cannot be used."""
+        if not isinstance(channel, discord.TextChannel):
+            return None
+        if channel.id in self._webhooks:
+            return self._webhooks[channel.id]
+        me = self.client.user
+        webhook: discord.Webhook | None = None
+        try:
+            for existing in await channel.webhooks():
+                if existing.user is not None and me is not None and existing.user.id == me.id:
+                    webhook = existing
+                    break
+            else:
+                webhook = await channel.create_webhook(name=WEBHOOK_NAME)
+        except discord.Forbidden:
+            log.warning(
+                "no Manage Webhooks permission in #%s: agents post as the bot, their name in bold",
+                channel.name,
+            )
+        self._webhooks[channel.id] = webhook
+        return webhook
+
+    def _wants_thread(self, channel_id: int, author: int) -> bool:
+        if self.threads != "busy":
+            return self.threads == "always"
+        since = time.monotonic() - self.busy_window
+        return any(
+            when >= since and who != author for when, who in self._recent.get(channel_id, ())
+        )
+
+    def _remember(self, message_id: int, conversation: str) -> None:
+        self._posts[message_id] = conversation
+        if len(self._posts) > REMEMBERED_POSTS:
+            self._posts.popitem(last=False)
+
+    async def _clear_reaction(self, place: Place) -> None:
+        reacted = self._reacted.pop((place.channel, place.thread), None)
+        if reacted is None:
+            return
+        where, message_id = reacted
+        channel = await self.channel(where)
+        if channel is None:
+            return
+        me = self.client.user
+        if me is None:
+            return
+        try:
+            await channel.get_partial_message(message_id).remove_reaction(  # type: ignore[attr-defined]
+                PICKED_UP_REACTION, me
+            )
+        except discord.HTTPException as exc:
+            log.warning("removing a reaction failed: %s", exc)
+
+    def _persona(self, handle: str) -> Persona:
+        agent = self.team.agents.get(handle)
+        if agent is None:
+            return Persona(WEBHOOK_NAME)
+        icon = agent.icon if agent.icon.startswith(("http://", "https://")) else None
+        return Persona(agent.display_name, icon)

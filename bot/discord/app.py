@@ -1,0 +1,257 @@
+"""Wiring Discord: the discord.py client, its listeners, application commands and approval
+buttons, and the connection's health."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Coroutine
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.http import Route
+
+from bot.app import Core, StartupError
+from bot.discord.adapter import DiscordAdapter, ThreadMode
+from bot.discord.approvals import ApproveButton, DecidingClient, RejectButton
+from bot.discord.commands import command_groups
+from bot.discord.events import PLATFORM, inbound_from_message, is_from_person
+from bot.gateway import DecisionError, Workers
+
+log = logging.getLogger("corral.discord")
+
+DEFAULT_API_URL = "https://discord.com/api/v10"
+
+
+def intents() -> discord.Intents:
+    """What Corral asks Discord for: guilds, guild and DM messages, and message content
+    (a privileged intent, switched on in the developer portal)."""
+    wanted = discord.Intents.none()
+    wanted.guilds = True
+    wanted.guild_messages = True
+    wanted.dm_messages = True
+    wanted.message_content = True
+    return wanted
+
+
+def use_api_url(api_url: str) -> None:
+    """Point discord.py's REST and webhook calls at ``api_url`` (proxies, tests).
+
+    discord.py builds every URL from one class attribute, so this is process-wide; one
+    process talks to one Discord.
+    """
+    Route.BASE = api_url.rstrip("/")
+
+
+class CorralClient(DecidingClient):
+    """discord.py's client with Corral's listeners: people's messages go to the gateway,
+    application commands and approval buttons are registered at start."""
+
+    def __init__(self, parts: DiscordParts, **options: Any) -> None:
+        super().__init__(intents=intents(), **options)
+        self.parts = parts
+        self.tree: app_commands.CommandTree[CorralClient] = app_commands.CommandTree(self)
+
+    async def setup_hook(self) -> None:
+        # Persistent: a click on any Approve/Reject button reaches this process.
+        self.add_dynamic_items(ApproveButton, RejectButton)
+        await self.parts.sync_commands()
+
+    async def on_ready(self) -> None:
+        self.parts.connected_since = time.monotonic()
+        self.parts.disconnected_since = None
+        log.info("Discord: connected as %s to %d servers", self.user, len(self.guilds))
+
+    async def on_resumed(self) -> None:
+        self.parts.disconnected_since = None
+        log.info("Discord: session resumed")
+
+    async def on_disconnect(self) -> None:
+        if self.parts.disconnected_since is None:
+            self.parts.disconnected_since = time.monotonic()
+        log.warning("Discord: disconnected; discord.py reconnects with backoff")
+
+    async def on_message(self, message: discord.Message) -> None:
+        await self.parts.receive(message)
+
+
+class DiscordParts:
+    """What Discord adds to a running Corral."""
+
+    def __init__(
+        self,
+        core: Core,
+        *,
+        guild_ids: tuple[int, ...] = (),
+        threads: ThreadMode = "busy",
+        guild_ready_timeout: float = 2.0,
+    ) -> None:
+        self.core = core
+        self.guild_ids = guild_ids
+        self.client = CorralClient(self, guild_ready_timeout=guild_ready_timeout)
+        self.adapter = DiscordAdapter(self.client, core.team, threads=threads)
+        self.workers: Workers | None = None
+        self.connected_since: float | None = None
+        self.disconnected_since: float | None = time.monotonic()
+        self._task: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
+        self.failure: str | None = None
+        for group in command_groups(self._command_context):
+            self.client.tree.add_command(group)
+
+    def attach(self, workers: Workers) -> None:
+        """Decisions are carried out by ``workers`` (which post through :attr:`adapter`)."""
+        self.workers = workers
+        self.client.decide = self.decide
+
+    async def start(self, token: str) -> None:
+        """Log in (a bad token fails here, clearly) and connect in the background;
+        discord.py reconnects by itself when the connection drops."""
+        try:
+            await self.client.login(token)
+        except discord.LoginFailure as exc:
+            raise StartupError(
+                "DISCORD_TOKEN was refused by Discord: copy the bot's token from the developer "
+                "portal (Bot → Reset Token) into .env"
+            ) from exc
+        self._task = asyncio.create_task(self._connect(), name="corral-discord")
+
+    async def _connect(self) -> None:
+        try:
+            await self.client.connect(reconnect=True)
+        except discord.PrivilegedIntentsRequired:
+            self.failure = (
+                "Discord refused the connection: switch on the Message Content Intent in the "
+                "developer portal (Bot → Privileged Gateway Intents)"
+            )
+            log.error("%s", self.failure)
+        except Exception as exc:  # reported on /healthz, so a supervisor restarts us
+            self.failure = f"the Discord connection ended: {type(exc).__name__}: {exc}"
+            log.exception("Discord connection ended")
+
+    async def close(self) -> None:
+        """Disconnect and close discord.py's HTTP session."""
+        await self.client.close()
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    def health(self, unhealthy_after: float) -> bool:
+        """Up, or down for less than ``unhealthy_after`` seconds (reconnecting)."""
+        if self.failure is not None:
+            return False
+        if self.client.is_ready() and self.disconnected_since is None:
+            return True
+        down_since = self.disconnected_since
+        return down_since is not None and time.monotonic() - down_since < unhealthy_after
+
+    async def receive(self, message: discord.Message) -> None:
+        """A message the bot sees: a person's goes to the gateway."""
+        me = self.client.user
+        if me is None or not is_from_person(message, me.id):
+            return
+        channel: object = message.channel
+        if isinstance(channel, discord.PartialMessageable):
+            # Not in discord.py's cache (a thread it was not told about): ask Discord,
+            # or a thread's message would start a new conversation in the parent.
+            channel = await self.adapter.channel(channel.id) or channel
+        self.adapter.seen(message, channel)
+        inbound = inbound_from_message(
+            message,
+            me.id,
+            conversation=self.adapter.conversation_of(message),
+            channel=channel,
+        )
+        if inbound is not None:
+            await self.core.gateway.submit(inbound)
+
+    async def sync_commands(self) -> None:
+        """Register the commands with Discord: with the configured servers (at once), or
+        globally (Discord takes up to an hour to show global changes)."""
+        tree = self.client.tree
+        try:
+            if not self.guild_ids:
+                await tree.sync()
+            for guild_id in self.guild_ids:
+                guild = discord.Object(guild_id)
+                tree.copy_global_to(guild=guild)
+                await tree.sync(guild=guild)
+        except discord.HTTPException as exc:
+            # Messages still work without commands; say how to get them.
+            log.error(
+                "Discord: registering /corral and /memory failed (%s). Invite the bot with the "
+                "applications.commands scope.",
+                exc,
+            )
+
+    def _command_context(self, user: str, channel: str) -> Any:
+        return self.core.command_context(user, PLATFORM, channel)
+
+    async def decide(
+        self, interaction: discord.Interaction[Any], approval_id: str, approved: bool
+    ) -> None:
+        """An approver's click resumes the paused run; anyone else is told, only them,
+        that they may not."""
+        user = str(interaction.user.id)
+        if user not in self.core.team.approvers:
+            await interaction.response.send_message(
+                "Only the team's approvers can decide this.", ephemeral=True
+            )
+            return
+        workers = self.workers
+        if workers is None or await workers.runtime.waiting(approval_id) is None:
+            await interaction.response.send_message(
+                f"{approval_id} was already decided.", ephemeral=True
+            )
+            return
+        verdict = f"{'Approved' if approved else 'Rejected'} by <@{user}>"
+        original = interaction.message.content if interaction.message is not None else ""
+        # The buttons go at once; the resumed run's answer follows in the thread.
+        await interaction.response.edit_message(content=f"{original}\n{verdict}".strip(), view=None)
+        self._in_background(self._resume(interaction, workers, approval_id, approved, user))
+
+    async def _resume(
+        self,
+        interaction: discord.Interaction[Any],
+        workers: Workers,
+        approval_id: str,
+        approved: bool,
+        user: str,
+    ) -> None:
+        try:
+            await workers.decide(approval_id, approved, user)
+        except DecisionError as exc:
+            await interaction.followup.send(str(exc), ephemeral=True)
+        except Exception:  # the run itself tells the thread; this is for what precedes it
+            log.exception("deciding %s failed", approval_id)
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        # The loop keeps only weak references to tasks: hold one until it is done.
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+
+def parse_guild_ids(value: str) -> tuple[int, ...]:
+    """``DISCORD_GUILD_IDS``: server ids, comma-separated."""
+    words = [w.strip() for w in value.split(",") if w.strip()]
+    bad = [w for w in words if not w.isdigit()]
+    if bad:
+        raise StartupError(
+            f"DISCORD_GUILD_IDS holds {', '.join(bad)}, which is not a server id: write the "
+            "numeric ids (right-click the server → Copy Server ID), separated by commas"
+        )
+    return tuple(int(w) for w in words)
+
+
+def discord_parts(core: Core, guild_ready_timeout: float = 2.0) -> DiscordParts:
+    """The client and adapter from the settings; :meth:`DiscordParts.start` connects."""
+    settings = core.settings
+    use_api_url(settings.discord_api_url)
+    return DiscordParts(
+        core,
+        guild_ids=parse_guild_ids(settings.discord_guild_ids),
+        threads=settings.corral_discord_threads,
+        guild_ready_timeout=guild_ready_timeout,
+    )

@@ -1,0 +1,96 @@
+"""Discord messages as platform-neutral messages.
+
+Discord threads are channels of their own whose id is the id of the message they were
+started from. So a conversation is keyed by its parent channel and the id of its first
+message either way: a thread's id, or a top-level message's id before (or without) a
+thread. A DM is one running conversation, keyed by the DM channel.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import discord
+
+from bot.inbound import Inbound
+
+PLATFORM = "discord"
+
+#: Message types that are a person saying something (joins, pins, thread notices ... are not).
+PERSON_TYPES = frozenset({discord.MessageType.default, discord.MessageType.reply})
+#: ``extra`` key: the channel the message is in (the thread itself, for a thread's message).
+WHERE = "discord_channel"
+
+_USER_MENTION = re.compile(r"<@!?(\d+)>")
+
+
+def is_from_person(message: discord.Message, bot_id: int) -> bool:
+    """False for the bot's own posts, webhooks (the team's personas), other bots and
+    system messages: none of them is a message for the team, and answering them loops."""
+    return (
+        message.author.id != bot_id
+        and not message.author.bot
+        and message.webhook_id is None
+        and message.type in PERSON_TYPES
+    )
+
+
+def inbound_from_message(
+    message: discord.Message,
+    bot_id: int,
+    *,
+    conversation: str | None = None,
+    channel: Any = None,
+) -> Inbound | None:
+    """The person's message as an :class:`Inbound`; None when it is not one.
+
+    ``conversation`` is the thread a top-level message continues (a reply to one of the
+    team's answers); without it a top-level message starts its own. ``channel`` is the
+    message's channel when discord.py's cache did not know it (a thread made while the
+    bot was away).
+    """
+    if not is_from_person(message, bot_id):
+        return None
+    channel = channel or message.channel
+    to_app = isinstance(channel, discord.DMChannel) or any(
+        user.id == bot_id for user in message.mentions
+    )
+    if isinstance(channel, discord.Thread):
+        parent = channel.parent
+        where, thread = str(channel.parent_id), str(channel.id)
+        channel_name = parent.name if parent is not None else ""
+    elif isinstance(channel, discord.DMChannel):
+        where, thread, channel_name = str(channel.id), str(channel.id), ""
+    else:
+        where = str(channel.id)
+        thread = conversation or str(message.id)
+        channel_name = getattr(channel, "name", "") or ""
+    return Inbound(
+        platform=PLATFORM,
+        # Discord has no event ids: a message is delivered once per connection, and its
+        # id is what a redelivery after a resume would repeat.
+        event_id=f"message-{message.id}",
+        channel=where,
+        message_id=str(message.id),
+        thread=thread,
+        user=str(message.author.id),
+        text=readable_text(message, bot_id),
+        channel_name=channel_name,
+        user_name=message.author.display_name,
+        to_app=to_app,
+        extra={WHERE: str(channel.id)},
+    )
+
+
+def readable_text(message: discord.Message, bot_id: int) -> str:
+    """The text without the bot's own mention, other people's mentions as ``@name``."""
+    names = {user.id: user.display_name for user in message.mentions}
+
+    def name(match: re.Match[str]) -> str:
+        user_id = int(match.group(1))
+        if user_id == bot_id:
+            return ""
+        return f"@{names.get(user_id, match.group(1))}"
+
+    return _USER_MENTION.sub(name, message.content).strip()
