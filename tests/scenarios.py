@@ -8,6 +8,7 @@ tests/test_discord_e2e.py), so the two cannot drift apart.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -145,6 +146,21 @@ SCENARIOS = (
         script=_outage,
     ),
 )
+
+
+async def inbox_settled(storage: Storage) -> None:
+    """Wait (up to 10 s) until every message stored in the inbox is finished."""
+
+    async def busy() -> int:
+        counts = await storage.inbox.count_by_status()
+        return counts.get("pending", 0) + counts.get("working", 0)
+
+    await asyncio.sleep(0.05)
+    for _ in range(500):
+        if not await busy():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("messages still in progress")
 
 
 async def play(rig: ChatRig, scenario: Scenario) -> None:

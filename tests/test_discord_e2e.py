@@ -13,7 +13,7 @@ import pytest
 from fakes.discord_server import FakeDiscordServer
 from fakes.model_server import CallTool, FakeModelServer, Reply
 from harness import TEAM, fake_models, make_core, make_team
-from scenarios import SCENARIOS, Say, Scenario, play
+from scenarios import SCENARIOS, Say, Scenario, inbox_settled, play
 
 from agents.conversation import Place
 from agents.conversation import Reply as AgentReply
@@ -71,16 +71,7 @@ class DiscordRig:
     async def settled(self) -> None:
         """Wait until every message delivered so far is stored and finished."""
 
-        async def busy() -> int:
-            counts = await self.storage.inbox.count_by_status()
-            return counts.get("pending", 0) + counts.get("working", 0)
-
-        await asyncio.sleep(0.05)
-        for _ in range(500):
-            if not await busy():
-                return
-            await asyncio.sleep(0.02)
-        raise AssertionError("messages still in progress")
+        await inbox_settled(self.storage)
 
     def place_of(self, channel: str) -> str:
         places = {v: k for k, v in PLACES.items()}

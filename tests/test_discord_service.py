@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -15,7 +16,7 @@ from harness import fake_models, make_core, make_team
 from test_cli import ROOT, _corral
 
 from agents.llm.retry import RetryPolicy
-from bot.app import StartupError
+from bot.app import Core, StartupError
 from bot.discord.app import parse_guild_ids
 from bot.settings import Settings
 from storage.store import Storage
@@ -30,6 +31,24 @@ def _free_port() -> int:
         return port
 
 
+def _core(
+    storage: Storage, model_server: FakeModelServer, fake: FakeDiscordServer, **settings: Any
+) -> Core:
+    team = make_team()
+    return make_core(
+        storage,
+        fake_models(team, model_server, RetryPolicy()),
+        team,
+        Settings(
+            _env_file=None,
+            discord_token=fake.token,
+            discord_api_url=fake.api_url,
+            corral_http_port=_free_port(),
+            **settings,
+        ),
+    )
+
+
 def _seed(fake: FakeDiscordServer) -> None:
     fake.add_user(USER, "alice", "Alice")
     fake.add_guild(GUILD, "Agency")
@@ -41,18 +60,10 @@ async def test_corral_run_answers_on_discord_reconnects_and_reports_health(
 ) -> None:
     from bot.service import serve
 
-    team = make_team()
-    port = _free_port()
     async with FakeDiscordServer() as fake, aiohttp.ClientSession() as http:
         _seed(fake)
-        settings = Settings(
-            _env_file=None,
-            discord_token=fake.token,
-            discord_api_url=fake.api_url,
-            discord_guild_ids=GUILD,
-            corral_http_port=port,
-        )
-        core = make_core(storage, fake_models(team, model_server, RetryPolicy()), team, settings)
+        core = _core(storage, model_server, fake, discord_guild_ids=GUILD)
+        port = core.settings.corral_http_port
         stop = asyncio.Event()
         with fake.patch_discord():
             service = asyncio.create_task(serve(core, stop))
@@ -92,15 +103,9 @@ async def test_a_refused_token_stops_the_start_with_what_to_do(
 ) -> None:
     from bot.service import serve
 
-    team = make_team()
     async with FakeDiscordServer() as fake:
-        settings = Settings(
-            _env_file=None,
-            discord_token="not-the-token",
-            discord_api_url=fake.api_url,
-            corral_http_port=_free_port(),
-        )
-        core = make_core(storage, fake_models(team, model_server, RetryPolicy()), team, settings)
+        core = _core(storage, model_server, fake)
+        core.settings.discord_token = "not-the-token"
         with fake.patch_discord(), pytest.raises(StartupError, match="DISCORD_TOKEN was refused"):
             await serve(core, asyncio.Event())
         await core.models.aclose()
@@ -111,17 +116,10 @@ async def test_without_the_message_content_intent_healthz_says_unhealthy(
 ) -> None:
     from bot.service import serve
 
-    team = make_team()
-    port = _free_port()
     async with FakeDiscordServer(application_flags=0) as fake, aiohttp.ClientSession() as http:
         _seed(fake)
-        settings = Settings(
-            _env_file=None,
-            discord_token=fake.token,
-            discord_api_url=fake.api_url,
-            corral_http_port=port,
-        )
-        core = make_core(storage, fake_models(team, model_server, RetryPolicy()), team, settings)
+        core = _core(storage, model_server, fake)
+        port = core.settings.corral_http_port
         stop = asyncio.Event()
         with fake.patch_discord():
             service = asyncio.create_task(serve(core, stop))

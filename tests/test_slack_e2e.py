@@ -16,7 +16,7 @@ from fakes import slack_events as se
 from fakes.model_server import CallTool, FakeModelServer, Reply
 from fakes.slack_server import FakeSlackServer
 from harness import TEAM, fake_models, make_core, make_team
-from scenarios import SCENARIOS, Say, Scenario, play
+from scenarios import SCENARIOS, Say, Scenario, inbox_settled, play
 
 from agents.llm.retry import RetryPolicy
 from bot.gateway import Workers
@@ -63,16 +63,7 @@ class SlackRig:
     async def settled(self) -> None:
         """Wait until every stored message is finished."""
 
-        async def busy() -> int:
-            counts = await self.storage.inbox.count_by_status()
-            return counts.get("pending", 0) + counts.get("working", 0)
-
-        await asyncio.sleep(0.05)
-        for _ in range(500):
-            if not await busy():
-                return
-            await asyncio.sleep(0.02)
-        raise AssertionError("messages still in progress")
+        await inbox_settled(self.storage)
 
     approver_mention = f"<@{ADMIN}>"
 

@@ -38,56 +38,48 @@ async def _dispatch(
     await decide(interaction, approval_id, approved)
 
 
-class ApproveButton(
-    discord.ui.DynamicItem[discord.ui.Button[Any]],
-    template=APPROVE_ACTION + r":(?P<id>[\w-]+)",
-):
+class _DecisionButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"(?!)"):
+    """A decision button; subclasses say which decision, and their custom id's template.
+    (This class's own template matches nothing, so only the subclasses are dispatched.)"""
+
+    action = ""
+    label = ""
+    style = discord.ButtonStyle.secondary
+    approves = False
+
+    def __init__(self, approval_id: str) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label=self.label, style=self.style, custom_id=f"{self.action}:{approval_id}"
+            )
+        )
+        self.approval_id = approval_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: Any, /
+    ) -> _DecisionButton:
+        return cls(match["id"])
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        await _dispatch(interaction, self.approval_id, self.approves)
+
+
+class ApproveButton(_DecisionButton, template=APPROVE_ACTION + r":(?P<id>[\w-]+)"):
     """**Approve**: the paused run goes on."""
 
-    def __init__(self, approval_id: str) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label="Approve",
-                style=discord.ButtonStyle.success,
-                custom_id=f"{APPROVE_ACTION}:{approval_id}",
-            )
-        )
-        self.approval_id = approval_id
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: Any, /
-    ) -> ApproveButton:
-        return cls(match["id"])
-
-    async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        await _dispatch(interaction, self.approval_id, True)
+    action = APPROVE_ACTION
+    label = "Approve"
+    style = discord.ButtonStyle.success
+    approves = True
 
 
-class RejectButton(
-    discord.ui.DynamicItem[discord.ui.Button[Any]],
-    template=REJECT_ACTION + r":(?P<id>[\w-]+)",
-):
+class RejectButton(_DecisionButton, template=REJECT_ACTION + r":(?P<id>[\w-]+)"):
     """**Reject**: the agent is told, and answers accordingly."""
 
-    def __init__(self, approval_id: str) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label="Reject",
-                style=discord.ButtonStyle.danger,
-                custom_id=f"{REJECT_ACTION}:{approval_id}",
-            )
-        )
-        self.approval_id = approval_id
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: Any, /
-    ) -> RejectButton:
-        return cls(match["id"])
-
-    async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        await _dispatch(interaction, self.approval_id, False)
+    action = REJECT_ACTION
+    label = "Reject"
+    style = discord.ButtonStyle.danger
 
 
 def approval_view(approval_id: str) -> discord.ui.View:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import discord
 from discord import app_commands
 
-from bot.commands.registry import CommandContext, CommandReply, dispatch
+from bot.commands.registry import CommandContext, CommandDef, CommandReply, commands, dispatch
 from bot.text_split import split_message
 
 #: Answer directly when the command is done this soon; defer otherwise.
@@ -24,6 +24,17 @@ MESSAGE_LIMIT = 2_000
 
 #: Builds the command context for (user id, channel id).
 ContextFor = Callable[[str, str], CommandContext]
+Run = Callable[[discord.Interaction[Any], str], Awaitable[None]]
+
+
+def _plain(command: CommandDef, run: Run) -> app_commands.Command[Any, ..., None]:
+    """A subcommand without arguments, described as the command table describes it."""
+
+    async def callback(interaction: discord.Interaction[Any]) -> None:
+        await run(interaction, f"/{command.group} {command.name}")
+
+    description = command.help[:1].upper() + command.help[1:]
+    return app_commands.Command(name=command.name, description=description[:100], callback=callback)
 
 
 def command_groups(context_for: ContextFor) -> list[app_commands.Group]:
@@ -34,26 +45,11 @@ def command_groups(context_for: ContextFor) -> list[app_commands.Group]:
         await answer(interaction, ctx, line)
 
     corral = app_commands.Group(name="corral", description="The team: status, agents, tasks")
-
-    @corral.command(name="status", description="Agents, what each is doing, runs today")
-    async def status(interaction: discord.Interaction[Any]) -> None:
-        await run(interaction, "/corral status")
-
-    @corral.command(name="agents", description="Who is on the team")
-    async def agents(interaction: discord.Interaction[Any]) -> None:
-        await run(interaction, "/corral agents")
-
-    @corral.command(name="approvals", description="What waits for a human")
-    async def approvals(interaction: discord.Interaction[Any]) -> None:
-        await run(interaction, "/corral approvals")
-
-    @corral.command(name="tasks", description="Open and recent tasks agents handed each other")
-    async def tasks(interaction: discord.Interaction[Any]) -> None:
-        await run(interaction, "/corral tasks")
-
-    @corral.command(name="help", description="What the commands do")
-    async def help_(interaction: discord.Interaction[Any]) -> None:
-        await run(interaction, "/corral help")
+    memory = app_commands.Group(name="memory", description="The team's shared memory")
+    groups = {"corral": corral, "memory": memory}
+    for command in commands():
+        if not command.usage and command.group in groups:
+            groups[command.group].add_command(_plain(command, run))
 
     @corral.command(name="schedule", description="Recurring tasks: list, add, remove, pause …")
     @app_commands.describe(
@@ -61,8 +57,6 @@ def command_groups(context_for: ContextFor) -> list[app_commands.Group]:
     )
     async def schedule(interaction: discord.Interaction[Any], args: str = "list") -> None:
         await run(interaction, f"/corral schedule {args}")
-
-    memory = app_commands.Group(name="memory", description="The team's shared memory")
 
     @memory.command(name="add", description="Remember a fact (the team's, unless told)")
     @app_commands.describe(
@@ -96,10 +90,6 @@ def command_groups(context_for: ContextFor) -> list[app_commands.Group]:
     @memory.command(name="promote", description="Share an agent's memory with the team")
     async def promote(interaction: discord.Interaction[Any], id: str) -> None:
         await run(interaction, f"/memory promote {id}")
-
-    @memory.command(name="export", description="The team memory as MEMORY.md")
-    async def export(interaction: discord.Interaction[Any]) -> None:
-        await run(interaction, "/memory export")
 
     return [corral, memory]
 
