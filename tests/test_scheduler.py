@@ -26,7 +26,7 @@ from bot.scheduling.reconcile import reconcile
 from bot.scheduling.runner import FireError, FireRunner
 from bot.scheduling.scheduler import Scheduler
 from storage.locks import DatabaseLock, Lock, RedisLock
-from storage.schedules import FireRecord, ScheduleSpec
+from storage.schedules import FireRecord, ScheduleRecord, ScheduleSpec
 from storage.store import Storage
 from storage.tables import ScheduleRow, utcnow
 
@@ -504,3 +504,36 @@ async def test_the_schedule_tool_creates_one_after_approval(
     assert record.spec.cron == "0 9 * * 1-5" and record.spec.timezone == "Europe/Berlin"
     refusal = model_server.requests_for("fast-a")[-1].json["messages"][-1]["content"][0]
     assert refusal["is_error"] is True and "`0s` is zero" in str(refusal["content"])
+
+
+def test_a_schedule_posts_on_the_platform_its_channel_belongs_to(h: Harness) -> None:
+    slack, discord = RecordingAdapter("slack"), RecordingAdapter("discord")
+    runner = FireRunner(
+        h.team,
+        h.storage,
+        h.runtime,
+        {"slack": slack, "discord": discord},
+        DatabaseLock(h.storage.db),
+        grace=timedelta(hours=1),
+    )
+    now = utcnow()
+
+    def record(channel: str, platform: str = "") -> ScheduleRecord:
+        spec = ScheduleSpec("roo", channel, "Standup.", every="1d", platform=platform)
+        return ScheduleRecord("s", "team.yaml", spec, False, "", now, now, now)
+
+    assert runner.platform_of(record("#general")) == "slack"
+    assert runner.platform_of(record("C0GENERAL1")) == "slack"
+    assert runner.platform_of(record("1200000000000000010")) == "discord"
+    assert runner.platform_of(record("1200000000000000010", platform="slack")) == "slack"
+    alone = FireRunner(
+        h.team,
+        h.storage,
+        h.runtime,
+        {"slack": slack},
+        DatabaseLock(h.storage.db),
+        grace=timedelta(hours=1),
+    )
+    # A process without Discord leaves a Discord channel's schedule to one with it.
+    assert alone.serves(record("#general"))
+    assert not alone.serves(record("1200000000000000010"))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Coroutine, Mapping
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
@@ -30,6 +31,9 @@ from storage.locks import Lock
 from storage.schedules import FireOutcome, FireRecord, ScheduleRecord
 from storage.store import Storage
 from storage.tables import utcnow
+
+#: Discord channel ids are snowflakes, all digits; Slack's start with a letter.
+DISCORD_CHANNEL_ID = re.compile(r"\d{15,21}")
 
 log = logging.getLogger("corral.scheduler")
 
@@ -82,8 +86,14 @@ class FireRunner:
         self.default_platform = next(iter(adapters), "")
 
     def platform_of(self, record: ScheduleRecord) -> str:
-        """The platform the schedule posts on."""
-        return record.spec.platform or self.default_platform
+        """The platform the schedule posts on: the one it names; Discord for a Discord
+        channel id (team.yaml names no platform, and Slack and Discord may run in one
+        process); else the first one this process serves."""
+        if record.spec.platform:
+            return record.spec.platform
+        if DISCORD_CHANNEL_ID.fullmatch(record.spec.channel):
+            return "discord"
+        return self.default_platform
 
     def serves(self, record: ScheduleRecord) -> bool:
         """Whether this process can post the schedule's fires."""
