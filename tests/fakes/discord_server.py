@@ -49,11 +49,12 @@ from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Se
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import unquote
 
 from aiohttp import WSMsgType, web
+
+from .local_server import LocalServer
 
 T = TypeVar("T")
 
@@ -422,12 +423,15 @@ def snowflake_time(snowflake: str | int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
 
 
-class FakeDiscordServer:
+class FakeDiscordServer(LocalServer):
     """Discord's REST API (``/api/v10``) and Gateway (``/gateway``) on 127.0.0.1.
 
     Use it as an async context manager in the test's event loop, or with :meth:`in_thread`
     from synchronous code. Seeding and inspection are thread-safe.
     """
+
+    # Attachments arrive whole in one multipart request body.
+    client_max_size = 64 * 1024**2
 
     def __init__(
         self,
@@ -440,6 +444,7 @@ class FakeDiscordServer:
         application_flags: int = GATEWAY_MESSAGE_CONTENT | APPLICATION_COMMAND_BADGE,
         heartbeat_interval: int = 45_000,
     ) -> None:
+        super().__init__()
         #: The bot token accepted; any other ``Authorization: Bot …`` gets 401.
         self.token = token
         self.application_id = _id(application_id)
@@ -477,9 +482,6 @@ class FakeDiscordServer:
         self._sessions: dict[str, _Session] = {}
         self._conns: dict[int, _Conn] = {}
         self._conn_count = 0
-        self._runner: web.AppRunner | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._port = 0
         self.bot_user: dict[str, Any] = self.add_user(bot_user_id, bot_username, bot=True)
         self.owner_user: dict[str, Any] = self.add_user(OWNER_USER_ID, "owner", "Owner")
         self._routes: list[tuple[str, str, re.Pattern[str], Handler, bool]] = []
@@ -570,13 +572,6 @@ class FakeDiscordServer:
     # Addresses and lifecycle
 
     @property
-    def url(self) -> str:
-        """Root URL of the server."""
-        if self._runner is None:
-            raise RuntimeError("the fake Discord server is not running")
-        return f"http://127.0.0.1:{self._port}"
-
-    @property
     def api_url(self) -> str:
         """The value for ``discord.http.Route.BASE``."""
         return f"{self.url}/api/v10"
@@ -606,58 +601,19 @@ class FakeDiscordServer:
         finally:
             Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY = base, gateway
 
-    async def start(self) -> None:
-        """Listen on a free port of 127.0.0.1."""
-        app = web.Application(client_max_size=64 * 1024**2)
+    def _add_routes(self, app: web.Application) -> None:
         app.router.add_get("/gateway", self._gateway)
         app.router.add_get("/attachments/{attachment_id}/{filename}", self._attachment)
         app.router.add_route("*", "/api/v10{tail:.*}", self._api)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self._port = self._runner.addresses[0][1]
-        self._loop = asyncio.get_running_loop()
 
-    async def stop(self) -> None:
-        """Close the gateway sockets ("going away") and the server."""
+    async def _close_connections(self) -> None:
+        """Close the gateway sockets as "going away"."""
         with self._lock:
             conns = list(self._conns.values())
         for conn in conns:
             conn.closed_by_server = True
             with suppress(Exception):
                 await conn.ws.close(code=1001)
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    @classmethod
-    @contextmanager
-    def in_thread(cls, **kwargs: Any) -> Iterator[FakeDiscordServer]:
-        """Run a server on its own event loop in a background thread while the block runs."""
-        server = cls(**kwargs)
-        loop = asyncio.new_event_loop()
-        thread = threading.Thread(target=loop.run_forever, name="fake-discord-server", daemon=True)
-        thread.start()
-        try:
-            asyncio.run_coroutine_threadsafe(server.start(), loop).result(timeout=10)
-            yield server
-        finally:
-            asyncio.run_coroutine_threadsafe(server.stop(), loop).result(timeout=10)
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout=10)
-            loop.close()
 
     # -----------------------------------------------------------------------------------
     # Seeding the world

@@ -26,13 +26,13 @@ import re
 import threading
 import time
 from collections import Counter, defaultdict, deque
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from aiohttp import web
+
+from .local_server import LocalServer
 
 
 @dataclass(frozen=True)
@@ -195,7 +195,7 @@ def _text_of(content: Any) -> str:
     return ""
 
 
-class FakeModelServer:
+class FakeModelServer(LocalServer):
     """Anthropic and OpenAI chat APIs on 127.0.0.1, on a free port, scripted per model.
 
     Use it as an async context manager in the test's event loop, or with
@@ -203,6 +203,7 @@ class FakeModelServer:
     """
 
     def __init__(self, router_rule: RouterRule = default_router_rule) -> None:
+        super().__init__()
         self.router_rule = router_rule
         #: Seconds every answer waits before it is sent, to play a model's latency.
         self.latency = 0.0
@@ -211,16 +212,7 @@ class FakeModelServer:
         self._dead: dict[str, int] = {}
         self._requests: list[ReceivedRequest] = []
         self._counts: Counter[str] = Counter()
-        self._runner: web.AppRunner | None = None
-        self._port = 0
         self._ids = iter(range(1, 1_000_000))
-
-    @property
-    def url(self) -> str:
-        """Root URL of the server."""
-        if self._runner is None:
-            raise RuntimeError("the fake model server is not running")
-        return f"http://127.0.0.1:{self._port}"
 
     @property
     def anthropic_url(self) -> str:
@@ -265,50 +257,9 @@ class FakeModelServer:
         with self._lock:
             return self._counts[model]
 
-    async def start(self) -> None:
-        """Listen on a free port of 127.0.0.1."""
-        app = web.Application()
+    def _add_routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/messages", self._anthropic)
         app.router.add_post("/v1/chat/completions", self._openai)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self._port = self._runner.addresses[0][1]
-
-    async def stop(self) -> None:
-        """Close the server."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    @classmethod
-    @contextmanager
-    def in_thread(cls, router_rule: RouterRule = default_router_rule) -> Iterator[FakeModelServer]:
-        """Run a server on its own event loop in a background thread while the block runs."""
-        server = cls(router_rule)
-        loop = asyncio.new_event_loop()
-        thread = threading.Thread(target=loop.run_forever, name="fake-model-server", daemon=True)
-        thread.start()
-        try:
-            asyncio.run_coroutine_threadsafe(server.start(), loop).result(timeout=10)
-            yield server
-        finally:
-            asyncio.run_coroutine_threadsafe(server.stop(), loop).result(timeout=10)
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout=10)
-            loop.close()
 
     async def _anthropic(self, request: web.Request) -> web.Response:
         body = await request.json()

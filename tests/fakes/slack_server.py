@@ -53,18 +53,18 @@ import secrets
 import threading
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable, Coroutine, Iterator, Mapping
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Coroutine, Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
 from decimal import Decimal
-from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 from aiohttp import WSMsgType, web
 
 from bot.slack.check import REQUIRED_SCOPES
 
+from .local_server import LocalServer
 from .slack_events import (
     APP_ID,
     BOT_ID,
@@ -449,7 +449,7 @@ def _chunks_text(chunks: Any) -> str:
     return "".join(text)
 
 
-class FakeSlackServer:
+class FakeSlackServer(LocalServer):
     """The Slack Web API on 127.0.0.1, on a free port, with a workspace tests seed.
 
     Use it as an async context manager in the test's event loop, or with
@@ -457,6 +457,9 @@ class FakeSlackServer:
     thread-safe. The app's identity (``auth.test``) defaults to the constants of
     ``slack_events``, so events built there and this server agree.
     """
+
+    # files_upload_v2 sends a whole file in one request body.
+    client_max_size = 64 * 1024**2
 
     def __init__(
         self,
@@ -471,6 +474,7 @@ class FakeSlackServer:
         bot_token: str = BOT_TOKEN,
         app_token: str = APP_TOKEN,
     ) -> None:
+        super().__init__()
         self.team_id = team_id
         self.team_name = team_name
         self.team_domain = team_domain
@@ -501,9 +505,6 @@ class FakeSlackServer:
         self._hooks: dict[str, _Hook] = {}
         self._clock = Decimal(0)
         self._ids = iter(range(1, 10_000_000))
-        self._runner: web.AppRunner | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._port = 0
         self._tickets: set[str] = set()
         self._sockets: dict[int, _Socket] = {}
         self._socket_count = 0
@@ -539,13 +540,6 @@ class FakeSlackServer:
     # Addresses and lifecycle
 
     @property
-    def url(self) -> str:
-        """Root URL of the server."""
-        if self._runner is None:
-            raise RuntimeError("the fake Slack server is not running")
-        return f"http://127.0.0.1:{self._port}"
-
-    @property
     def api_url(self) -> str:
         """Base URL for slack_sdk's ``base_url`` (ends in ``/``; it appends the method)."""
         return f"{self.url}/api/"
@@ -579,58 +573,19 @@ class FakeSlackServer:
             self._hooks[key] = _Hook(kind, channel, message_ts, user, thread_ts)
         return f"{self.url}/hooks/{kind}/{self.team_id}/{key}"
 
-    async def start(self) -> None:
-        """Listen on a free port of 127.0.0.1."""
-        app = web.Application(client_max_size=64 * 1024**2)
+    def _add_routes(self, app: web.Application) -> None:
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_post("/upload/v1/{file_id}", self._upload)
         app.router.add_post("/hooks/{kind}/{team}/{key}", self._hook)
         app.router.add_get("/link/", self._socket_link)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self._port = self._runner.addresses[0][1]
-        self._loop = asyncio.get_running_loop()
 
-    async def stop(self) -> None:
-        """Close the server (open Socket Mode connections first, as "going away")."""
+    async def _close_connections(self) -> None:
+        """Close the open Socket Mode connections as "going away"."""
         with self._lock:
             sockets = list(self._sockets.values())
         for sock in sockets:
             with suppress(Exception):
                 await sock.ws.close(code=1001)
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    @classmethod
-    @contextmanager
-    def in_thread(cls, **kwargs: Any) -> Iterator[FakeSlackServer]:
-        """Run a server on its own event loop in a background thread while the block runs."""
-        server = cls(**kwargs)
-        loop = asyncio.new_event_loop()
-        thread = threading.Thread(target=loop.run_forever, name="fake-slack-server", daemon=True)
-        thread.start()
-        try:
-            asyncio.run_coroutine_threadsafe(server.start(), loop).result(timeout=10)
-            yield server
-        finally:
-            asyncio.run_coroutine_threadsafe(server.stop(), loop).result(timeout=10)
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout=10)
-            loop.close()
 
     # -----------------------------------------------------------------------------------
     # Seeding the workspace
