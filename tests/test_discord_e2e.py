@@ -431,3 +431,23 @@ async def test_without_configured_servers_commands_are_registered_globally(
         assert GUILD not in rig.fake.synced_commands
     finally:
         await stop_rig(rig)
+
+
+async def test_a_reply_to_an_answer_posted_before_a_restart_goes_to_its_agent(
+    storage: Storage, model_server: FakeModelServer, fake: FakeDiscordServer
+) -> None:
+    first = await start_rig(storage, model_server, fake, threads="never")
+    await first.mention("owl is the release tested?")
+    await first.settled()
+    (answer,) = fake.webhook_executions
+    await stop_rig(first)
+    # Another process (or this one, restarted) knows the post only by its persona.
+    second = await start_rig(storage, model_server, fake, threads="never")
+    try:
+        await second.post(GENERAL, "and the hotfix?", message_reference=answer.message["id"])
+        await second.settled()
+        assert [u for _, u, _ in second.answers()] == ["Owl", "Owl"]
+        (last,) = await storage.runs.recent(limit=1)
+        assert last.route_reason == "addressed: @owl"
+    finally:
+        await stop_rig(second)

@@ -17,7 +17,7 @@ from agents.team import Team
 from bot.adapter import ThreadLine
 from bot.coordinator import Route
 from bot.discord.approvals import approval_view
-from bot.discord.events import PLATFORM, WHERE
+from bot.discord.events import NEW_THREAD, PLATFORM, WHERE
 from bot.inbound import Inbound
 from bot.text_split import split_message
 
@@ -89,14 +89,20 @@ class DiscordAdapter:
         #: (channel, thread) → (where, message) of the :eyes: reaction to clear.
         self._reacted: dict[tuple[str, str], tuple[int, int]] = {}
 
-    def seen(self, message: discord.Message, channel: object) -> None:
-        """Note a person's message in ``channel``: a thread, or the channel's activity."""
+    def seen(self, message: discord.Message, channel: object) -> bool:
+        """Note a person's message in ``channel`` (a thread, or the channel's activity);
+        True when a conversation it starts should get its own thread. Decided here, where
+        messages come in, since another process may be the one that answers."""
         if isinstance(channel, discord.Thread):
             self._thread_ids.add(channel.id)
             self._not_channels.discard(channel.id)
-            return
+            return False
+        wanted = isinstance(channel, discord.TextChannel) and self._wants_thread(
+            channel.id, message.author.id
+        )
         recent = self._recent.setdefault(message.channel.id, deque(maxlen=20))
         recent.append((time.monotonic(), message.author.id))
+        return wanted
 
     def conversation_of(self, message: discord.Message) -> str | None:
         """The conversation a top-level message continues: a reply to one of the team's
@@ -105,6 +111,17 @@ class DiscordAdapter:
         if reference is None or reference.message_id is None:
             return None
         return self._posts.get(reference.message_id)
+
+    def replied_agent(self, message: discord.Message) -> str | None:
+        """The agent whose post ``message`` replies to, by the post's persona: a reply
+        continues with that agent when its conversation is not known here (another
+        process posted it, or this one restarted)."""
+        reference = message.reference
+        replied = reference.resolved if reference is not None else None
+        if not isinstance(replied, discord.Message):
+            return None
+        line = self._line(replied)
+        return line.agent if line is not None and line.agent else None
 
     async def picked_up(self, inbound: Inbound, route: Route) -> None:
         """React with 👀 (cleared when the answer comes); open a thread for a new
@@ -122,7 +139,7 @@ class DiscordAdapter:
         if (
             isinstance(channel, discord.TextChannel)
             and inbound.thread == inbound.message_id
-            and self._wants_thread(channel.id, int(inbound.user))
+            and inbound.extra.get(NEW_THREAD) == "1"
         ):
             name = f"{self._persona(route.agent).name}: {inbound.text}"
             try:

@@ -156,12 +156,14 @@ class DiscordParts:
             # Not in discord.py's cache (a thread it was not told about): ask Discord,
             # or a thread's message would start a new conversation in the parent.
             channel = await self.adapter.channel(channel.id) or channel
-        self.adapter.seen(message, channel)
+        new_thread = self.adapter.seen(message, channel)
         inbound = inbound_from_message(
             message,
             me.id,
             conversation=self.adapter.conversation_of(message),
             channel=channel,
+            new_thread=new_thread,
+            agent=self.adapter.replied_agent(message),
         )
         if inbound is not None:
             await self.core.gateway.submit(inbound)

@@ -21,6 +21,8 @@ PLATFORM = "discord"
 PERSON_TYPES = frozenset({discord.MessageType.default, discord.MessageType.reply})
 #: ``extra`` key: the channel the message is in (the thread itself, for a thread's message).
 WHERE = "discord_channel"
+#: ``extra`` key: "1" when the conversation the message starts gets a thread of its own.
+NEW_THREAD = "discord_new_thread"
 
 _USER_MENTION = re.compile(r"<@!?(\d+)>")
 
@@ -42,13 +44,16 @@ def inbound_from_message(
     *,
     conversation: str | None = None,
     channel: Any = None,
+    new_thread: bool = False,
+    agent: str | None = None,
 ) -> Inbound | None:
     """The person's message as an :class:`Inbound`; None when it is not one.
 
     ``conversation`` is the thread a top-level message continues (a reply to one of the
     team's answers); without it a top-level message starts its own. ``channel`` is the
     message's channel when discord.py's cache did not know it (a thread made while the
-    bot was away).
+    bot was away). ``new_thread``: the conversation gets a thread of its own; ``agent``:
+    the agent the message answers (a reply to its post).
     """
     if not is_from_person(message, bot_id):
         return None
@@ -79,7 +84,8 @@ def inbound_from_message(
         channel_name=channel_name,
         user_name=message.author.display_name,
         to_app=to_app,
-        extra={WHERE: str(channel.id)},
+        agent_mentions=(agent,) if agent and conversation is None else (),
+        extra={WHERE: str(channel.id), NEW_THREAD: "1" if new_thread else ""},
     )
 
 
