@@ -22,10 +22,16 @@ channels'. Queries draw their words from the same distribution, so common words 
 common in queries too. Made-up words are built from shared syllables, so prefix matches
 reach more words than they would in English: a pessimistic case.
 
+With ``--embeddings`` (needs ``pip install 'corral[embeddings]'``), semantic search is
+on: every memory is embedded as it is added (which bounds the insert rate: the model
+makes a few hundred vectors a second on two cores, so load fewer memories), and each
+search also embeds the query and compares it with every stored vector.
+
 Run it from the repository root (PostgreSQL as in the test suite)::
 
     .venv/bin/python benchmarks/memory_search.py
     .venv/bin/python benchmarks/memory_search.py --memories 20000 --backends sqlite
+    .venv/bin/python benchmarks/memory_search.py --embeddings --memories 20000
 """
 
 from __future__ import annotations
@@ -50,7 +56,7 @@ sys.path.insert(0, str(ROOT))
 import asyncpg  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
-from storage.memory import NewMemory, Scope  # noqa: E402
+from storage.memory import NewMemory, Scope, SqlMemoryStore  # noqa: E402
 from storage.search import STOP_WORDS  # noqa: E402
 from storage.store import Storage  # noqa: E402
 
@@ -171,6 +177,8 @@ async def bench(
     """Load, then time searches; returns what each query found, for comparison."""
     async with database(backend) as url:
         storage = await Storage.open(url)
+        if args.embeddings:
+            storage.memory = SqlMemoryStore(storage.db, semantic=True)
         try:
             loaded = list(memories(words, args.memories, seed=2))
             started = time.perf_counter()
@@ -181,7 +189,8 @@ async def bench(
             # A server does not hold its memories as Python objects; neither do searches here.
             del loaded
             gc.collect()
-            print(f"\n{backend}: {count:,} memories")
+            semantic = ", semantic search on" if args.embeddings else ""
+            print(f"\n{backend}: {count:,} memories{semantic}")
             print(
                 f"  insert   {count / seconds:8,.0f} memories/s "
                 f"(add_many, batches of {args.batch}, {seconds:.1f} s)"
@@ -223,6 +232,9 @@ async def main() -> None:
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--limit", type=int, default=10, help="results per search")
     parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument(
+        "--embeddings", action="store_true", help="semantic search on (the embeddings extra)"
+    )
     args = parser.parse_args()
     words = Words(30_000, seed=1)
     asked = queries(words, args.queries, seed=3)

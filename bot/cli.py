@@ -267,6 +267,29 @@ def memory_import(team: str | None, path: str) -> None:
     _with_core(team, body)
 
 
+@memory.command("reindex")
+@team_option
+def memory_reindex(team: str | None) -> None:
+    """Embed the memories stored before semantic search was on (CORRAL_EMBEDDINGS=1)."""
+    from storage.embeddings import EmbeddingsUnavailable
+    from storage.store import Storage
+
+    settings = _settings()
+
+    async def reindex() -> int:
+        storage = await Storage.open(settings.database_url)
+        try:
+            return await storage.memory.reindex()
+        finally:
+            await storage.close()
+
+    try:
+        count = asyncio.run(reindex())
+    except EmbeddingsUnavailable as exc:
+        _fail(str(exc))
+    click.echo(f"{count} memories embedded")
+
+
 @main.group()
 def db() -> None:
     """The database."""

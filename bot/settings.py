@@ -48,10 +48,14 @@ PROVIDER_VARIABLES = (
     "OPENAI_API_KEY",
     "OPENAI_BASE_URL",
 )
+#: Read by the storage layer from the process environment, since it knows nothing of
+#: ``.env``: CORRAL_EMBEDDINGS=1 turns on semantic memory search (storage/embeddings.py).
+STORAGE_VARIABLES = ("CORRAL_EMBEDDINGS",)
 
 
 def export_provider_env(env_file: str = ".env") -> None:
-    """Copy the SDKs' own variables from ``.env`` into the process environment.
+    """Copy the SDKs' own variables, and the storage layer's, from ``.env`` into the
+    process environment.
 
     The SDKs read only ``os.environ``; a value already set in the process wins, so
     nothing the user exported is overridden.
@@ -61,5 +65,6 @@ def export_provider_env(env_file: str = ".env") -> None:
     from dotenv import dotenv_values
 
     for key, value in dotenv_values(env_file).items():
-        if key in PROVIDER_VARIABLES and value and key not in os.environ:
+        exported = key in PROVIDER_VARIABLES or key in STORAGE_VARIABLES
+        if exported and value and key not in os.environ:
             os.environ[key] = value

@@ -20,8 +20,10 @@ from sqlalchemy import (
     update,
 )
 
+from storage import embeddings
 from storage.audit import audit_row
 from storage.db import Database, utc
+from storage.embeddings import Embedder, MiniLM, SemanticIndex
 from storage.search import WordIndex, query_words, search_terms
 from storage.tables import MemoryRow, utcnow
 
@@ -29,6 +31,17 @@ Scope = Literal["team", "agent", "channel"]
 
 #: Rows per statement when many memories are added at once.
 BATCH = 500
+
+#: Semantic search: how many memories each ranking (words, meaning) puts forward for
+#: the blend, at least; more when more results are asked for.
+CANDIDATES = 20
+#: Below this cosine similarity a memory is not about the query (all-MiniLM-L6-v2 puts
+#: unrelated sentences at 0.0–0.2, paraphrases at 0.3 and above): nothing is better than
+#: an unrelated memory in an agent's prompt.
+MIN_SIMILARITY = 0.25
+#: Reciprocal-rank fusion's constant (Cormack et al., 2009): a memory ranked well by one
+#: search and not at all by the other still places.
+RRF_K = 60
 
 _INDEX = WordIndex(MemoryRow, MemoryRow.id, "memories")
 #: The columns of ``uq_memories_text``: one memory per text in each place.
@@ -107,6 +120,10 @@ class MemoryStore(Protocol):
         self, *, scope: str | None = None, agent: str | None = None, limit: int | None = 50
     ) -> list[MemoryRecord]:
         """Memories, newest first, optionally of one scope or one agent; all if no limit."""
+        ...
+
+    async def reindex(self) -> int:
+        """Embed every memory that has no vector yet, for semantic search; how many."""
         ...
 
 
@@ -208,11 +225,40 @@ def _record(row: MemoryRow) -> MemoryRecord:
     )
 
 
-class SqlMemoryStore:
-    """Memories in the database, found by word search (``storage/search.py``)."""
+def _visible(agent: str | None, channel: str | None) -> ColumnElement[bool]:
+    """The memories ``agent`` in ``channel`` may see: the team's, its own, the channel's."""
+    visible: list[ColumnElement[bool]] = [MemoryRow.scope == "team"]
+    if agent:
+        visible.append(and_(MemoryRow.scope == "agent", MemoryRow.agent == agent))
+    if channel:
+        visible.append(and_(MemoryRow.scope == "channel", MemoryRow.channel == channel))
+    return or_(*visible)
 
-    def __init__(self, db: Database) -> None:
+
+def _fuse(rankings: Sequence[Sequence[int]], limit: int) -> list[int]:
+    """Reciprocal-rank fusion of ``rankings`` (memory ids, best first): the ``limit``
+    ids with the highest sum of 1 / (RRF_K + rank), ties to the newer memory."""
+    scores: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, memory_id in enumerate(ranking, start=1):
+            scores[memory_id] = scores.get(memory_id, 0.0) + 1 / (RRF_K + rank)
+    return sorted(scores, key=lambda i: (-scores[i], -i))[:limit]
+
+
+class SqlMemoryStore:
+    """Memories in the database, found by word search (``storage/search.py``) and,
+    when semantic search is on, by meaning too (``storage/embeddings.py``)."""
+
+    def __init__(
+        self, db: Database, *, semantic: bool | None = None, embedder: Embedder | None = None
+    ) -> None:
+        """``semantic``: blend in semantic search; None leaves it to ``CORRAL_EMBEDDINGS``.
+        ``embedder``: the model (default: the packaged all-MiniLM-L6-v2). Raises
+        ``EmbeddingsUnavailable``, saying what to install, if it is on and cannot run."""
         self.db = db
+        if semantic is None:
+            semantic = embeddings.enabled()
+        self.semantic = SemanticIndex(db, embedder or MiniLM()) if semantic else None
 
     async def add(
         self, text: str, *, scope: Scope, author: str, agent: str = "", channel: str = ""
@@ -244,7 +290,10 @@ class SqlMemoryStore:
                     return _record(row), False
                 row = (await session.scalars(insert)).one_or_none()
                 if row is not None:
-                    return _record(row), True
+                    break
+        if self.semantic:
+            await self.semantic.store_quietly([(row.id, row.text)])
+        return _record(row), True
 
     async def add_many(self, memories: Sequence[NewMemory]) -> Added:
         """Remember ``memories``, ``BATCH`` rows per statement, all in one transaction.
@@ -264,7 +313,13 @@ class SqlMemoryStore:
         insert = (
             self.db.insert(MemoryRow)
             .on_conflict_do_nothing(index_elements=_UNIQUE)
-            .returning(MemoryRow.scope, MemoryRow.agent, MemoryRow.channel, MemoryRow.text_key)
+            .returning(
+                MemoryRow.scope,
+                MemoryRow.agent,
+                MemoryRow.channel,
+                MemoryRow.text_key,
+                MemoryRow.id,
+            )
         )
         later = bindparam("later", type_=MemoryRow.updated_at.type)
         refresh = (
@@ -274,7 +329,7 @@ class SqlMemoryStore:
                 updated_at=case((MemoryRow.updated_at < later, later), else_=MemoryRow.updated_at)
             )
         )
-        added = 0
+        added: list[tuple[int, str]] = []
         async with self.db.session() as session, session.begin():
             # Core execution on the session's connection: a list of parameters is then
             # one multi-row statement (executemany), not the ORM's per-object bulk mode.
@@ -286,8 +341,9 @@ class SqlMemoryStore:
                 known = {tuple(r) for r in (await connection.execute(_existing(batch))).all()}
                 new = [v for v in batch if _key(v) not in known]
                 result = await connection.execute(insert, new) if new else None
-                inserted = {tuple(row) for row in result.all()} if result else set()
-                added += len(inserted)
+                ids = {tuple(row[:4]): row[4] for row in result.all()} if result else {}
+                inserted = set(ids)
+                added += [(ids[_key(v)], v["text"]) for v in new if _key(v) in ids]
                 merged = [
                     {
                         **{f"same_{c.key}": k for c, k in zip(_UNIQUE, _key(v), strict=True)},
@@ -298,28 +354,54 @@ class SqlMemoryStore:
                 ]
                 if merged:
                     await connection.execute(refresh, merged)
-        return Added(added=added, merged=len(memories) - added)
+        if self.semantic:
+            await self.semantic.store_quietly(added)
+        return Added(added=len(added), merged=len(memories) - len(added))
 
     async def search(
         self, query: str, *, agent: str | None = None, channel: str | None = None, limit: int = 5
     ) -> list[MemoryRecord]:
         """Up to ``limit`` memories that contain words of ``query`` (as word prefixes):
         those matching most words first, then the newest. Visible are the team's
-        memories, those of ``agent`` and those of ``channel``; never another agent's."""
-        visible: list[ColumnElement[bool]] = [MemoryRow.scope == "team"]
-        if agent:
-            visible.append(and_(MemoryRow.scope == "agent", MemoryRow.agent == agent))
-        if channel:
-            visible.append(and_(MemoryRow.scope == "channel", MemoryRow.channel == channel))
+        memories, those of ``agent`` and those of ``channel``; never another agent's.
+
+        With semantic search on, memories close in meaning to ``query`` count too: the
+        word ranking and the meaning ranking are blended by reciprocal-rank fusion, so
+        a memory found by both ranks first, and one found by meaning alone still places.
+        """
+        visible = _visible(agent, channel)
+        if self.semantic is None:
+            async with self.db.session() as session:
+                rows = await _INDEX.search(
+                    session,
+                    query_words(query),
+                    where=[visible],
+                    limit=limit,
+                    sqlite=self.db.is_sqlite,
+                )
+            return [_record(row) for row in rows]
+        if limit <= 0:
+            return []
+        candidates = max(CANDIDATES, 2 * limit)
+        neighbours = await self.semantic.neighbours(query, candidates, MIN_SIMILARITY)
         async with self.db.session() as session:
-            rows = await _INDEX.search(
+            by_words = await _INDEX.search(
                 session,
                 query_words(query),
-                where=[or_(*visible)],
-                limit=limit,
+                where=[visible],
+                limit=candidates,
                 sqlite=self.db.is_sqlite,
             )
-        return [_record(row) for row in rows]
+            found = {row.id: row for row in by_words}
+            close = [n.memory_id for n in neighbours]
+            unread = [i for i in close if i not in found]
+            if unread:
+                statement = select(MemoryRow).where(MemoryRow.id.in_(unread), visible)
+                found.update((row.id, row) for row in await session.scalars(statement))
+        # Neighbours that are not visible here, or were forgotten, drop out.
+        by_meaning = [i for i in close if i in found]
+        best = _fuse([[row.id for row in by_words], by_meaning], limit)
+        return [_record(found[i]) for i in best]
 
     async def get(self, memory_id: int) -> MemoryRecord | None:
         """The memory ``memory_id``, if it exists."""
@@ -340,6 +422,7 @@ class SqlMemoryStore:
             row = (await session.scalars(statement)).one_or_none()
             if row is None:
                 return None
+            await SemanticIndex.forget(session, memory_id)
             session.add(audit_row(by, "memory.forget", str(memory_id), row.text))
             return _record(row)
 
@@ -379,6 +462,9 @@ class SqlMemoryStore:
                 .execution_options(populate_existing=True)
             )
             promoted = (await session.scalars(put)).one()
+            if promoted.id != memory_id:
+                # Merged into the team's memory of the same text, which has its own vector.
+                await SemanticIndex.forget(session, memory_id)
             session.add(audit_row(by, "memory.promote", str(memory_id), row.text))
             return _record(promoted)
 
@@ -396,3 +482,13 @@ class SqlMemoryStore:
         async with self.db.session() as session:
             rows = (await session.scalars(statement.limit(limit))).all()
         return [_record(row) for row in rows]
+
+    async def reindex(self) -> int:
+        """Embed every memory that has no vector of the current model (those stored
+        before semantic search was turned on), newest first; how many were embedded.
+        Raises ``EmbeddingsUnavailable`` when semantic search is off."""
+        if self.semantic is None:
+            raise embeddings.EmbeddingsUnavailable(
+                f"semantic search is off: set {embeddings.ENV}=1 to reindex memories"
+            )
+        return await self.semantic.backfill(limit=None)

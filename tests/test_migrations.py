@@ -21,6 +21,8 @@ TABLES = {"inbox", "transcript", "threads", "runs", "memories", "approvals", "au
 TABLES |= {"schedules", "schedule_fires", "locks"}
 #: The team's tasks (migration 0002).
 TABLES |= {"tasks"}
+#: Vectors for semantic memory search (migration 0004).
+TABLES |= {"memory_vectors"}
 
 
 def _schema(connection: Connection) -> dict[str, Any]:
