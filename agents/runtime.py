@@ -26,11 +26,17 @@ from agents.run_context import current_run_id
 from agents.run_state import RunState
 from agents.team import Team
 from agents.tools import Handoff, ToolContext, escalate, run_tool, specs_for
-from storage.store import Storage
+from storage.memory import MemoryRecord
+from storage.store import RunEnd, RunStart, Storage
+from storage.transcript import Line
 
 log = logging.getLogger("corral.runtime")
 
 HISTORY_LIMIT = 40
+#: How long "there are no memories" is believed before the store is asked again. Most
+#: teams start with none, and a search that cannot match costs as much as one that does;
+#: a memory added elsewhere meanwhile is recalled this much later.
+NO_MEMORIES_RECHECK_S = 1.0
 #: Stop reasons of an answer that hit its token limit (Anthropic's, OpenAI's).
 TRUNCATED = frozenset({"max_tokens", "length"})
 
@@ -48,11 +54,15 @@ class Turn:
 
 @dataclass(frozen=True)
 class Outcome:
-    """How a chain of runs for one message ended: the last run's outcome and who ran."""
+    """How a chain of runs for one message ended: the last run's outcome and who ran.
+
+    ``inbox_done``: the turn's inbox message was marked done with the last run.
+    """
 
     outcome: str
     agents: tuple[str, ...]
     run_ids: tuple[str, ...]
+    inbox_done: bool = False
 
 
 @dataclass(frozen=True)
@@ -79,9 +89,13 @@ class Runtime:
         self.client_for = client_for
         self.storage = storage
         self.memory_budget = memory_budget or MemoryBudget()
+        self._no_memories_until = 0.0
 
     async def handle(self, turn: Turn, post: Poster) -> Outcome:
-        """Run ``turn.agent`` on the message, following handoffs until one agent answers."""
+        """Run ``turn.agent`` on the message, following handoffs until one agent answers.
+
+        The turn's inbox message (if any) is marked done in the transaction that records
+        the last run, however that run ended."""
         state = await self._start(
             turn.place,
             turn.agent,
@@ -92,7 +106,7 @@ class Runtime:
             chain=(turn.agent,),
             task=None,
         )
-        return await self._follow(state, post)
+        return await self._follow(state, post, inbox_done=turn.inbox_id)
 
     async def waiting(self, approval_id: str) -> Place | None:
         """Where the run waiting for ``approval_id`` happens; None if nothing waits for it."""
@@ -131,17 +145,8 @@ class Runtime:
         task: str | None,
         task_id: int | None = None,
     ) -> RunState:
-        run_id = await self.storage.runs.start(
-            agent=handle,
-            route_reason=reason,
-            platform=place.platform,
-            channel=place.channel,
-            thread=place.thread,
-            inbox_id=inbox_id,
-        )
-        entries = await self.storage.transcript.history(
-            place.platform, place.channel, place.thread, limit=HISTORY_LIMIT
-        )
+        start = RunStart(handle, reason, place.platform, place.channel, place.thread, inbox_id)
+        run_id, entries = await self.storage.start_run(start, HISTORY_LIMIT)
         messages = history_messages(self.team, handle, entries)
         if task is not None:
             sender = self.team.agent(chain[-2]).display_name if len(chain) > 1 else "A teammate"
@@ -162,17 +167,23 @@ class Runtime:
         )
 
     async def _follow(
-        self, state: RunState, post: Poster, decision: _Decision | None = None
+        self,
+        state: RunState,
+        post: Poster,
+        decision: _Decision | None = None,
+        *,
+        inbox_done: str | None = None,
     ) -> Outcome:
-        """Drive runs until the chain ends: an answer, a pause, a failure or a cut loop."""
+        """Drive runs until the chain ends: an answer, a pause, a failure or a cut loop.
+        ``inbox_done`` is marked done with the chain's last run."""
         agents: tuple[str, ...] = ()
         run_ids: tuple[str, ...] = ()
         while True:
-            step = await self._drive(state, post, decision)
+            step = await self._drive(state, post, decision, inbox_done)
             agents, run_ids = (*agents, state.agent), (*run_ids, state.run_id)
             if step.handoff is None:
                 await self._close_task(step)
-                return Outcome(step.outcome, agents, run_ids)
+                return Outcome(step.outcome, agents, run_ids, inbox_done is not None)
             state, decision = await self._hand_over(step.state, step.handoff, post), None
 
     async def _hand_over(self, state: RunState, handoff: Handoff, post: Poster) -> RunState:
@@ -230,7 +241,15 @@ class Runtime:
         await escalate(self.storage, post, self.team, state.agent, state.place, state.run_id, why)
         return _Step("escalated", state, error=why)
 
-    async def _drive(self, state: RunState, post: Poster, decision: _Decision | None) -> _Step:
+    async def _drive(
+        self,
+        state: RunState,
+        post: Poster,
+        decision: _Decision | None,
+        inbox_done: str | None = None,
+    ) -> _Step:
+        """Run one agent's turn and record it, with its answer in the thread's history
+        and, when the chain ends here, ``inbox_done`` marked done: in one transaction."""
         token = current_run_id.set(state.run_id)
         started = time.perf_counter()
         try:
@@ -251,14 +270,25 @@ class Runtime:
         finally:
             current_run_id.reset(token)
         s = step.state
-        await self.storage.runs.finish(
-            s.run_id,
-            outcome=step.outcome,
-            model=s.model,
-            tokens_in=s.tokens_in,
-            tokens_out=s.tokens_out,
-            latency_ms=int((time.perf_counter() - started) * 1000),
-            error=step.error,
+        place = s.place
+        # The answer is in the thread's history with the run's end, or neither is: a
+        # message taken up again after a crash in between is answered afresh.
+        await self.storage.end_run(
+            RunEnd(
+                s.run_id,
+                place.platform,
+                place.channel,
+                place.thread,
+                outcome=step.outcome,
+                model=s.model,
+                tokens_in=s.tokens_in,
+                tokens_out=s.tokens_out,
+                latency_ms=int((time.perf_counter() - started) * 1000),
+                error=step.error,
+                lines=(Line(step.answer, agent=s.agent),) if step.answer else (),
+                owner=s.agent if step.answer else None,
+                inbox_done=inbox_done if step.handoff is None else None,
+            )
         )
         log.info(
             "run %s: %s (%s)", step.outcome, s.agent, s.route_reason, extra={"run_id": s.run_id}
@@ -274,9 +304,7 @@ class Runtime:
         if handoff is not None:
             return await self._handoff_step(state, handoff, post)
         budget = self.memory_budget
-        memories = await self.storage.memory.search(
-            state.query, agent=state.agent, channel=state.place.channel, limit=budget.candidates
-        )
+        memories = await self._recall(state, budget.candidates)
         system = system_prompt(self.team, state.agent, within_budget(memories, budget))
         tools = specs_for(agent)
         client = self.client_for(agent.model)
@@ -326,6 +354,18 @@ class Runtime:
         await self._fail(state, post, why)
         return _Step("failed", state, error=why)
 
+    async def _recall(self, state: RunState, limit: int) -> list[MemoryRecord]:
+        """The memories the run may see that match its query, best first; no search while
+        the store is known to be empty."""
+        if time.monotonic() < self._no_memories_until:
+            return []
+        if not await self.storage.memory.list(limit=1):
+            self._no_memories_until = time.monotonic() + NO_MEMORIES_RECHECK_S
+            return []
+        return await self.storage.memory.search(
+            state.query, agent=state.agent, channel=state.place.channel, limit=limit
+        )
+
     async def _run_pending(
         self, state: RunState, post: Poster, decision: _Decision | None
     ) -> tuple[RunState, Handoff | None, _Step | None]:
@@ -370,6 +410,8 @@ class Runtime:
     async def _call_tool(self, state: RunState, use: ToolUse, post: Poster) -> _Called:
         ctx = ToolContext(self.team, state.agent, state.place, state.run_id, self.storage, post)
         outcome = await run_tool(ctx, use.name, use.input)
+        # A tool may have remembered something: the next run must search again.
+        self._no_memories_until = 0.0
         log.info("tool %s → %s", use.name, "error" if outcome.is_error else "ok")
         return _Called(ToolResult(use.id, outcome.content, outcome.is_error), outcome.handoff)
 
@@ -404,9 +446,10 @@ class Runtime:
         )
 
     async def _answer(self, state: RunState, post: Poster, text: str) -> str:
-        """Post the agent's answer; returns what was posted."""
+        """Post the agent's answer; returns what was posted, which goes into the thread's
+        history (and the thread to the agent) when the run is recorded."""
         text = text or f"{self._name(state.agent)} has nothing to add."
-        await self._say(state, post, text, "answer", owner=state.agent)
+        await post(state.place, Reply(state.agent, text, kind="answer", run_id=state.run_id))
         return text
 
     async def _say(

@@ -19,6 +19,7 @@ from bot.commands.registry import CommandContext
 from bot.coordinator import Coordinator
 from bot.gateway import Gateway, Workers
 from bot.settings import Settings
+from storage.dedupe import Delivered
 from storage.locks import DatabaseLock, Lock
 from storage.queue import InProcessQueue
 from storage.store import Storage
@@ -32,6 +33,8 @@ log = logging.getLogger("corral.app")
 
 #: How late a missed fire may still run when CORRAL_SCHEDULE_GRACE is not set.
 DEFAULT_SCHEDULE_GRACE = timedelta(hours=1)
+#: The longest connecting to Redis may take.
+REDIS_TIMEOUT_S = 1.0
 
 
 class StartupError(Exception):
@@ -136,7 +139,7 @@ async def build_core(settings: Settings, team_path: Path) -> Core:
     queue = InProcessQueue()
     runtime = Runtime(team, models.client_for, storage)
     try:
-        lock, closers = _lock(settings, storage)
+        lock, delivered, closers = _shared(settings, storage)
     except ValueError as exc:
         await storage.close()
         raise StartupError(
@@ -149,7 +152,7 @@ async def build_core(settings: Settings, team_path: Path) -> Core:
         storage=storage,
         models=models,
         queue=queue,
-        gateway=Gateway(storage, queue),
+        gateway=Gateway(storage, queue, delivered),
         coordinator=Coordinator(team, storage.threads, models.client_for),
         runtime=runtime,
         lock=lock,
@@ -158,14 +161,22 @@ async def build_core(settings: Settings, team_path: Path) -> Core:
     )
 
 
-def _lock(settings: Settings, storage: Storage) -> tuple[Lock, list[Callable[[], Awaitable[None]]]]:
-    """Locks in Redis when REDIS_URL is set, else in the database; and what closes them."""
+def _shared(
+    settings: Settings, storage: Storage
+) -> tuple[Lock, Delivered | None, list[Callable[[], Awaitable[None]]]]:
+    """What every process shares beyond the database: locks and the record of stored
+    deliveries in Redis when REDIS_URL is set (else locks in the database, deliveries
+    deduplicated by the database alone); and what closes them."""
     if not settings.redis_url:
-        return DatabaseLock(storage.db), []
+        return DatabaseLock(storage.db), None, []
     # Imported here: redis is not cheap to import, and only a REDIS_URL needs it.
     from redis.asyncio import Redis
 
+    from storage.dedupe import RedisDelivered
     from storage.locks import RedisLock
 
-    client = Redis.from_url(settings.redis_url)
-    return RedisLock(client), [client.aclose]
+    # A bounded connect: the delivery check runs before Slack's ack, and an unreachable
+    # Redis must cost a delivery no more than this before the database takes over. No
+    # socket timeout: blocking reads (a queue's) wait longer than any command should.
+    client = Redis.from_url(settings.redis_url, socket_connect_timeout=REDIS_TIMEOUT_S)
+    return RedisLock(client), RedisDelivered(client), [client.aclose]

@@ -14,9 +14,11 @@ from agents.runtime import Outcome, Runtime, Turn
 from bot.adapter import ChatAdapter
 from bot.coordinator import Coordinator, Route
 from bot.inbound import Inbound
-from storage.inbox import NewInbound
+from storage.dedupe import Delivered, delivery_keys
+from storage.inbox import InboxRecord, NewInbound
 from storage.queue import WorkQueue
 from storage.store import Storage
+from storage.transcript import Line
 
 log = logging.getLogger("corral.gateway")
 
@@ -25,14 +27,27 @@ RECENTLY_FINISHED = 1024
 
 
 class Gateway:
-    """Stores and enqueues inbound messages; the adapters' one entry point."""
+    """Stores and enqueues inbound messages; the adapters' one entry point.
 
-    def __init__(self, storage: Storage, queue: WorkQueue) -> None:
+    With ``delivered`` (Redis, shared by every process), a redelivery of a stored message
+    is refused without touching the database; the database's unique keys decide the rest.
+    """
+
+    def __init__(
+        self, storage: Storage, queue: WorkQueue, delivered: Delivered | None = None
+    ) -> None:
         self.storage = storage
         self.queue = queue
+        self.delivered = delivered
 
     async def submit(self, inbound: Inbound) -> str | None:
         """Store ``inbound`` and queue it; None when it was already received."""
+        keys = delivery_keys(
+            inbound.platform, inbound.event_id, inbound.channel, inbound.message_id
+        )
+        if self.delivered is not None and await self.delivered.known(keys):
+            log.info("duplicate %s event %s ignored", inbound.platform, inbound.event_id)
+            return None
         inbox_id = await self.storage.inbox.add(
             NewInbound(
                 platform=inbound.platform,
@@ -45,6 +60,9 @@ class Gateway:
                 payload=inbound.payload(),
             )
         )
+        if self.delivered is not None:
+            # Also after a refusal by the database: the next redelivery is then cheap too.
+            await self.delivered.remember(keys)
         if inbox_id is None:
             log.info("duplicate %s event %s ignored", inbound.platform, inbound.event_id)
             return None
@@ -209,7 +227,7 @@ class Workers:
                 await self._claim_and_handle(item)
 
     async def _claim_and_handle(self, inbox_id: str) -> None:
-        record = await self.storage.inbox.claim(inbox_id)
+        record = await self.storage.claim(inbox_id, _first_line)
         if record is None:
             return
         inbound = Inbound.from_stored(
@@ -224,13 +242,14 @@ class Workers:
         )
         lease = asyncio.create_task(self._keep_lease(inbox_id))
         try:
-            status = await self._handle(inbound, inbox_id, first_attempt=record.attempts == 1)
+            status = await self._handle(inbound, inbox_id, record)
         except asyncio.CancelledError:
             await self.storage.inbox.release(inbox_id)
             raise
         finally:
             lease.cancel()
-        await self.storage.inbox.finish(inbox_id, status)
+        if status is not None:
+            await self.storage.inbox.finish(inbox_id, status)
         self._notify(inbox_id, finished=True)
 
     async def _backfill(self, adapter: ChatAdapter, inbound: Inbound) -> None:
@@ -241,37 +260,34 @@ class Workers:
             return
         if await self.storage.transcript.history(*_key(place), limit=1):
             return
-        for line in await adapter.thread_history(place, before=inbound.message_id):
-            await self.storage.transcript.append(
-                *_key(place), line.text, user=line.user, agent=line.agent
-            )
+        lines = await adapter.thread_history(place, before=inbound.message_id)
+        await self.storage.transcript.append_lines(
+            *_key(place), [Line(line.text, user=line.user, agent=line.agent) for line in lines]
+        )
 
     async def _keep_lease(self, inbox_id: str) -> None:
         while True:
             await asyncio.sleep(self.stale_after / 3)
             await self.storage.inbox.renew(inbox_id)
 
-    async def _handle(self, inbound: Inbound, inbox_id: str, *, first_attempt: bool) -> str:
+    async def _handle(self, inbound: Inbound, inbox_id: str, record: InboxRecord) -> str | None:
+        """Route, run and post; how the message ended for the inbox, or None when the
+        runtime marked it done already (with its last run)."""
         adapter = self.adapters[inbound.platform]
         place = inbound.place
         route: Route | None = None
         try:
-            # A message taken up again after a stop is in the thread's history already.
-            if first_attempt:
+            # A message taken up again after a stop is in the thread's history already;
+            # one that starts its thread went in with its claim.
+            if record.attempts == 1 and _first_line(record) is None:
                 await self._backfill(adapter, inbound)
-                await self.storage.transcript.append(
-                    place.platform,
-                    place.channel,
-                    place.thread,
-                    inbound.text,
-                    user=inbound.user_name or inbound.user,
-                )
+                await self.storage.transcript.append_lines(*_key(place), [_line(record)])
             route = await self.coordinator.route(inbound)
             if route is None:
                 log.info("not for the team: %s/%s", inbound.platform, inbound.message_id)
                 return "ignored"
             await adapter.picked_up(inbound, route)
-            await self.runtime.handle(
+            outcome = await self.runtime.handle(
                 Turn(place, route.agent, route.reason, inbound.text, inbox_id=inbox_id),
                 adapter.post,
             )
@@ -282,7 +298,21 @@ class Workers:
             with suppress(Exception):
                 await adapter.post(place, Reply(who, text, kind="error"))
             return "failed"
-        return "done"
+        return None if outcome.inbox_done else "done"
+
+
+def _first_line(record: InboxRecord) -> Line | None:
+    """The message's line in its thread's history, to add with its first claim; None
+    for a retry (it is there already) and for a reply, whose thread may need to be
+    brought in from the platform first."""
+    if record.attempts != 1 or record.thread != record.message_id:
+        return None
+    return _line(record)
+
+
+def _line(record: InboxRecord) -> Line:
+    """The message's text and who said it, by name where the adapter knew it."""
+    return Line(record.text, user=str(record.payload.get("user_name") or "") or record.user)
 
 
 def _key(place: Place) -> tuple[str, str, str]:

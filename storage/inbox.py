@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, and_, bindparam, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
 
 from storage.db import Database, utc
@@ -15,6 +17,8 @@ from storage.ids import new_id
 from storage.tables import InboxRow, utcnow
 
 FINISHED = frozenset({"done", "failed", "ignored"})
+#: The most messages one group commit stores.
+ADD_BATCH = 200
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,8 @@ class InboxRecord:
     finished_at: datetime | None
 
 
-def _record(row: InboxRow) -> InboxRecord:
+def _record(row: Any) -> InboxRecord:
+    """An inbox row (ORM object or Core row: both have the columns as attributes)."""
     return InboxRecord(
         id=row.id,
         platform=row.platform,
@@ -76,67 +81,97 @@ class InboxStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-
-    async def add(self, item: NewInbound) -> str | None:
-        """Store ``item`` and return its id; None when it was already stored, by the
-        platform's event id or by its message (platform, channel, message id)."""
         # The unique constraints decide, so two deliveries racing each other still store
         # one row. ON CONFLICT DO NOTHING swallows exactly those conflicts and no other
-        # integrity error.
-        statement = (
-            self.db.insert(InboxRow)
-            .values(
-                id=new_id("in"),
-                platform=item.platform,
-                event_id=item.event_id,
-                channel=item.channel,
-                message_id=item.message_id,
-                thread=item.thread,
-                user=item.user,
-                text=item.text,
-                payload=item.payload,
-                status="pending",
-                attempts=0,
-                received_at=utcnow(),
-            )
-            .on_conflict_do_nothing()
-            .returning(InboxRow.id)
-        )
-        async with self.db.session() as session, session.begin():
-            return (await session.execute(statement)).scalar_one_or_none()
+        # integrity error. Built once: it runs before every ack.
+        self._add = db.insert(InboxRow).on_conflict_do_nothing().returning(InboxRow.id)
+        self._waiting: list[tuple[dict[str, Any], asyncio.Future[str | None]]] = []
+        self._storing: asyncio.Task[None] | None = None
+
+    async def add(self, item: NewInbound) -> str | None:
+        """Store ``item`` and return its id once it is committed; None when it was
+        already stored, by the platform's event id or by its message (platform, channel,
+        message id).
+
+        Messages that arrive while others are being stored are committed together, in
+        one transaction, after them (a group commit): under a burst each acknowledgement
+        then waits for one commit, not for a queue of them."""
+        params = {
+            "id": new_id("in"),
+            "platform": item.platform,
+            "event_id": item.event_id,
+            "channel": item.channel,
+            "message_id": item.message_id,
+            "thread": item.thread,
+            "user": item.user,
+            "text": item.text,
+            "payload": item.payload,
+            "status": "pending",
+            "attempts": 0,
+            "received_at": utcnow(),
+        }
+        stored: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((params, stored))
+        if self._storing is None or self._storing.done():
+            self._storing = asyncio.create_task(self._store_waiting())
+        # Shielded: a caller that gives up must not cancel the commit of the others.
+        return await asyncio.shield(stored)
+
+    async def _store_waiting(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting[:ADD_BATCH], self._waiting[ADD_BATCH:]
+            try:
+                ids = await self._insert([params for params, _ in batch])
+            except Exception as exc:
+                if len(batch) == 1:
+                    _settle(batch[0][1], exc)
+                    continue
+                # One bad row must not fail the others: each alone, so only it fails.
+                for params, stored in batch:
+                    try:
+                        _settle(stored, params["id"] if await self._insert([params]) else None)
+                    except Exception as one:
+                        _settle(stored, one)
+                continue
+            except BaseException as exc:  # cancelled (shutdown): nobody may wait for ever
+                for _, stored in (*batch, *self._waiting):
+                    _settle(stored, RuntimeError(f"not stored: {exc!r}"))
+                self._waiting = []
+                raise
+            for params, stored in batch:
+                _settle(stored, params["id"] if params["id"] in ids else None)
+
+    async def _insert(self, rows: list[dict[str, Any]]) -> set[str]:
+        """Insert ``rows`` in one transaction; the ids of those that were new."""
+        async with self.db.transaction() as connection:
+            return set((await connection.execute(self._add, rows)).scalars().all())
 
     async def get(self, inbox_id: str) -> InboxRecord | None:
         """The message stored as ``inbox_id``, if any."""
-        async with self.db.session() as session:
-            row = await session.get(InboxRow, inbox_id)
-            return _record(row) if row else None
+        async with self.db.reading() as connection:
+            row = (await connection.execute(_GET, {"id": inbox_id})).one_or_none()
+        return _record(row) if row else None
 
-    async def claim(self, inbox_id: str) -> InboxRecord | None:
+    async def claim(
+        self, inbox_id: str, *, on: AsyncConnection | None = None
+    ) -> InboxRecord | None:
         """Take a pending message for handling; None when it is not pending (another
-        worker has it, or it is finished)."""
-        statement = (
-            update(InboxRow)
-            .where(InboxRow.id == inbox_id, InboxRow.status == "pending")
-            .values(status="working", attempts=InboxRow.attempts + 1, claimed_at=utcnow())
-            .returning(InboxRow)
-            .execution_options(synchronize_session=False)
-        )
-        async with self.db.session() as session, session.begin():
-            row = (await session.scalars(statement)).one_or_none()
-            return _record(row) if row else None
+        worker has it, or it is finished). With ``on``, in that connection's transaction."""
+        params = {"inbox_id": inbox_id, "now": utcnow()}
+        async with self.db.transaction(on) as connection:
+            row = (await connection.execute(_CLAIM, params)).one_or_none()
+        return _record(row) if row else None
 
-    async def finish(self, inbox_id: str, status: str) -> None:
-        """Record how handling ended: ``done``, ``failed`` or ``ignored``."""
+    async def finish(
+        self, inbox_id: str, status: str, *, on: AsyncConnection | None = None
+    ) -> None:
+        """Record how handling ended: ``done``, ``failed`` or ``ignored``; with ``on``, in
+        that connection's transaction."""
         if status not in FINISHED:
             raise ValueError(f"status must be one of {sorted(FINISHED)}, not {status!r}")
-        statement = (
-            update(InboxRow)
-            .where(InboxRow.id == inbox_id)
-            .values(status=status, finished_at=utcnow())
-            .execution_options(synchronize_session=False)
-        )
-        async with self.db.session() as session, session.begin():
-            await session.execute(statement)
+        params = {"inbox_id": inbox_id, "new_status": status, "now": utcnow()}
+        async with self.db.transaction(on) as connection:
+            await connection.execute(_FINISH, params)
 
     async def count_by_status(self) -> dict[str, int]:
         """How many messages are in each status (for metrics)."""
@@ -221,10 +256,18 @@ class InboxStore:
         arbitrary, but it is total and the same for every caller: of two pending messages
         of a thread, exactly one is earlier than the other, so two workers never both
         decide they go first (nor wait for each other)."""
-        statement = _EARLIER_PENDING
         params = {"platform": platform, "channel": channel, "thread": thread, "before": before}
-        async with self.db.session() as session:
-            return list((await session.scalars(statement, params)).all())
+        async with self.db.reading() as connection:
+            return list((await connection.scalars(_EARLIER_PENDING, params)).all())
+
+
+def _settle(future: asyncio.Future[str | None], result: str | BaseException | None) -> None:
+    if future.done():
+        return
+    if isinstance(result, BaseException):
+        future.set_exception(result)
+    else:
+        future.set_result(result)
 
 
 def _earlier_pending() -> Select[str]:
@@ -253,3 +296,15 @@ def _earlier_pending() -> Select[str]:
 
 
 _EARLIER_PENDING = _earlier_pending()
+_GET = select(InboxRow.__table__).where(InboxRow.id == bindparam("id"))
+_CLAIM = (
+    update(InboxRow)
+    .where(InboxRow.id == bindparam("inbox_id"), InboxRow.status == "pending")
+    .values(status="working", attempts=InboxRow.attempts + 1, claimed_at=bindparam("now"))
+    .returning(*InboxRow.__table__.columns)
+)
+_FINISH = (
+    update(InboxRow)
+    .where(InboxRow.id == bindparam("inbox_id"))
+    .values(status=bindparam("new_status"), finished_at=bindparam("now"))
+)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import case, func, insert, select, update
+from sqlalchemy import bindparam, case, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.db import Database, utc
 from storage.ids import new_id
@@ -64,6 +65,29 @@ def _record(row: RunRow) -> RunRecord:
     )
 
 
+_START = insert(RunRow)
+# Built once with bound parameters: it runs for every run.
+_FINISH = (
+    update(RunRow)
+    .where(RunRow.id == bindparam("run_id"))
+    .values(
+        {
+            # Not named like the columns: SQLAlchemy keeps those names for itself.
+            column: bindparam(f"new_{column}")
+            for column in (
+                "outcome",
+                "model",
+                "tokens_in",
+                "tokens_out",
+                "latency_ms",
+                "error",
+                "finished_at",
+            )
+        }
+    )
+)
+
+
 class RunStore:
     """Records runs as they start and finish, and sums them up per agent."""
 
@@ -80,27 +104,29 @@ class RunStore:
         thread: str,
         inbox_id: str | None = None,
         run_id: str | None = None,
+        on: AsyncConnection | None = None,
     ) -> str:
-        """Record a run that begins now and return its id (``r-…`` unless given)."""
+        """Record a run that begins now and return its id (``r-…`` unless given); with
+        ``on``, in that connection's transaction."""
         run_id = run_id or new_id("r")
-        statement = insert(RunRow).values(
-            id=run_id,
-            inbox_id=inbox_id,
-            agent=agent,
-            route_reason=route_reason,
-            platform=platform,
-            channel=channel,
-            thread=thread,
-            model="",
-            tokens_in=0,
-            tokens_out=0,
-            latency_ms=0,
-            outcome="running",
-            error="",
-            started_at=utcnow(),
-        )
-        async with self.db.session() as session, session.begin():
-            await session.execute(statement)
+        params = {
+            "id": run_id,
+            "inbox_id": inbox_id,
+            "agent": agent,
+            "route_reason": route_reason,
+            "platform": platform,
+            "channel": channel,
+            "thread": thread,
+            "model": "",
+            "tokens_in": 0,
+            "tokens_out": 0,
+            "latency_ms": 0,
+            "outcome": "running",
+            "error": "",
+            "started_at": utcnow(),
+        }
+        async with self.db.transaction(on) as connection:
+            await connection.execute(_START, params)
         return run_id
 
     async def finish(
@@ -113,24 +139,22 @@ class RunStore:
         tokens_out: int = 0,
         latency_ms: int = 0,
         error: str = "",
+        on: AsyncConnection | None = None,
     ) -> None:
-        """Record how the run ended and what it used."""
-        statement = (
-            update(RunRow)
-            .where(RunRow.id == run_id)
-            .values(
-                outcome=outcome,
-                model=model,
-                tokens_in=tokens_in,
-                tokens_out=tokens_out,
-                latency_ms=latency_ms,
-                error=error,
-                finished_at=utcnow(),
-            )
-            .execution_options(synchronize_session=False)
-        )
-        async with self.db.session() as session, session.begin():
-            await session.execute(statement)
+        """Record how the run ended and what it used; with ``on``, in that connection's
+        transaction."""
+        params = {
+            "run_id": run_id,
+            "new_outcome": outcome,
+            "new_model": model,
+            "new_tokens_in": tokens_in,
+            "new_tokens_out": tokens_out,
+            "new_latency_ms": latency_ms,
+            "new_error": error,
+            "new_finished_at": utcnow(),
+        }
+        async with self.db.transaction(on) as connection:
+            await connection.execute(_FINISH, params)
 
     async def get(self, run_id: str) -> RunRecord | None:
         """The run ``run_id``, if recorded."""

@@ -1,17 +1,54 @@
-"""Storage: every store over one database, opened and closed together."""
+"""Storage: every store over one database, opened and closed together, and the few
+writes that span stores, each in one transaction."""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from storage.approvals import ApprovalStore
 from storage.audit import AuditLog
 from storage.db import Database
-from storage.inbox import InboxStore
+from storage.inbox import InboxRecord, InboxStore
 from storage.memory import MemoryStore, SqlMemoryStore
 from storage.runs import RunStore
 from storage.schedules import ScheduleStore
 from storage.tasks import TaskStore
 from storage.threads import ThreadStore
-from storage.transcript import TranscriptStore
+from storage.transcript import Line, TranscriptEntry, TranscriptStore
+
+
+@dataclass(frozen=True)
+class RunStart:
+    """Where a run begins: what the run records, and which thread it reads."""
+
+    agent: str
+    route_reason: str
+    platform: str
+    channel: str
+    thread: str
+    inbox_id: str | None = None
+
+
+@dataclass(frozen=True)
+class RunEnd:
+    """How a run ended, what it used, and what it leaves behind in its thread: ``lines``
+    for the history, ``owner`` for the thread, and the inbox message it finished."""
+
+    run_id: str
+    platform: str
+    channel: str
+    thread: str
+    outcome: str
+    model: str = ""
+    tokens_in: int = 0
+    tokens_out: int = 0
+    latency_ms: int = 0
+    error: str = ""
+    lines: Sequence[Line] = ()
+    owner: str | None = None
+    #: The inbox message to mark ``done`` with the run: the last run of its turn.
+    inbox_done: str | None = None
 
 
 class Storage:
@@ -21,8 +58,8 @@ class Storage:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.inbox = InboxStore(db)
-        self.transcript = TranscriptStore(db)
         self.threads = ThreadStore(db)
+        self.transcript = TranscriptStore(db, self.threads)
         self.runs = RunStore(db)
         self.memory: MemoryStore = SqlMemoryStore(db)
         self.approvals = ApprovalStore(db)
@@ -41,6 +78,65 @@ class Storage:
                 await db.dispose()
                 raise
         return cls(db)
+
+    async def claim(
+        self, inbox_id: str, first_line: Callable[[InboxRecord], Line | None]
+    ) -> InboxRecord | None:
+        """Take a pending message (:meth:`InboxStore.claim`) and, in the same
+        transaction, add ``first_line(record)`` to its thread's history unless that is
+        None."""
+        async with self.db.transaction() as connection:
+            record = await self.inbox.claim(inbox_id, on=connection)
+            line = first_line(record) if record is not None else None
+            if record is not None and line is not None:
+                await self.transcript.append_lines(
+                    record.platform, record.channel, record.thread, [line], on=connection
+                )
+        return record
+
+    async def start_run(self, start: RunStart, history: int) -> tuple[str, list[TranscriptEntry]]:
+        """Record a run that begins now and read the last ``history`` messages of its
+        thread, in one transaction; returns the run's id and the messages."""
+        async with self.db.transaction() as connection:
+            run_id = await self.runs.start(
+                agent=start.agent,
+                route_reason=start.route_reason,
+                platform=start.platform,
+                channel=start.channel,
+                thread=start.thread,
+                inbox_id=start.inbox_id,
+                on=connection,
+            )
+            entries = await self.transcript.history(
+                start.platform, start.channel, start.thread, history, on=connection
+            )
+        return run_id, entries
+
+    async def end_run(self, end: RunEnd) -> None:
+        """Record how a run ended, its lines in the thread, the thread's owner and the
+        inbox message it finished, in one transaction: all of it, or none."""
+        async with self.db.transaction() as connection:
+            await self.runs.finish(
+                end.run_id,
+                outcome=end.outcome,
+                model=end.model,
+                tokens_in=end.tokens_in,
+                tokens_out=end.tokens_out,
+                latency_ms=end.latency_ms,
+                error=end.error,
+                on=connection,
+            )
+            if end.lines or end.owner is not None:
+                await self.transcript.append_lines(
+                    end.platform,
+                    end.channel,
+                    end.thread,
+                    end.lines,
+                    owner=end.owner,
+                    on=connection,
+                )
+            if end.inbox_done is not None:
+                await self.inbox.finish(end.inbox_done, "done", on=connection)
 
     async def close(self) -> None:
         """Close the database's connections."""

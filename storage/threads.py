@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from sqlalchemy import bindparam, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.expression import Executable
 
 from storage.db import Database
 from storage.tables import ThreadRow, utcnow
+
+_OWNER = select(ThreadRow.agent).where(
+    ThreadRow.platform == bindparam("platform"),
+    ThreadRow.channel == bindparam("channel"),
+    ThreadRow.thread == bindparam("thread"),
+)
 
 
 class ThreadStore:
@@ -13,29 +21,37 @@ class ThreadStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        # Built once: the upsert runs with every answer, and building it costs more than
+        # running it.
+        insert = db.insert(ThreadRow)
+        self._set_owner: Executable = insert.on_conflict_do_update(
+            index_elements=[ThreadRow.platform, ThreadRow.channel, ThreadRow.thread],
+            set_={"agent": insert.excluded.agent, "updated_at": insert.excluded.updated_at},
+        )
 
     async def owner(self, platform: str, channel: str, thread: str) -> str | None:
         """The handle of the agent that owns the thread, if one does."""
-        async with self.db.session() as session:
-            row = await session.get(ThreadRow, (platform, channel, thread))
-            return row.agent if row else None
+        params = {"platform": platform, "channel": channel, "thread": thread}
+        async with self.db.reading() as connection:
+            return (await connection.execute(_OWNER, params)).scalar_one_or_none()
 
-    async def set_owner(self, platform: str, channel: str, thread: str, agent: str) -> None:
-        """Make ``agent`` the thread's owner, whether or not it had one."""
-        statement = set_owner_statement(self.db, platform, channel, thread, agent)
-        async with self.db.session() as session, session.begin():
-            await session.execute(statement)
-
-
-def set_owner_statement(
-    db: Database, platform: str, channel: str, thread: str, agent: str
-) -> Executable:
-    """The upsert that makes ``agent`` the thread's owner (for use in any transaction)."""
-    now = utcnow()
-    statement = db.insert(ThreadRow).values(
-        platform=platform, channel=channel, thread=thread, agent=agent, updated_at=now
-    )
-    return statement.on_conflict_do_update(
-        index_elements=[ThreadRow.platform, ThreadRow.channel, ThreadRow.thread],
-        set_={"agent": agent, "updated_at": now},
-    )
+    async def set_owner(
+        self,
+        platform: str,
+        channel: str,
+        thread: str,
+        agent: str,
+        *,
+        on: AsyncConnection | None = None,
+    ) -> None:
+        """Make ``agent`` the thread's owner, whether or not it had one; with ``on``, in
+        that connection's transaction."""
+        params = {
+            "platform": platform,
+            "channel": channel,
+            "thread": thread,
+            "agent": agent,
+            "updated_at": utcnow(),
+        }
+        async with self.db.transaction(on) as connection:
+            await connection.execute(self._set_owner, params)

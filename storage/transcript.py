@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.db import Database, utc
 from storage.tables import TranscriptRow, utcnow
-from storage.threads import set_owner_statement
+from storage.threads import ThreadStore
 
 
 @dataclass(frozen=True)
@@ -26,11 +29,35 @@ class TranscriptEntry:
     created_at: datetime
 
 
+@dataclass(frozen=True)
+class Line:
+    """A message to add to a thread's history: ``user`` for people, ``agent`` for agents."""
+
+    text: str
+    user: str = ""
+    agent: str = ""
+
+
+_APPEND = insert(TranscriptRow)
+# Ids grow with every append, so they order the thread without clock ties.
+_HISTORY = (
+    select(TranscriptRow)
+    .where(
+        TranscriptRow.platform == bindparam("platform"),
+        TranscriptRow.channel == bindparam("channel"),
+        TranscriptRow.thread == bindparam("thread"),
+    )
+    .order_by(TranscriptRow.id.desc())
+    .limit(bindparam("limit"))
+)
+
+
 class TranscriptStore:
     """Appends to and reads back the history of a thread."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, threads: ThreadStore | None = None) -> None:
         self.db = db
+        self.threads = threads or ThreadStore(db)
 
     async def append(
         self,
@@ -42,42 +69,69 @@ class TranscriptStore:
         user: str = "",
         agent: str = "",
         owner: str | None = None,
+        on: AsyncConnection | None = None,
     ) -> None:
         """Add a message to the end of the thread's history; with ``owner``, make that
-        agent the thread's owner in the same transaction."""
-        statement = insert(TranscriptRow).values(
-            platform=platform,
-            channel=channel,
-            thread=thread,
-            user=user,
-            agent=agent,
-            text=text,
-            created_at=utcnow(),
+        agent the thread's owner in the same transaction (``on``'s, when given)."""
+        await self.append_lines(
+            platform, channel, thread, [Line(text, user, agent)], owner=owner, on=on
         )
-        async with self.db.session() as session, session.begin():
-            await session.execute(statement)
+
+    async def append_lines(
+        self,
+        platform: str,
+        channel: str,
+        thread: str,
+        lines: Sequence[Line],
+        *,
+        owner: str | None = None,
+        on: AsyncConnection | None = None,
+    ) -> None:
+        """Add ``lines``, in order, to the end of the thread's history, in one
+        transaction (``on``'s, when given); with ``owner``, make that agent the thread's
+        owner in it too."""
+        now = utcnow()
+        rows = [
+            {
+                "platform": platform,
+                "channel": channel,
+                "thread": thread,
+                "user": line.user,
+                "agent": line.agent,
+                "text": line.text,
+                "created_at": now,
+            }
+            for line in lines
+        ]
+        async with self.db.transaction(on) as connection:
+            # One row at a time: an executemany may not keep the ids in the lines' order.
+            for row in rows:
+                await connection.execute(_APPEND, row)
             if owner is not None:
-                await session.execute(
-                    set_owner_statement(self.db, platform, channel, thread, owner)
-                )
+                await self.threads.set_owner(platform, channel, thread, owner, on=connection)
 
     async def history(
-        self, platform: str, channel: str, thread: str, limit: int = 50
+        self,
+        platform: str,
+        channel: str,
+        thread: str,
+        limit: int = 50,
+        *,
+        on: AsyncConnection | None = None,
     ) -> list[TranscriptEntry]:
-        """The last ``limit`` messages of the thread, oldest first."""
-        # Ids grow with every append, so they order the thread without clock ties.
-        statement = (
-            select(TranscriptRow)
-            .where(
-                TranscriptRow.platform == platform,
-                TranscriptRow.channel == channel,
-                TranscriptRow.thread == thread,
-            )
-            .order_by(TranscriptRow.id.desc())
-            .limit(limit)
-        )
-        async with self.db.session() as session:
-            rows = (await session.scalars(statement)).all()
+        """The last ``limit`` messages of the thread, oldest first (read in ``on``'s
+        transaction, when given)."""
+        params: dict[str, Any] = {
+            "platform": platform,
+            "channel": channel,
+            "thread": thread,
+            "limit": limit,
+        }
+        if on is not None:
+            rows = (await on.execute(_HISTORY, params)).all()
+        else:
+            async with self.db.reading() as connection:
+                rows = (await connection.execute(_HISTORY, params)).all()
         return [
             TranscriptEntry(
                 id=row.id,

@@ -6,12 +6,17 @@ from __future__ import annotations
 import io
 import json
 import logging
+from typing import Any
 
+import pytest
 from fakes.model_server import CallTool, Fail, FakeModelServer, Reply
 from harness import Harness, make_team
 
+from agents import runtime as runtime_module
 from bot.logs import configure
-from storage.store import Storage
+from storage.inbox import NewInbound
+from storage.store import RunEnd, RunStart, Storage
+from storage.transcript import Line
 
 
 async def test_handoff_continues_in_the_same_thread(harness: Harness) -> None:
@@ -249,3 +254,81 @@ def test_team_fixture_is_valid() -> None:
         "escalate",
         "post_message",
     }
+
+
+async def test_the_answer_the_run_and_the_inbox_are_recorded_together(
+    harness: Harness,
+) -> None:
+    harness.server.script("smart-a", Reply("On it."))
+    await harness.say("@beaver the build is red", message_id="t7")
+    (run,) = await harness.storage.runs.recent(limit=1)
+    assert run.outcome == "ok" and run.inbox_id is not None
+    inbox = await harness.storage.inbox.get(run.inbox_id)
+    assert inbox is not None and inbox.status == "done" and inbox.attempts == 1
+    history = await harness.storage.transcript.history("test", "C0GEN", "t7")
+    assert [(e.agent, e.text) for e in history][-1] == ("beaver", "On it.")
+    assert await harness.storage.threads.owner("test", "C0GEN", "t7") == "beaver"
+
+
+async def test_recording_a_run_is_all_or_nothing(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run whose record fails leaves no answer in the history and no thread owner: the
+    message is taken up again whole."""
+    inbox_id = await storage.inbox.add(
+        NewInbound("test", "E1", "C0GEN", "t8", "t8", "U1", "hello", {})
+    )
+    assert inbox_id is not None and await storage.inbox.claim(inbox_id) is not None
+    run_id, _ = await storage.start_run(RunStart("beaver", "test", "test", "C0GEN", "t8"), 10)
+
+    async def fails(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("database away")
+
+    monkeypatch.setattr(storage.inbox, "finish", fails)
+    with pytest.raises(RuntimeError):
+        await storage.end_run(
+            RunEnd(
+                run_id,
+                "test",
+                "C0GEN",
+                "t8",
+                outcome="ok",
+                lines=(Line("On it.", agent="beaver"),),
+                owner="beaver",
+                inbox_done=inbox_id,
+            )
+        )
+    run = await storage.runs.get(run_id)
+    assert run is not None and run.outcome == "running"
+    assert await storage.transcript.history("test", "C0GEN", "t8") == []
+    assert await storage.threads.owner("test", "C0GEN", "t8") is None
+
+
+async def test_an_empty_memory_store_is_not_searched_until_something_is_remembered(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runtime_module, "NO_MEMORIES_RECHECK_S", 3600.0)
+    searches: list[str] = []
+    search = harness.storage.memory.search
+
+    async def counted(query: str, **kwargs: Any) -> Any:
+        searches.append(query)
+        return await search(query, **kwargs)
+
+    monkeypatch.setattr(harness.storage.memory, "search", counted)
+    harness.server.script("smart-a", Reply("One."), Reply("Two."))
+    await harness.say("@beaver first", message_id="m1")
+    await harness.say("@beaver second", message_id="m2")
+    assert searches == []
+    # An agent remembers something: the next turn searches again, and finds it.
+    harness.server.script(
+        "smart-a",
+        CallTool("remember", {"text": "the release train leaves on Friday", "scope": "team"}),
+        Reply("Noted."),
+        Reply("Friday."),
+    )
+    await harness.say("@beaver remember the release train leaves on Friday", message_id="m3")
+    await harness.say("@beaver when does the release train leave?", message_id="m4")
+    assert searches and "release train" in searches[-1]
+    system = json.dumps(harness.server.requests_for("smart-a")[-1].json["system"])
+    assert "the release train leaves on Friday" in system

@@ -7,6 +7,7 @@ import asyncio
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select, text, update
@@ -471,3 +472,27 @@ async def test_in_process_queue_hands_out_ids_in_order_and_waits() -> None:
     assert not waiting.done()
     await queue.put("in-3")
     assert await asyncio.wait_for(waiting, 1) == "in-3"
+
+
+async def test_inbox_adds_at_once_are_committed_together_and_each_answered(
+    storage: Storage,
+) -> None:
+    """A burst of deliveries: each new message gets its id, each duplicate None (also
+    two deliveries of one message in one group commit), and a message that cannot be
+    stored fails alone."""
+
+    def item(k: int, event: str | None = None, payload: dict[str, Any] | None = None) -> NewInbound:
+        return NewInbound(
+            "slack", event or f"E{k}", "C1", f"{k}.0", f"{k}.0", "U1", f"m{k}", payload or {}
+        )
+
+    unstorable = item(99, payload={"not json": object()})
+    adds = [storage.inbox.add(item(k)) for k in range(50)]
+    adds += [storage.inbox.add(item(k, event=f"again-{k}")) for k in range(0, 50, 5)]
+    results = await asyncio.gather(*adds, storage.inbox.add(unstorable), return_exceptions=True)
+    *stored, failed = results
+    assert isinstance(failed, Exception)
+    assert all(isinstance(r, str) for r in stored[:50])
+    assert stored[50:] == [None] * 10
+    assert len(set(stored[:50])) == 50
+    assert sorted(await storage.inbox.unfinished()) == sorted(stored[:50])

@@ -28,8 +28,10 @@ log = logging.getLogger("corral.slack")
 #: section blocks hold 3,000; parts this long always render whole.
 MESSAGE_LIMIT = 3_900
 SECTION_LIMIT = 3_000
-#: Slack's guidance is about one message a second per channel.
+#: Slack's guidance is about one message a second per channel, on average: it tolerates
+#: short bursts, so a channel quiet for a while may post this many at once.
 POST_INTERVAL_S = 1.0
+POST_BURST = 5
 PICKED_UP_REACTION = "eyes"
 #: What a Slack message timestamp (and so a thread id) looks like.
 SLACK_TS = re.compile(r"\d+\.\d+")
@@ -58,15 +60,18 @@ class SlackAdapter:
         team: Team,
         directory: Directory,
         post_interval: float = POST_INTERVAL_S,
+        post_burst: int = POST_BURST,
     ) -> None:
         self.client = client
         self.team = team
         self.directory = directory
         self.post_interval = post_interval
+        self.post_burst = post_burst
         #: (channel, thread) → the message that got the "picked up" reaction.
         self._reacted: dict[tuple[str, str], str] = {}
-        self._last_post: dict[str, float] = {}
-        self._channel_locks: dict[str, asyncio.Lock] = {}
+        #: channel → when its next post may go without exceeding the pace (a token
+        #: bucket kept as one time: the "theoretical arrival time" of GCRA).
+        self._next_post: dict[str, float] = {}
 
     async def picked_up(self, inbound: Inbound, route: Route) -> None:
         """React with :eyes: on the message; the reaction goes when the answer comes."""
@@ -135,21 +140,30 @@ class SlackAdapter:
         text: str,
         blocks: list[dict[str, Any]] | None,
     ) -> None:
-        lock = self._channel_locks.setdefault(channel, asyncio.Lock())
-        async with lock:
-            wait = self._last_post.get(channel, 0.0) + self.post_interval - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            await self.client.chat_postMessage(
-                channel=channel,
-                thread_ts=thread,
-                text=text,
-                blocks=blocks,
-                username=persona.username,
-                icon_emoji=persona.icon_emoji,
-                icon_url=persona.icon_url,
-            )
-            self._last_post[channel] = time.monotonic()
+        wait = self._pace(channel)
+        if wait > 0:
+            await asyncio.sleep(wait)
+        await self.client.chat_postMessage(
+            channel=channel,
+            thread_ts=thread,
+            text=text,
+            blocks=blocks,
+            username=persona.username,
+            icon_emoji=persona.icon_emoji,
+            icon_url=persona.icon_url,
+        )
+
+    def _pace(self, channel: str) -> float:
+        """Reserve the channel's next slot: how long to wait before posting. Up to
+        ``post_burst`` posts go at once; beyond that one per ``post_interval``, so the
+        average stays one per interval. Reserved in call order, so posts keep it."""
+        if self.post_interval <= 0:
+            return 0.0
+        now = time.monotonic()
+        earliest = now - (self.post_burst - 1) * self.post_interval
+        slot = max(self._next_post.get(channel, earliest), earliest)
+        self._next_post[channel] = slot + self.post_interval
+        return max(0.0, slot - now)
 
     async def _clear_reaction(self, channel: str, thread: str) -> None:
         message = self._reacted.pop((channel, thread), None)
