@@ -90,6 +90,7 @@ class Runtime:
         self.storage = storage
         self.memory_budget = memory_budget or MemoryBudget()
         self._no_memories_until = 0.0
+        self._additions = 0
 
     async def handle(self, turn: Turn, post: Poster) -> Outcome:
         """Run ``turn.agent`` on the message, following handoffs until one agent answers.
@@ -357,10 +358,14 @@ class Runtime:
     async def _recall(self, state: RunState, limit: int) -> list[MemoryRecord]:
         """The memories the run may see that match its query, best first; no search while
         the store is known to be empty."""
-        if time.monotonic() < self._no_memories_until:
+        memory = self.storage.memory
+        # Another process's additions are seen within NO_MEMORIES_RECHECK_S; this one's
+        # (a tool, a slash command) at once.
+        if time.monotonic() < self._no_memories_until and memory.additions == self._additions:
             return []
-        if not await self.storage.memory.list(limit=1):
+        if not await memory.list(limit=1):
             self._no_memories_until = time.monotonic() + NO_MEMORIES_RECHECK_S
+            self._additions = memory.additions
             return []
         return await self.storage.memory.search(
             state.query, agent=state.agent, channel=state.place.channel, limit=limit
@@ -410,8 +415,6 @@ class Runtime:
     async def _call_tool(self, state: RunState, use: ToolUse, post: Poster) -> _Called:
         ctx = ToolContext(self.team, state.agent, state.place, state.run_id, self.storage, post)
         outcome = await run_tool(ctx, use.name, use.input)
-        # A tool may have remembered something: the next run must search again.
-        self._no_memories_until = 0.0
         log.info("tool %s → %s", use.name, "error" if outcome.is_error else "ok")
         return _Called(ToolResult(use.id, outcome.content, outcome.is_error), outcome.handoff)
 

@@ -88,6 +88,9 @@ class Added:
 class MemoryStore(Protocol):
     """Where memories live and how they are found."""
 
+    #: How many times this process added memories (a cheap "anything new here?").
+    additions: int
+
     async def add(
         self, text: str, *, scope: Scope, author: str, agent: str = "", channel: str = ""
     ) -> tuple[MemoryRecord, bool]:
@@ -256,6 +259,7 @@ class SqlMemoryStore:
         ``embedder``: the model (default: the packaged all-MiniLM-L6-v2). Raises
         ``EmbeddingsUnavailable``, saying what to install, if it is on and cannot run."""
         self.db = db
+        self.additions = 0
         if semantic is None:
             semantic = embeddings.enabled()
         self.semantic = SemanticIndex(db, embedder or MiniLM()) if semantic else None
@@ -265,6 +269,7 @@ class SqlMemoryStore:
     ) -> tuple[MemoryRecord, bool]:
         """Remember ``text``. The same text (ignoring case and spacing) in the same place
         is not stored twice: the existing memory is refreshed and returned with False."""
+        self.additions += 1
         values = _values(NewMemory(text, scope, author, agent, channel), utcnow())
         insert = (
             self.db.insert(MemoryRow)
@@ -303,6 +308,7 @@ class SqlMemoryStore:
         becomes the later of the two. ValueError, before anything is stored, if one has
         no text or no owner.
         """
+        self.additions += 1
         now = utcnow()
         unique: dict[tuple[str, str, str, str], _Values] = {}
         for memory in memories:

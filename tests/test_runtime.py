@@ -332,3 +332,18 @@ async def test_an_empty_memory_store_is_not_searched_until_something_is_remember
     assert searches and "release train" in searches[-1]
     system = json.dumps(harness.server.requests_for("smart-a")[-1].json["system"])
     assert "the release train leaves on Friday" in system
+
+
+async def test_a_memory_added_by_a_command_is_recalled_by_the_very_next_turn(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runtime_module, "NO_MEMORIES_RECHECK_S", 3600.0)
+    harness.server.script("smart-a", Reply("Nothing known."), Reply("Friday 3pm."))
+    await harness.say("@beaver when is the deploy window?", message_id="m1")
+    # `/memory add` in this process, within the "known empty" time.
+    await harness.storage.memory.add(
+        "The deploy window is Friday 3pm", scope="team", author="U0ADMIN"
+    )
+    await harness.say("@beaver when is the deploy window?", message_id="m2")
+    system = json.dumps(harness.server.requests_for("smart-a")[-1].json["system"])
+    assert "The deploy window is Friday 3pm" in system
