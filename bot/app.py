@@ -21,7 +21,7 @@ from bot.gateway import Gateway, Workers
 from bot.settings import Settings
 from storage.dedupe import Delivered
 from storage.locks import DatabaseLock, Lock
-from storage.queue import InProcessQueue
+from storage.queue import InProcessQueue, WorkQueue
 from storage.store import Storage
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ class Core:
     team: Team
     storage: Storage
     models: ModelRegistry
-    queue: InProcessQueue
+    queue: WorkQueue
     gateway: Gateway
     coordinator: Coordinator
     runtime: Runtime
@@ -118,9 +118,11 @@ def resolve_team_path(team: str | None, settings: Settings) -> Path:
     return Path(team or settings.corral_team).expanduser()
 
 
-async def build_core(settings: Settings, team_path: Path) -> Core:
+async def build_core(settings: Settings, team_path: Path, *, own_queue: bool = False) -> Core:
     """Load the team, open (and migrate) the database, wire models and routing.
 
+    The work queue is shared through Redis when REDIS_URL is set, unless ``own_queue``
+    (``corral chat``: the terminal's messages are answered where they are typed).
     Raises the loader's ``TeamFileError`` or :class:`StartupError` with a fix.
     """
     team = load_team(team_path)
@@ -136,15 +138,15 @@ async def build_core(settings: Settings, team_path: Path) -> Core:
             "Check DATABASE_URL in .env (default: sqlite+aiosqlite:///corral.db)."
         ) from exc
     models = ModelRegistry(team.models, env=os.environ)
-    queue = InProcessQueue()
     runtime = Runtime(team, models.client_for, storage)
     try:
-        lock, delivered, closers = _shared(settings, storage)
+        lock, delivered, shared_queue, closers = _shared(settings, storage)
     except ValueError as exc:
         await storage.close()
         raise StartupError(
             f"REDIS_URL is not a Redis URL ({exc}); write e.g. redis://localhost:6379/0"
         ) from None
+    queue: WorkQueue = InProcessQueue() if own_queue or shared_queue is None else shared_queue
     return Core(
         settings=settings,
         team_path=team_path,
@@ -163,20 +165,22 @@ async def build_core(settings: Settings, team_path: Path) -> Core:
 
 def _shared(
     settings: Settings, storage: Storage
-) -> tuple[Lock, Delivered | None, list[Callable[[], Awaitable[None]]]]:
-    """What every process shares beyond the database: locks and the record of stored
-    deliveries in Redis when REDIS_URL is set (else locks in the database, deliveries
-    deduplicated by the database alone); and what closes them."""
+) -> tuple[Lock, Delivered | None, WorkQueue | None, list[Callable[[], Awaitable[None]]]]:
+    """What every process shares beyond the database: locks, the record of stored
+    deliveries and the work queue in Redis when REDIS_URL is set (else locks in the
+    database, deliveries deduplicated by the database alone, no shared queue); and what
+    closes them."""
     if not settings.redis_url:
-        return DatabaseLock(storage.db), None, []
+        return DatabaseLock(storage.db), None, None, []
     # Imported here: redis is not cheap to import, and only a REDIS_URL needs it.
     from redis.asyncio import Redis
 
     from storage.dedupe import RedisDelivered
     from storage.locks import RedisLock
+    from storage.stream_queue import RedisStreamQueue
 
     # A bounded connect: the delivery check runs before Slack's ack, and an unreachable
     # Redis must cost a delivery no more than this before the database takes over. No
     # socket timeout: blocking reads (a queue's) wait longer than any command should.
     client = Redis.from_url(settings.redis_url, socket_connect_timeout=REDIS_TIMEOUT_S)
-    return RedisLock(client), RedisDelivered(client), [client.aclose]
+    return RedisLock(client), RedisDelivered(client), RedisStreamQueue(client), [client.aclose]

@@ -53,6 +53,7 @@ def _with_core(
     body: Callable[[Core], Awaitable[T]],
     log_file: str | None = None,
     log_level: str | None = None,
+    own_queue: bool = False,
 ) -> T:
     """Build the core, run ``body`` with it, and turn start-up errors into one clear
     message and exit code 1 instead of a traceback."""
@@ -62,7 +63,7 @@ def _with_core(
     settings = _settings(log_level or ("WARNING" if log_file is None else "INFO"), log_file)
 
     async def main() -> T:
-        core = await build_core(settings, resolve_team_path(team, settings))
+        core = await build_core(settings, resolve_team_path(team, settings), own_queue=own_queue)
         try:
             return await body(core)
         finally:
@@ -102,7 +103,7 @@ def chat(team: str | None, channel: str) -> None:
     async def body(core: Core) -> None:
         await ConsoleChat(core, Console(highlight=False), channel).run()
 
-    _with_core(team, body, log_file=CONSOLE_LOG)
+    _with_core(team, body, log_file=CONSOLE_LOG, own_queue=True)
 
 
 @main.command()
@@ -113,6 +114,16 @@ def run(team: str | None) -> None:
     from bot.service import serve
 
     _with_core(team, serve, log_level="INFO")
+
+
+@main.command()
+@team_option
+def worker(team: str | None) -> None:
+    """Answer messages only, for scale-out: take them from the shared Redis queue
+    (REDIS_URL) that `corral run` fills, and post the answers on Slack and Discord."""
+    from bot.worker import work
+
+    _with_core(team, work, log_level="INFO")
 
 
 @main.command()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, suppress
@@ -23,6 +24,9 @@ from storage.transcript import Line
 log = logging.getLogger("corral.gateway")
 
 FINISHED = frozenset({"done", "failed", "ignored"})
+#: How long a message waits before it is tried again while another process answers an
+#: earlier message of its thread.
+WAIT_FOR_EARLIER_S = 0.5
 RECENTLY_FINISHED = 1024
 
 
@@ -66,7 +70,7 @@ class Gateway:
         if inbox_id is None:
             log.info("duplicate %s event %s ignored", inbound.platform, inbound.event_id)
             return None
-        await self.queue.put(inbox_id)
+        await self.queue.put(inbox_id, inbound.platform)
         return inbox_id
 
 
@@ -107,8 +111,10 @@ class Workers:
         self._locks: dict[tuple[str, str, str], asyncio.Lock] = {}
         self._lock_users: Counter[tuple[str, str, str]] = Counter()
         self._waiters: dict[str, asyncio.Event] = {}
-        #: Ids the sweep put in the queue that no worker has taken yet.
-        self._requeued: set[str] = set()
+        #: Ids the sweep put in the queue, and when, that no worker here has taken yet.
+        self._requeued: dict[str, float] = {}
+        #: Messages waiting to be queued again (see :meth:`_queue_later`).
+        self._later: set[asyncio.Task[None]] = set()
         #: Ids this process finished lately (insertion-ordered, bounded), for :meth:`wait`.
         self._finished: dict[str, None] = {}
 
@@ -123,26 +129,36 @@ class Workers:
     async def stop(self) -> None:
         """Stop the workers; a message in progress goes back to the inbox for the next
         start (its run is recorded as interrupted)."""
-        for task in self._tasks:
+        # A message waiting to be queued again stays pending: the next start takes it.
+        tasks = [*self._tasks, *self._later]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
 
     async def recover(self) -> int:
         """Queue this process's platforms' messages that were stored but not finished."""
-        ids = await self.storage.inbox.unfinished(
-            stale_after=self.stale_after, platforms=list(self.adapters)
-        )
-        # What this process queued itself and has not taken yet is in line already.
-        fresh = [i for i in ids if i not in self._requeued]
-        for inbox_id in fresh:
-            self._requeued.add(inbox_id)
-            await self.queue.put(inbox_id)
-        if fresh:
-            log.info("queued %d unfinished messages again", len(fresh))
-        return len(fresh)
+        now = time.monotonic()
+        # Forget what is long gone (taken by another process, or finished).
+        self._requeued = {i: at for i, at in self._requeued.items() if now - at < self.stale_after}
+        queued = 0
+        for platform in self.adapters:
+            ids = await self.storage.inbox.unfinished(
+                stale_after=self.stale_after, platforms=[platform]
+            )
+            for inbox_id in ids:
+                # What this process queued lately is in line already, unless a worker
+                # (here or, with a shared queue, elsewhere) took it and then died.
+                if now - self._requeued.get(inbox_id, -self.stale_after) < self.stale_after:
+                    continue
+                self._requeued[inbox_id] = now
+                await self.queue.put(inbox_id, platform)
+                queued += 1
+        if queued:
+            log.info("queued %d unfinished messages again", queued)
+        return queued
 
     async def wait(self, inbox_id: str) -> None:
         """Wait until the message ``inbox_id`` has been handled, by this process (it says
@@ -206,8 +222,8 @@ class Workers:
 
     async def _work(self) -> None:
         while True:
-            inbox_id = await self.queue.get()
-            self._requeued.discard(inbox_id)
+            inbox_id = await self.queue.get(list(self.adapters))
+            self._requeued.pop(inbox_id, None)
             try:
                 await self.process(inbox_id)
             except Exception:  # one bad message must not stop the worker
@@ -222,14 +238,36 @@ class Workers:
             return
         key = (record.platform, record.channel, record.thread)
         async with self._thread_lock(key):
-            earlier = await self.storage.inbox.earlier_pending(*key, before=inbox_id)
-            for item in (*earlier, inbox_id):
-                await self._claim_and_handle(item)
+            earlier = await self.storage.inbox.earlier_unfinished(*key, before=inbox_id)
+            for item, status in earlier:
+                if status == "pending" and await self._claim_and_handle(item):
+                    continue
+                if status == "working" or await self._being_answered(item):
+                    # Another process answers an earlier message of the thread (this one
+                    # holds the thread): ours waits its turn, or answers would cross.
+                    self._queue_later(inbox_id, record.platform)
+                    return
+            await self._claim_and_handle(inbox_id)
 
-    async def _claim_and_handle(self, inbox_id: str) -> None:
+    async def _being_answered(self, inbox_id: str) -> bool:
+        record = await self.storage.inbox.get(inbox_id)
+        return record is not None and record.status == "working"
+
+    def _queue_later(self, inbox_id: str, platform: str) -> None:
+        async def later() -> None:
+            await asyncio.sleep(WAIT_FOR_EARLIER_S)
+            await self.queue.put(inbox_id, platform)
+
+        task = asyncio.create_task(later())
+        # The loop keeps only weak references to tasks: hold one until it is done.
+        self._later.add(task)
+        task.add_done_callback(self._later.discard)
+
+    async def _claim_and_handle(self, inbox_id: str) -> bool:
+        """Claim and handle a message; False when it was not ours to take."""
         record = await self.storage.claim(inbox_id, _first_line)
         if record is None:
-            return
+            return False
         inbound = Inbound.from_stored(
             platform=record.platform,
             event_id=record.event_id,
@@ -251,6 +289,7 @@ class Workers:
         if status is not None:
             await self.storage.inbox.finish(inbox_id, status)
         self._notify(inbox_id, finished=True)
+        return True
 
     async def _backfill(self, adapter: ChatAdapter, inbound: Inbound) -> None:
         """A reply in a thread Corral has not seen (it started before Corral was there, or

@@ -97,10 +97,11 @@ async def serve(core: Core, stop: asyncio.Event | None = None) -> None:
         if socket is not None:
             await socket.start()
             stack.push_async_callback(socket.close)
-        await (stop or _stop_on_signals()).wait()
+        await (stop or stop_on_signals()).wait()
 
 
-def _stop_on_signals() -> asyncio.Event:
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

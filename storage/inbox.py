@@ -244,21 +244,23 @@ class InboxStore:
             await session.execute(release)
             return list((await session.scalars(waiting)).all())
 
-    async def earlier_pending(
+    async def earlier_unfinished(
         self, platform: str, channel: str, thread: str, before: str
-    ) -> list[str]:
-        """Ids of the thread's ``pending`` messages that came before the message
-        ``before``, oldest first; empty when ``before`` does not exist. Workers use it to
-        handle a thread's messages in the order they arrived.
+    ) -> list[tuple[str, str]]:
+        """(id, status) of the thread's messages that came before the message ``before``
+        and are not finished — waiting (``pending``) or being answered (``working``) —
+        oldest first; empty when ``before`` does not exist. Workers use it to handle a
+        thread's messages in the order they arrived, also across processes.
 
         "Before" is the order of :meth:`unfinished`: by ``received_at``, and for messages
         received in the same microsecond, by id. Ids are random, so that tie-break is
-        arbitrary, but it is total and the same for every caller: of two pending messages
-        of a thread, exactly one is earlier than the other, so two workers never both
-        decide they go first (nor wait for each other)."""
+        arbitrary, but it is total and the same for every caller: of two messages of a
+        thread, exactly one is earlier than the other, so two workers never both decide
+        they go first (nor wait for each other)."""
         params = {"platform": platform, "channel": channel, "thread": thread, "before": before}
         async with self.db.reading() as connection:
-            return list((await connection.scalars(_EARLIER_PENDING, params)).all())
+            rows = (await connection.execute(_EARLIER_UNFINISHED, params)).all()
+        return [(str(row.id), str(row.status)) for row in rows]
 
 
 def _settle(future: asyncio.Future[str | None], result: str | BaseException | None) -> None:
@@ -270,19 +272,19 @@ def _settle(future: asyncio.Future[str | None], result: str | BaseException | No
         future.set_result(result)
 
 
-def _earlier_pending() -> Select[str]:
+def _earlier_unfinished() -> Select[str, str]:
     reference = aliased(InboxRow)
     # The reference row is joined in, not read first: one statement, so the answer is
     # from a single snapshot. Built once with bound parameters: every worker runs it for
     # every message, and building it costs more than running it.
     return (
-        select(InboxRow.id)
+        select(InboxRow.id, InboxRow.status)
         .join(reference, reference.id == bindparam("before"))
         .where(
             InboxRow.platform == bindparam("platform"),
             InboxRow.channel == bindparam("channel"),
             InboxRow.thread == bindparam("thread"),
-            InboxRow.status == "pending",
+            InboxRow.status.in_(("pending", "working")),
             or_(
                 InboxRow.received_at < reference.received_at,
                 and_(
@@ -295,7 +297,7 @@ def _earlier_pending() -> Select[str]:
     )
 
 
-_EARLIER_PENDING = _earlier_pending()
+_EARLIER_UNFINISHED = _earlier_unfinished()
 _GET = select(InboxRow.__table__).where(InboxRow.id == bindparam("id"))
 _CLAIM = (
     update(InboxRow)

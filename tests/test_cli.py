@@ -133,3 +133,10 @@ def test_check_asks_slack_for_the_tokens_scopes(tmp_path: Path) -> None:
     assert "the Slack app lacks the scopes chat:write.customize, reactions:write" in lacking.stdout
     assert refused.returncode == 1
     assert "Slack refused SLACK_BOT_TOKEN (invalid_auth)" in refused.stdout
+
+
+def test_worker_without_redis_says_what_to_set(tmp_path: Path) -> None:
+    done = _corral("worker", "--team", str(ROOT / "team.yaml"), cwd=tmp_path)
+    assert done.returncode == 1
+    assert "corral worker takes its messages from the shared queue in Redis" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -226,7 +226,7 @@ async def test_inbox_unfinished_can_keep_to_some_platforms(storage: Storage) -> 
     assert await storage.inbox.unfinished() == [slack_new, discord_new, slack_stale, discord_stale]
 
 
-async def test_inbox_earlier_pending_lists_the_threads_waiting_messages(
+async def test_inbox_earlier_unfinished_lists_the_threads_waiting_messages(
     storage: Storage,
 ) -> None:
     async def add(n: int, **kw: str) -> str:
@@ -248,13 +248,15 @@ async def test_inbox_earlier_pending_lists_the_threads_waiting_messages(
     await storage.inbox.finish(done, "done")
 
     thread = ("slack", "C1", "1700000000.000100")
-    assert await storage.inbox.earlier_pending(*thread, before=current) == [first, second]
-    assert await storage.inbox.earlier_pending(*thread, before=first) == []
-    assert await storage.inbox.earlier_pending(*thread, before=later) == [first, second, current]
-    assert await storage.inbox.earlier_pending(*thread, before="in-missing") == []
+    earlier = storage.inbox.earlier_unfinished
+    waiting = [(first, "pending"), (working, "working"), (second, "pending")]
+    assert await earlier(*thread, before=current) == waiting
+    assert await earlier(*thread, before=first) == []
+    assert await earlier(*thread, before=later) == [*waiting, (current, "pending")]
+    assert await earlier(*thread, before="in-missing") == []
 
 
-async def test_inbox_earlier_pending_breaks_ties_one_way(storage: Storage) -> None:
+async def test_inbox_earlier_unfinished_breaks_ties_one_way(storage: Storage) -> None:
     a = await storage.inbox.add(inbound("Ev1", "m1"))
     b = await storage.inbox.add(inbound("Ev2", "m2"))
     assert a and b
@@ -266,8 +268,8 @@ async def test_inbox_earlier_pending_breaks_ties_one_way(storage: Storage) -> No
     # The tie goes to the smaller id, as in ``unfinished``.
     first, second = sorted([a, b])
     thread = ("slack", "C1", "1700000000.000100")
-    assert await storage.inbox.earlier_pending(*thread, before=first) == []
-    assert await storage.inbox.earlier_pending(*thread, before=second) == [first]
+    assert await storage.inbox.earlier_unfinished(*thread, before=first) == []
+    assert await storage.inbox.earlier_unfinished(*thread, before=second) == [(first, "pending")]
     assert await storage.inbox.unfinished() == [first, second]
 
 

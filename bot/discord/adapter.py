@@ -273,12 +273,13 @@ class DiscordAdapter:
             found = await self.channel(int(channel))
         else:
             name = channel.lstrip("#").lower()
+            known = list(self.client.get_all_channels())
+            if not known and self.client.ws is None:
+                # Not connected to the gateway (``corral worker``): no cache, ask Discord.
+                async for guild in self.client.fetch_guilds():
+                    known += await guild.fetch_channels()
             found = next(
-                (
-                    c
-                    for c in self.client.get_all_channels()
-                    if isinstance(c, discord.TextChannel) and c.name.lower() == name
-                ),
+                (c for c in known if isinstance(c, discord.TextChannel) and c.name.lower() == name),
                 None,
             )
         if found is None:

@@ -14,6 +14,7 @@ from discord import app_commands
 from discord.http import Route
 
 from bot.app import Core, StartupError
+from bot.commands.registry import CommandContext
 from bot.discord.adapter import DiscordAdapter, ThreadMode
 from bot.discord.approvals import ApproveButton, DecidingClient, RejectButton
 from bot.discord.commands import command_groups
@@ -106,9 +107,9 @@ class DiscordParts:
         self.workers = workers
         self.client.decide = self.decide
 
-    async def start(self, token: str) -> None:
-        """Log in (a bad token fails here, clearly) and connect in the background;
-        discord.py reconnects by itself when the connection drops."""
+    async def login(self, token: str) -> None:
+        """Log in to Discord's REST API (enough to post: ``corral worker``); a refused
+        token fails here, clearly."""
         try:
             await self.client.login(token)
         except discord.LoginFailure as exc:
@@ -116,6 +117,11 @@ class DiscordParts:
                 "DISCORD_TOKEN was refused by Discord: copy the bot's token from the developer "
                 "portal (Bot → Reset Token) into .env"
             ) from exc
+
+    async def start(self, token: str) -> None:
+        """Log in and connect to the gateway in the background; discord.py reconnects by
+        itself when the connection drops."""
+        await self.login(token)
         self._task = asyncio.create_task(self._connect(), name="corral-discord")
 
     async def _connect(self) -> None:
@@ -187,7 +193,7 @@ class DiscordParts:
                 exc,
             )
 
-    def _command_context(self, user: str, channel: str) -> Any:
+    def _command_context(self, user: str, channel: str) -> CommandContext:
         return self.core.command_context(user, PLATFORM, channel)
 
     async def decide(
