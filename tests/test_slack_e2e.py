@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,43 +109,57 @@ class SlackRig:
 
 
 @pytest.fixture
-async def rig(storage: Storage, model_server: FakeModelServer) -> AsyncIterator[SlackRig]:
-    agents = dict(TEAM["agents"])
-    agents["beaver"] = {**agents["beaver"], "icon": ":beaver:", "channels": [DEV]}
-    agents["owl"] = {**agents["owl"], "icon": "https://example.test/owl.png"}
-    team = make_team(agents=agents, approvers=[ADMIN])
+async def fake_slack() -> AsyncIterator[FakeSlackServer]:
     async with FakeSlackServer() as slack:
         slack.add_channel(GENERAL, "general")
         slack.add_channel(DEV, "dev")
         slack.add_channel(DM, is_im=True, user=se.USER_ID)
         slack.add_user(se.USER_ID, "alice", "Alice Liddell")
         slack.add_user(ADMIN, "admin", "Ada Admin")
-        models = fake_models(
-            team, model_server, RetryPolicy(attempts=2, base_delay=0.001, max_delay=0.01)
-        )
-        core = make_core(
-            storage,
-            models,
-            team,
-            Settings(_env_file=None, slack_bot_token=slack.bot_token),
-        )
-        parts = slack_parts(core, slack.bot_token, slack.api_url, post_interval=0)
-        workers = core.workers({"slack": parts.adapter})
-        parts.attach(core, workers, se.SIGNING_SECRET)
-        runner = web.AppRunner(build_http_app(storage, slack=parts.handle_http), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
-        workers.start()
+        yield slack
+
+
+@asynccontextmanager
+async def slack_rig(
+    storage: Storage, model_server: FakeModelServer, slack: FakeSlackServer
+) -> AsyncIterator[SlackRig]:
+    """One Corral process with Slack over HTTP, until the block ends."""
+    agents = dict(TEAM["agents"])
+    agents["beaver"] = {**agents["beaver"], "icon": ":beaver:", "channels": [DEV]}
+    agents["owl"] = {**agents["owl"], "icon": "https://example.test/owl.png"}
+    team = make_team(agents=agents, approvers=[ADMIN])
+    models = fake_models(
+        team, model_server, RetryPolicy(attempts=2, base_delay=0.001, max_delay=0.01)
+    )
+    core = make_core(
+        storage, models, team, Settings(_env_file=None, slack_bot_token=slack.bot_token)
+    )
+    parts = slack_parts(core, slack.bot_token, slack.api_url, post_interval=0)
+    workers = core.workers({"slack": parts.adapter})
+    parts.attach(core, workers, se.SIGNING_SECRET)
+    runner = web.AppRunner(build_http_app(storage, slack=parts.handle_http), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = runner.addresses[0][1]
+    workers.start()
+    try:
         async with aiohttp.ClientSession() as http:
             yield SlackRig(
                 slack, model_server, storage, parts, workers, f"http://127.0.0.1:{port}", http
             )
+    finally:
         await workers.stop()
         await runner.cleanup()
         await parts.close()
         await models.aclose()
+
+
+@pytest.fixture
+async def rig(
+    storage: Storage, model_server: FakeModelServer, fake_slack: FakeSlackServer
+) -> AsyncIterator[SlackRig]:
+    async with slack_rig(storage, model_server, fake_slack) as rig:
+        yield rig
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
@@ -346,6 +361,28 @@ async def test_a_thread_started_without_corral_is_read_from_slack(rig: SlackRig)
     assert "[Owl (agent)]: I restarted the cache" in sent
     assert "[alice]: @beaver what now?" in sent
     assert sent.index("prod is slow") < sent.index("restarted the cache") < sent.index("what now")
+
+
+async def test_approval_after_a_restart_resumes_the_run(
+    storage: Storage, model_server: FakeModelServer, fake_slack: FakeSlackServer
+) -> None:
+    async with slack_rig(storage, model_server, fake_slack) as first:
+        message, approval_id = await _approval_request(first)
+    # A new process: the paused run is only in the database.
+    async with slack_rig(storage, model_server, fake_slack) as second:
+        await second.send(
+            se.block_actions(
+                "corral_approve",
+                approval_id,
+                user_id=ADMIN,
+                channel=GENERAL,
+                message_ts=message["ts"],
+                message=message,
+            )
+        )
+        await second.until(lambda: len(second.posts(GENERAL)) == 2)
+        assert [p["text"] for p in second.posts(DEV)] == ["v2 is out"]
+        assert second.posts(GENERAL)[-1]["text"] == "Announced in #dev."
 
 
 async def test_memory_export_is_uploaded_as_a_file(rig: SlackRig) -> None:
