@@ -12,13 +12,11 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from bot.adapter import ChatAdapter
 from bot.app import Core, StartupError
 from bot.http_server import build_http_app
+from bot.platforms import open_platforms
 
 if TYPE_CHECKING:
-    from bot.discord.app import DiscordParts
-    from bot.slack.app import SlackParts
     from bot.slack.socket_mode import SocketModeConnection
 
 log = logging.getLogger("corral.service")
@@ -38,24 +36,11 @@ async def serve(core: Core, stop: asyncio.Event | None = None) -> None:
             "Slack in HTTP mode needs SLACK_SIGNING_SECRET (or set SLACK_APP_TOKEN for "
             "Socket Mode)."
         )
-    adapters: dict[str, ChatAdapter] = {}
     health: dict[str, Callable[[], bool]] = {}
     async with AsyncExitStack() as stack:
-        slack: SlackParts | None = None
-        discord: DiscordParts | None = None
+        platforms = open_platforms(core, stack)
+        adapters, slack, discord = platforms.adapters, platforms.slack, platforms.discord
         socket: SocketModeConnection | None = None
-        if settings.slack_bot_token:
-            from bot.slack.app import slack_parts
-
-            slack = slack_parts(core, settings.slack_bot_token, settings.slack_api_url)
-            stack.push_async_callback(slack.close)
-            adapters["slack"] = slack.adapter
-        if settings.discord_token:
-            from bot.discord.app import discord_parts
-
-            discord = discord_parts(core)
-            stack.push_async_callback(discord.close)
-            adapters["discord"] = discord.adapter
         workers = core.workers(adapters)
         scheduler = core.scheduler(adapters)
         if slack is not None:

@@ -13,8 +13,8 @@ import asyncio
 import logging
 from contextlib import AsyncExitStack
 
-from bot.adapter import ChatAdapter
 from bot.app import Core, StartupError
+from bot.platforms import open_platforms
 from bot.service import stop_on_signals
 
 log = logging.getLogger("corral.worker")
@@ -33,21 +33,12 @@ async def work(core: Core, stop: asyncio.Event | None = None) -> None:
             "corral worker posts answers on the platforms `corral run` serves: set "
             "SLACK_BOT_TOKEN and/or DISCORD_TOKEN as for `corral run`."
         )
-    adapters: dict[str, ChatAdapter] = {}
     async with AsyncExitStack() as stack:
-        if settings.slack_bot_token:
-            from bot.slack.app import slack_parts
-
-            slack = slack_parts(core, settings.slack_bot_token, settings.slack_api_url)
-            stack.push_async_callback(slack.close)
-            adapters["slack"] = slack.adapter
-        if settings.discord_token:
-            from bot.discord.app import discord_parts
-
-            discord = discord_parts(core)
-            stack.push_async_callback(discord.close)
-            await discord.login(settings.discord_token)
-            adapters["discord"] = discord.adapter
+        platforms = open_platforms(core, stack)
+        adapters = platforms.adapters
+        if platforms.discord is not None and settings.discord_token:
+            # REST only: posting needs no gateway connection.
+            await platforms.discord.login(settings.discord_token)
         workers = core.workers(adapters)
         await core.models.warm_up()
         workers.start()

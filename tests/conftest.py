@@ -4,6 +4,7 @@ model server, and the team wired end to end."""
 from __future__ import annotations
 
 import secrets
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -82,3 +83,20 @@ async def harness(storage: Storage, model_server: FakeModelServer) -> AsyncItera
     built.workers.start()
     yield built
     await built.close()
+
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture
+async def redis_prefix() -> AsyncIterator[str]:
+    """A key prefix of this test's own on the test Redis; its keys are deleted after."""
+    from redis.asyncio import Redis
+
+    prefix = f"corral-test:{uuid.uuid4().hex}:"
+    yield prefix
+    client = Redis.from_url(REDIS_URL)
+    keys = [key async for key in client.scan_iter(match=prefix + "*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()

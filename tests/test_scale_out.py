@@ -5,12 +5,12 @@ serves its platform, in its thread's order; a worker that dies mid-message is co
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
 import pytest
+from conftest import REDIS_URL
 from fakes.model_server import FakeModelServer
 from harness import RecordingAdapter, fake_models, make_team
 from redis.asyncio import Redis
@@ -24,8 +24,6 @@ from bot.inbound import Inbound
 from storage.store import Storage
 from storage.stream_queue import RedisStreamQueue
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
-
 
 @dataclass
 class Process:
@@ -38,17 +36,6 @@ class Process:
     redis: Redis
 
 
-@pytest.fixture
-async def prefix() -> AsyncIterator[str]:
-    name = f"corral-test:{uuid.uuid4().hex}:"
-    yield name
-    client = Redis.from_url(REDIS_URL)
-    keys = [key async for key in client.scan_iter(match=name + "*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
-
-
 class Start(Protocol):
     async def __call__(
         self, platform: str, *, workers: bool = True, stale_after: float = 30.0
@@ -57,7 +44,7 @@ class Start(Protocol):
 
 @pytest.fixture
 async def start(
-    storage: Storage, model_server: FakeModelServer, prefix: str
+    storage: Storage, model_server: FakeModelServer, redis_prefix: str
 ) -> AsyncIterator[Start]:
     """start(platform, workers=True) → a Process on the shared database and Redis."""
     team = make_team()
@@ -65,7 +52,7 @@ async def start(
 
     async def make(platform: str, *, workers: bool = True, stale_after: float = 30.0) -> Process:
         redis = Redis.from_url(REDIS_URL, socket_timeout=2.0)
-        queue = RedisStreamQueue(redis, prefix=prefix, block_ms=100)
+        queue = RedisStreamQueue(redis, prefix=redis_prefix, block_ms=100)
         models = fake_models(team, model_server, RetryPolicy(attempts=1))
         adapter = RecordingAdapter(platform)
         pool = None
@@ -175,7 +162,7 @@ async def test_a_message_whose_worker_died_is_answered_by_another(
 
 
 async def test_corral_worker_answers_on_slack_what_another_process_took_in(
-    storage: Storage, model_server: FakeModelServer, prefix: str
+    storage: Storage, model_server: FakeModelServer, redis_prefix: str
 ) -> None:
     from fakes import slack_events as se
     from fakes.slack_server import FakeSlackServer
@@ -197,11 +184,11 @@ async def test_corral_worker_answers_on_slack_what_another_process_took_in(
         core = make_core(
             storage, fake_models(team, model_server, RetryPolicy(attempts=1)), team, settings
         )
-        core.queue = RedisStreamQueue(redis, prefix=prefix, block_ms=100)
+        core.queue = RedisStreamQueue(redis, prefix=redis_prefix, block_ms=100)
         stop = asyncio.Event()
         worker = asyncio.create_task(work(core, stop))
         try:
-            intake = Gateway(storage, RedisStreamQueue(redis, prefix=prefix))
+            intake = Gateway(storage, RedisStreamQueue(redis, prefix=redis_prefix))
             stored = slack.add_message("C0GENERAL1", None, "@owl ping", user=se.USER_ID)
             await intake.submit(
                 Inbound(

@@ -5,27 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from conftest import REDIS_URL
 from redis.asyncio import Redis
 
 from storage.stream_queue import RedisStreamQueue
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-@pytest.fixture
-async def prefix() -> AsyncIterator[str]:
-    """A stream prefix of this test's own, deleted afterwards."""
-    name = f"corral-test:{uuid.uuid4().hex}:"
-    yield name
-    client = Redis.from_url(REDIS_URL)
-    keys = [key async for key in client.scan_iter(match=name + "*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
 
 
 @pytest.fixture
@@ -35,16 +21,18 @@ async def client() -> AsyncIterator[Redis]:
     await redis.aclose()
 
 
-async def test_ids_come_out_in_order(client: Redis, prefix: str) -> None:
-    queue = RedisStreamQueue(client, prefix=prefix)
+async def test_ids_come_out_in_order(client: Redis, redis_prefix: str) -> None:
+    queue = RedisStreamQueue(client, prefix=redis_prefix)
     for n in range(5):
         await queue.put(f"i{n}", "slack")
     assert [await queue.get(["slack"]) for _ in range(5)] == [f"i{n}" for n in range(5)]
 
 
-async def test_each_id_reaches_exactly_one_of_several_processes(client: Redis, prefix: str) -> None:
-    writer = RedisStreamQueue(client, prefix=prefix)
-    readers = [RedisStreamQueue(client, prefix=prefix) for _ in range(3)]
+async def test_each_id_reaches_exactly_one_of_several_processes(
+    client: Redis, redis_prefix: str
+) -> None:
+    writer = RedisStreamQueue(client, prefix=redis_prefix)
+    readers = [RedisStreamQueue(client, prefix=redis_prefix) for _ in range(3)]
     got: list[list[str]] = [[] for _ in readers]
 
     async def read(n: int) -> None:
@@ -66,9 +54,9 @@ async def test_each_id_reaches_exactly_one_of_several_processes(client: Redis, p
     assert sum(1 for g in got if g) >= 2  # shared out, not all to one reader
 
 
-async def test_a_process_only_reads_its_platforms(client: Redis, prefix: str) -> None:
-    slack_only = RedisStreamQueue(client, prefix=prefix, block_ms=50)
-    discord_only = RedisStreamQueue(client, prefix=prefix, block_ms=50)
+async def test_a_process_only_reads_its_platforms(client: Redis, redis_prefix: str) -> None:
+    slack_only = RedisStreamQueue(client, prefix=redis_prefix, block_ms=50)
+    discord_only = RedisStreamQueue(client, prefix=redis_prefix, block_ms=50)
     await slack_only.put("for-discord", "discord")
     await slack_only.put("for-slack", "slack")
     assert await slack_only.get(["slack"]) == "for-slack"
@@ -79,17 +67,17 @@ async def test_a_process_only_reads_its_platforms(client: Redis, prefix: str) ->
 
 
 async def test_ids_queued_before_any_reader_existed_are_not_lost(
-    client: Redis, prefix: str
+    client: Redis, redis_prefix: str
 ) -> None:
-    await RedisStreamQueue(client, prefix=prefix).put("early", "slack")
-    assert await RedisStreamQueue(client, prefix=prefix).get(["slack"]) == "early"
+    await RedisStreamQueue(client, prefix=redis_prefix).put("early", "slack")
+    assert await RedisStreamQueue(client, prefix=redis_prefix).get(["slack"]) == "early"
 
 
 async def test_redis_away_is_logged_and_survived(
-    prefix: str, caplog: pytest.LogCaptureFixture
+    redis_prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     down = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
-    queue = RedisStreamQueue(down, prefix=prefix)
+    queue = RedisStreamQueue(down, prefix=redis_prefix)
     with caplog.at_level(logging.WARNING, logger="corral.queue"):
         await queue.put("x", "slack")  # stored in the database; the sweep queues it
         with pytest.raises(TimeoutError):
