@@ -168,6 +168,8 @@ async def test_scenario(rig: SlackRig, scenario: Scenario) -> None:
 
 
 async def test_mention_is_answered_in_the_thread_under_the_agents_persona(rig: SlackRig) -> None:
+    rig.models.latency = 0.3  # slower than the reaction's wait: :eyes: shows meanwhile
+    rig.parts.adapter.react_after = 0.05
     event = await rig.mention("beaver the login page throws a 500")
     await rig.settled()
     (post,) = rig.posts(GENERAL)
@@ -178,6 +180,15 @@ async def test_mention_is_answered_in_the_thread_under_the_agents_persona(rig: S
     added = rig.slack.calls_to("reactions.add")
     assert [c.params["name"] for c in added] == ["eyes"]
     assert rig.slack.reactions(GENERAL, event["ts"]) == []
+
+
+async def test_an_answer_sooner_than_the_reaction_gets_none(rig: SlackRig) -> None:
+    rig.parts.adapter.react_after = 5.0
+    await rig.mention("owl ping")
+    await rig.settled()
+    assert len(rig.posts(GENERAL)) == 1
+    assert rig.slack.calls_to("reactions.add") == []
+    assert rig.slack.calls_to("reactions.remove") == []
 
 
 async def test_plain_at_name_in_a_message_event_reaches_that_agent(rig: SlackRig) -> None:

@@ -157,6 +157,7 @@ async def rig(storage: Storage, model_server: FakeModelServer) -> AsyncIterator[
             ),
         )
         parts = slack_parts(core, slack.bot_token, slack.api_url, post_interval=0)
+        parts.adapter.react_after = 0  # the reaction before any answer, as a slow model's
         workers = core.workers({"slack": parts.adapter})
         # Socket Mode: no signing secret, as `corral run` does with SLACK_APP_TOKEN.
         app = parts.attach(core, workers, None)

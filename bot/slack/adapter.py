@@ -33,6 +33,9 @@ SECTION_LIMIT = 3_000
 POST_INTERVAL_S = 1.0
 POST_BURST = 5
 PICKED_UP_REACTION = "eyes"
+#: An answer sooner than this shows itself that the message was taken; a reaction would
+#: only flicker on and off, at two Web API calls.
+REACT_AFTER_S = 0.5
 #: What a Slack message timestamp (and so a thread id) looks like.
 SLACK_TS = re.compile(r"\d+\.\d+")
 
@@ -61,27 +64,55 @@ class SlackAdapter:
         directory: Directory,
         post_interval: float = POST_INTERVAL_S,
         post_burst: int = POST_BURST,
+        react_after: float = REACT_AFTER_S,
     ) -> None:
         self.client = client
         self.team = team
         self.directory = directory
         self.post_interval = post_interval
         self.post_burst = post_burst
+        self.react_after = react_after
         #: (channel, thread) → the message that got the "picked up" reaction.
         self._reacted: dict[tuple[str, str], str] = {}
+        #: (channel, thread) → the reaction still to come, and those being added now.
+        self._reacting: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._adding: set[tuple[str, str]] = set()
         #: channel → when its next post may go without exceeding the pace (a token
         #: bucket kept as one time: the "theoretical arrival time" of GCRA).
         self._next_post: dict[str, float] = {}
 
     async def picked_up(self, inbound: Inbound, route: Route) -> None:
-        """React with :eyes: on the message; the reaction goes when the answer comes."""
+        """React with :eyes: on the message unless the answer comes within
+        :attr:`react_after` seconds; the reaction goes when the answer comes."""
+        key = (inbound.channel, inbound.thread)
+        task = asyncio.create_task(self._react_later(key, inbound.message_id))
+        self._reacting[key] = task
+
+        def forget(done: asyncio.Task[None]) -> None:
+            if self._reacting.get(key) is done:
+                del self._reacting[key]
+
+        task.add_done_callback(forget)
+
+    def close(self) -> None:
+        """Drop the reactions still to come (the process is stopping)."""
+        for task in self._reacting.values():
+            task.cancel()
+
+    async def _react_later(self, key: tuple[str, str], message: str) -> None:
+        await asyncio.sleep(self.react_after)
+        # From here on the answer waits for this call instead of cancelling it, or a
+        # reaction added just after the answer would stay.
+        self._adding.add(key)
         try:
             await self.client.reactions_add(
-                channel=inbound.channel, timestamp=inbound.message_id, name=PICKED_UP_REACTION
+                channel=key[0], timestamp=message, name=PICKED_UP_REACTION
             )
-            self._reacted[(inbound.channel, inbound.thread)] = inbound.message_id
+            self._reacted[key] = message
         except SlackApiError as exc:  # a missing reaction must not stop the answer
             log.warning("reactions.add: %s", exc.response.get("error"))
+        finally:
+            self._adding.discard(key)
 
     async def post(self, place: Place, reply: Reply) -> None:
         """Post ``reply`` in the thread under the agent's name and icon, split into
@@ -166,7 +197,14 @@ class SlackAdapter:
         return max(0.0, slot - now)
 
     async def _clear_reaction(self, channel: str, thread: str) -> None:
-        message = self._reacted.pop((channel, thread), None)
+        key = (channel, thread)
+        pending = self._reacting.pop(key, None)
+        if pending is not None:
+            if key in self._adding:
+                await pending
+            else:
+                pending.cancel()
+        message = self._reacted.pop(key, None)
         if message is None:
             return
         try:

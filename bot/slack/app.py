@@ -35,6 +35,7 @@ class SlackParts:
 
     async def close(self) -> None:
         """Close the Web API client's connections."""
+        self.adapter.close()
         if self.client.session is not None:
             await self.client.session.close()
 
