@@ -20,6 +20,7 @@ from bot.coordinator import Coordinator
 from bot.gateway import Gateway, Workers
 from bot.settings import Settings
 from storage.dedupe import Delivered
+from storage.embeddings import EmbeddingsUnavailable
 from storage.locks import DatabaseLock, Lock
 from storage.queue import InProcessQueue, WorkQueue
 from storage.store import Storage
@@ -132,6 +133,9 @@ async def build_core(settings: Settings, team_path: Path, *, own_queue: bool = F
         raise StartupError(f"CORRAL_SCHEDULE_GRACE: {exc}. Set it in .env, e.g. 1h.") from None
     try:
         storage = await Storage.open(settings.database_url)
+    except EmbeddingsUnavailable as exc:
+        # Semantic search is switched on but cannot run: the message says what to install.
+        raise StartupError(str(exc)) from exc
     except Exception as exc:
         raise StartupError(
             f"cannot open the database at {settings.database_url}: {exc}. "

@@ -123,6 +123,7 @@ def test_without_the_extra_the_command_line_fails_in_one_line(tmp_path: Path) ->
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert "pip install 'corral[embeddings]'" in done.stderr
+    assert "cannot open the database" not in done.stderr  # not a database problem
 
 
 async def test_a_question_finds_a_memory_by_meaning_only_when_on(
