@@ -74,7 +74,6 @@ import traceback
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -519,20 +518,14 @@ async def run_corral(
     world: WorldLink, config: Config, args: argparse.Namespace, database_url: str, profile: Any
 ) -> Outcome:
     """Corral's real Slack app in HTTP mode, measured."""
-    from harness import make_team
+    from harness import make_core, make_team
 
     from agents.llm.anthropic_provider import AnthropicProvider
     from agents.llm.openai_provider import OpenAIProvider
     from agents.llm.registry import ModelRegistry
-    from agents.runtime import Runtime
-    from bot.app import Core
-    from bot.coordinator import Coordinator
-    from bot.gateway import Gateway
     from bot.http_server import build_http_app
     from bot.settings import Settings
     from bot.slack.app import slack_parts
-    from storage.locks import DatabaseLock
-    from storage.queue import InProcessQueue
     from storage.store import Storage
 
     addresses = world.addresses
@@ -548,25 +541,17 @@ async def run_corral(
             "openai": lambda: OpenAIProvider(api_key="fake", base_url=addresses["openai_url"]),
         },
     )
-    queue = InProcessQueue()
-    core = Core(
-        settings=Settings(
+    core = make_core(
+        storage,
+        models,
+        team,
+        Settings(
             _env_file=None,
             slack_bot_token=addresses["bot_token"],
             slack_signing_secret=se.SIGNING_SECRET,
             slack_api_url=addresses["slack_api_url"],
             database_url=database_url,
         ),
-        team_path=Path("team.yaml"),
-        team=team,
-        storage=storage,
-        models=models,
-        queue=queue,
-        gateway=Gateway(storage, queue),
-        coordinator=Coordinator(team, storage.threads, models.client_for),
-        runtime=Runtime(team, models.client_for, storage),
-        lock=DatabaseLock(storage.db),
-        schedule_grace=timedelta(hours=1),
     )
     if config.post_interval is None:
         parts = slack_parts(core, addresses["bot_token"], addresses["slack_api_url"])

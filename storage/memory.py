@@ -376,20 +376,14 @@ class SqlMemoryStore:
         a memory found by both ranks first, and one found by meaning alone still places.
         """
         visible = _visible(agent, channel)
-        if self.semantic is None:
-            async with self.db.session() as session:
-                rows = await _INDEX.search(
-                    session,
-                    query_words(query),
-                    where=[visible],
-                    limit=limit,
-                    sqlite=self.db.is_sqlite,
-                )
-            return [_record(row) for row in rows]
-        if limit <= 0:
+        semantic = self.semantic
+        if semantic is not None and limit <= 0:
             return []
-        candidates = max(CANDIDATES, 2 * limit)
-        neighbours = await self.semantic.neighbours(query, candidates, MIN_SIMILARITY)
+        # With meaning in the ranking, more candidates by words go into the blend.
+        candidates = limit if semantic is None else max(CANDIDATES, 2 * limit)
+        neighbours = (
+            [] if semantic is None else await semantic.neighbours(query, candidates, MIN_SIMILARITY)
+        )
         async with self.db.session() as session:
             by_words = await _INDEX.search(
                 session,
@@ -398,6 +392,8 @@ class SqlMemoryStore:
                 limit=candidates,
                 sqlite=self.db.is_sqlite,
             )
+            if semantic is None:
+                return [_record(row) for row in by_words]
             found = {row.id: row for row in by_words}
             close = [n.memory_id for n in neighbours]
             unread = [i for i in close if i not in found]

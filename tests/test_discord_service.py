@@ -4,7 +4,6 @@ a dropped connection, reports its health; the check names what is missing."""
 from __future__ import annotations
 
 import asyncio
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ import aiohttp
 import pytest
 from fakes.discord_server import BOT_PERMISSIONS, PERMISSIONS, FakeDiscordServer
 from fakes.model_server import FakeModelServer
-from harness import fake_models, make_core, make_team
+from harness import fake_models, free_port, make_core, make_team
 from test_cli import ROOT, _corral
 
 from agents.llm.retry import RetryPolicy
@@ -22,13 +21,6 @@ from bot.settings import Settings
 from storage.store import Storage
 
 GUILD, GENERAL, USER = "1300000000000000001", "1300000000000000010", "1300000000000000100"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _core(
@@ -43,7 +35,7 @@ def _core(
             _env_file=None,
             discord_token=fake.token,
             discord_api_url=fake.api_url,
-            corral_http_port=_free_port(),
+            corral_http_port=free_port(),
             **settings,
         ),
     )

@@ -14,7 +14,6 @@ import asyncio
 import itertools
 import logging
 import random
-import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ from aiohttp import web
 from fakes import slack_events as se
 from fakes.model_server import CallTool, FakeModelServer, Reply
 from fakes.slack_server import FakeSlackServer
-from harness import TEAM, fake_models, make_core, make_team
+from harness import TEAM, fake_models, free_port, make_core, make_team
 from pydantic import ValidationError
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
@@ -469,13 +468,6 @@ async def test_the_fake_hands_out_single_use_urls_for_the_app_token_only() -> No
 # `corral run`
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 async def test_corral_run_serves_socket_mode_and_reports_it_on_healthz(
     storage: Storage, model_server: FakeModelServer
 ) -> None:
@@ -485,7 +477,7 @@ async def test_corral_run_serves_socket_mode_and_reports_it_on_healthz(
     async with FakeSlackServer() as slack, aiohttp.ClientSession() as http:
         slack.add_channel(GENERAL, "general")
         slack.add_user(se.USER_ID, "alice", "Alice Liddell")
-        port = _free_port()
+        port = free_port()
         models = fake_models(team, model_server, RetryPolicy())
         core = make_core(
             storage,

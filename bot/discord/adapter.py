@@ -76,6 +76,8 @@ class DiscordAdapter:
         self.team = team
         self.threads = threads
         self.busy_window = busy_window
+        #: Persona name → agent handle, to attribute the team's posts.
+        self._handles = {a.display_name: h for h, a in team.agents.items()}
         #: Parent channel id → its webhook, or None when webhooks are not permitted there.
         self._webhooks: dict[int, discord.Webhook | None] = {}
         #: Ids known to be threads (seen a message in them, or opened one).
@@ -194,7 +196,7 @@ class DiscordAdapter:
         text = message.content.strip()
         if not text:
             return None
-        personas = {a.display_name: h for h, a in self.team.agents.items()}
+        personas = self._handles
         me = self.client.user
         if message.webhook_id is not None and message.author.name in personas:
             return ThreadLine(text, agent=personas[message.author.name])

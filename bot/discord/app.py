@@ -163,13 +163,14 @@ class DiscordParts:
             # or a thread's message would start a new conversation in the parent.
             channel = await self.adapter.channel(channel.id) or channel
         new_thread = self.adapter.seen(message, channel)
+        conversation = self.adapter.conversation_of(message)
         inbound = inbound_from_message(
             message,
             me.id,
-            conversation=self.adapter.conversation_of(message),
+            conversation=conversation,
             channel=channel,
             new_thread=new_thread,
-            agent=self.adapter.replied_agent(message),
+            agent=None if conversation else self.adapter.replied_agent(message),
         )
         if inbound is not None:
             await self.core.gateway.submit(inbound)

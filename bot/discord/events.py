@@ -53,7 +53,7 @@ def inbound_from_message(
     team's answers); without it a top-level message starts its own. ``channel`` is the
     message's channel when discord.py's cache did not know it (a thread made while the
     bot was away). ``new_thread``: the conversation gets a thread of its own; ``agent``:
-    the agent the message answers (a reply to its post).
+    the agent the message answers (a reply to a post whose conversation is not known).
     """
     if not is_from_person(message, bot_id):
         return None
@@ -84,7 +84,7 @@ def inbound_from_message(
         channel_name=channel_name,
         user_name=message.author.display_name,
         to_app=to_app,
-        agent_mentions=(agent,) if agent and conversation is None else (),
+        agent_mentions=(agent,) if agent else (),
         extra={WHERE: str(channel.id), NEW_THREAD: "1" if new_thread else ""},
     )
 
