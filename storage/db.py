@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from storage.sqlite_driver import OneTripDBAPI
 from storage.tables import Base
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -104,9 +105,11 @@ class Database:
             raise ValueError(
                 f"unsupported database {self.url.drivername!r}: use SQLite or PostgreSQL"
             )
-        self.engine: AsyncEngine = create_async_engine(self.url)
         if self.is_sqlite:
+            self.engine: AsyncEngine = create_async_engine(self.url, module=OneTripDBAPI())
             event.listen(self.engine.sync_engine, "connect", _on_sqlite_connect)
+        else:
+            self.engine = create_async_engine(self.url)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @property
