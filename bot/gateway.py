@@ -8,7 +8,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager, nullcontext, suppress
 
 from agents.conversation import Place, Reply
 from agents.runtime import Outcome, Runtime, Turn
@@ -233,6 +233,14 @@ class Workers:
 
     async def process(self, inbox_id: str) -> None:
         """Handle one stored message, after the earlier messages of its thread."""
+        # Most messages have nothing before them in their thread: one statement checks
+        # that and claims. The rest take the long way, which waits its turn.
+        record = await self.storage.claim(
+            inbox_id, _first_line, first_in_thread=list(self.adapters)
+        )
+        if record is not None:
+            await self._handle_claimed(record, lock=True)
+            return
         record = await self.storage.inbox.get(inbox_id)
         if record is None or record.status != "pending" or record.platform not in self.adapters:
             return
@@ -268,6 +276,13 @@ class Workers:
         record = await self.storage.claim(inbox_id, _first_line)
         if record is None:
             return False
+        await self._handle_claimed(record)
+        return True
+
+    async def _handle_claimed(self, record: InboxRecord, *, lock: bool = False) -> None:
+        """Handle a message this worker claimed, holding its lease; with ``lock``, once
+        nothing else in this process holds its thread (a resumed run may)."""
+        inbox_id = record.id
         inbound = Inbound.from_stored(
             platform=record.platform,
             event_id=record.event_id,
@@ -279,8 +294,10 @@ class Workers:
             payload=dict(record.payload),
         )
         lease = asyncio.create_task(self._keep_lease(inbox_id))
+        key = (record.platform, record.channel, record.thread)
         try:
-            status = await self._handle(inbound, inbox_id, record)
+            async with self._thread_lock(key) if lock else nullcontext():
+                status = await self._handle(inbound, inbox_id, record)
         except asyncio.CancelledError:
             await self.storage.inbox.release(inbox_id)
             raise
@@ -289,7 +306,6 @@ class Workers:
         if status is not None:
             await self.storage.inbox.finish(inbox_id, status)
         self._notify(inbox_id, finished=True)
-        return True
 
     async def _backfill(self, adapter: ChatAdapter, inbound: Inbound) -> None:
         """A reply in a thread Corral has not seen (it started before Corral was there, or

@@ -8,15 +8,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.dml import ReturningUpdate
 
 from storage.db import Database, utc
 from storage.ids import new_id
 from storage.tables import InboxRow, utcnow
 
 FINISHED = frozenset({"done", "failed", "ignored"})
+UNFINISHED = ("pending", "working")
 #: The most messages one group commit stores.
 ADD_BATCH = 200
 
@@ -153,13 +155,26 @@ class InboxStore:
         return _record(row) if row else None
 
     async def claim(
-        self, inbox_id: str, *, on: AsyncConnection | None = None
+        self,
+        inbox_id: str,
+        *,
+        first_in_thread: Collection[str] | None = None,
+        on: AsyncConnection | None = None,
     ) -> InboxRecord | None:
         """Take a pending message for handling; None when it is not pending (another
-        worker has it, or it is finished). With ``on``, in that connection's transaction."""
-        params = {"inbox_id": inbox_id, "now": utcnow()}
+        worker has it, or it is finished). With ``on``, in that connection's transaction.
+
+        With ``first_in_thread`` (platform names), only a message of one of those
+        platforms that no earlier message of its thread is waiting before
+        (:meth:`earlier_unfinished` is empty): the usual case, decided in the same
+        statement as the claim; None otherwise, and nothing changes."""
+        params: dict[str, Any] = {"inbox_id": inbox_id, "now": utcnow()}
+        statement = _CLAIM
+        if first_in_thread is not None:
+            statement = _CLAIM_FIRST
+            params["platforms"] = list(first_in_thread)
         async with self.db.transaction(on) as connection:
-            row = (await connection.execute(_CLAIM, params)).one_or_none()
+            row = (await connection.execute(statement, params)).one_or_none()
         return _record(row) if row else None
 
     async def finish(
@@ -272,6 +287,21 @@ def _settle(future: asyncio.Future[str | None], result: str | BaseException | No
         future.set_result(result)
 
 
+def _before(earlier: Any, reference: Any) -> ColumnElement[bool]:
+    """``earlier`` is an unfinished message of ``reference``'s thread that came before it
+    (the order of :meth:`InboxStore.earlier_unfinished`)."""
+    return and_(
+        earlier.platform == reference.platform,
+        earlier.channel == reference.channel,
+        earlier.thread == reference.thread,
+        earlier.status.in_(UNFINISHED),
+        or_(
+            earlier.received_at < reference.received_at,
+            and_(earlier.received_at == reference.received_at, earlier.id < reference.id),
+        ),
+    )
+
+
 def _earlier_unfinished() -> Select[str, str]:
     reference = aliased(InboxRow)
     # The reference row is joined in, not read first: one statement, so the answer is
@@ -280,20 +310,16 @@ def _earlier_unfinished() -> Select[str, str]:
     return (
         select(InboxRow.id, InboxRow.status)
         .join(reference, reference.id == bindparam("before"))
-        .where(
-            InboxRow.platform == bindparam("platform"),
-            InboxRow.channel == bindparam("channel"),
-            InboxRow.thread == bindparam("thread"),
-            InboxRow.status.in_(("pending", "working")),
-            or_(
-                InboxRow.received_at < reference.received_at,
-                and_(
-                    InboxRow.received_at == reference.received_at,
-                    InboxRow.id < reference.id,
-                ),
-            ),
-        )
+        .where(_before(InboxRow, reference))
         .order_by(InboxRow.received_at, InboxRow.id)
+    )
+
+
+def _claim_first() -> ReturningUpdate[Any]:
+    earlier = aliased(InboxRow)
+    return _CLAIM.where(
+        InboxRow.platform.in_(bindparam("platforms", expanding=True)),
+        ~exists().where(_before(earlier, InboxRow)),
     )
 
 
@@ -305,6 +331,7 @@ _CLAIM = (
     .values(status="working", attempts=InboxRow.attempts + 1, claimed_at=bindparam("now"))
     .returning(*InboxRow.__table__.columns)
 )
+_CLAIM_FIRST = _claim_first()
 _FINISH = (
     update(InboxRow)
     .where(InboxRow.id == bindparam("inbox_id"))

@@ -3,7 +3,7 @@ writes that span stores, each in one transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from storage.approvals import ApprovalStore
@@ -80,13 +80,19 @@ class Storage:
         return cls(db)
 
     async def claim(
-        self, inbox_id: str, first_line: Callable[[InboxRecord], Line | None]
+        self,
+        inbox_id: str,
+        first_line: Callable[[InboxRecord], Line | None],
+        *,
+        first_in_thread: Collection[str] | None = None,
     ) -> InboxRecord | None:
-        """Take a pending message (:meth:`InboxStore.claim`) and, in the same
-        transaction, add ``first_line(record)`` to its thread's history unless that is
-        None."""
+        """Take a pending message (:meth:`InboxStore.claim`, with ``first_in_thread``
+        as there) and, in the same transaction, add ``first_line(record)`` to its
+        thread's history unless that is None."""
         async with self.db.transaction() as connection:
-            record = await self.inbox.claim(inbox_id, on=connection)
+            record = await self.inbox.claim(
+                inbox_id, first_in_thread=first_in_thread, on=connection
+            )
             line = first_line(record) if record is not None else None
             if record is not None and line is not None:
                 await self.transcript.append_lines(

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy import text as sql_text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -35,6 +36,17 @@ class InboxRow(Base):
         UniqueConstraint("platform", "event_id", name="uq_inbox_event"),
         UniqueConstraint("platform", "channel", "message_id", name="uq_inbox_message"),
         Index("ix_inbox_status", "status"),
+        # Each claim asks whether an earlier message of the thread is unfinished: this
+        # keeps that to the thread's few unfinished rows, not the channel's history.
+        Index(
+            "ix_inbox_unfinished_thread",
+            "platform",
+            "channel",
+            "thread",
+            "received_at",
+            sqlite_where=sql_text("status IN ('pending', 'working')"),
+            postgresql_where=sql_text("status IN ('pending', 'working')"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

@@ -273,6 +273,32 @@ async def test_inbox_earlier_unfinished_breaks_ties_one_way(storage: Storage) ->
     assert await storage.inbox.unfinished() == [first, second]
 
 
+async def test_inbox_claims_first_in_thread_only_with_nothing_unfinished_before(
+    storage: Storage,
+) -> None:
+    first = await storage.inbox.add(inbound("Ev1", "m1"))
+    second = await storage.inbox.add(inbound("Ev2", "m2"))
+    elsewhere = await storage.inbox.add(inbound("Ev3", "m3", thread="other"))
+    on_discord = await storage.inbox.add(inbound("Ev4", "m4", platform="discord"))
+    assert first and second and elsewhere and on_discord
+    claim = storage.inbox.claim
+
+    # The second waits for the first, pending or working; nothing changes meanwhile.
+    assert await claim(second, first_in_thread=["slack"]) is None
+    assert (await storage.inbox.get(second)).status == "pending"  # type: ignore[union-attr]
+    claimed = await claim(first, first_in_thread=["slack"])
+    assert claimed is not None and (claimed.status, claimed.attempts) == ("working", 1)
+    assert await claim(first, first_in_thread=["slack"]) is None
+    assert await claim(second, first_in_thread=["slack"]) is None
+    # Another thread, and another platform only when asked for.
+    assert await claim(elsewhere, first_in_thread=["slack"]) is not None
+    assert await claim(on_discord, first_in_thread=["slack"]) is None
+    assert await claim(on_discord, first_in_thread=["slack", "discord"]) is not None
+    # Once the first is finished, the second is first.
+    await storage.inbox.finish(first, "done")
+    assert await claim(second, first_in_thread=["slack"]) is not None
+
+
 # --- transcript and threads ---------------------------------------------------------------
 
 
