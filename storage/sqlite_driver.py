@@ -11,10 +11,20 @@ Only the plain cursor changes; everything else is SQLAlchemy's adapter, which al
 reaches into aiosqlite's connection (``_conn``, ``_tx``) the same way. Why not the
 sqlite3 module on the event loop itself: a write that waits for another process's lock
 (``busy_timeout``) would stop every task for as long.
+
+It also makes this process's writers take turns. SQLite has one writer at a time; a
+connection that finds another one writing waits in SQLite's busy handler, which sleeps
+1, 2, 5, 10, … up to 100 ms between tries, so under a burst a short write could wait far
+longer than the writes before it took. Here a connection about to write first waits for
+the process's other writing connections to commit, in order of arrival (an
+``asyncio.Lock``), and holds that turn exactly as long as SQLite's write lock: from the
+first statement that may write until the transaction ends. Writers in other processes
+still meet SQLite's busy handler.
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -29,7 +39,10 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_
 
-_Result = tuple[Any, list[Any], int, int | None]
+_Result = tuple[Any, list[Any], int, int | None, bool]
+
+#: Statements that only read: they run without waiting for the writers' turn.
+_READS = ("SELECT", "PRAGMA", "EXPLAIN")
 
 
 class _OneTripCursor(AsyncAdapt_aiosqlite_cursor):
@@ -70,13 +83,15 @@ class _OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 
     def execute(self, operation: Any, parameters: Any = None) -> Any:
         self._run(
-            lambda cursor: cursor.execute(operation, () if parameters is None else parameters)
+            operation,
+            lambda cursor: cursor.execute(operation, () if parameters is None else parameters),
         )
 
     def executemany(self, operation: Any, seq_of_parameters: Sequence[Any]) -> Any:
-        self._run(lambda cursor: cursor.executemany(operation, seq_of_parameters))
+        self._run(operation, lambda cursor: cursor.executemany(operation, seq_of_parameters))
 
-    def _run(self, call: Callable[[sqlite3.Cursor], object]) -> None:
+    def _run(self, operation: str, call: Callable[[sqlite3.Cursor], object]) -> None:
+        adapted: _OneTripConnection = self._adapt_connection  # type: ignore[assignment]
         connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
 
         def on_thread() -> _Result:
@@ -84,30 +99,107 @@ class _OneTripCursor(AsyncAdapt_aiosqlite_cursor):
             try:
                 call(cursor)
                 rows = cursor.fetchall() if cursor.description else []
-                return cursor.description, rows, cursor.rowcount, cursor.lastrowid
+                return (
+                    cursor.description,
+                    rows,
+                    cursor.rowcount,
+                    cursor.lastrowid,
+                    connection._conn.in_transaction,
+                )
             finally:
                 cursor.close()
 
+        if not operation.lstrip()[:7].upper().startswith(_READS):
+            adapted.take_writers_turn()
         try:
             result: _Result = await_(connection._execute(on_thread))  # type: ignore[no-untyped-call]
         except Exception as error:
+            adapted.end_writers_turn_unless_in_transaction()
             self._adapt_connection._handle_exception(error)
-        self._description, rows, self._rowcount, self._lastrowid = result
+        self._description, rows, self._rowcount, self._lastrowid, in_transaction = result
         self._rows = collections.deque(rows)
+        if not in_transaction:
+            # Autocommitted (no transaction was open, or the statement ended it).
+            adapted.end_writers_turn()
+
+
+class _Writers:
+    """Whose turn it is to write, among one engine's connections: a lock per event loop,
+    since an engine may outlive the loop it was first used on (``asyncio.run`` twice)."""
+
+    def __init__(self) -> None:
+        self._locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
+
+    def lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        lock = self._locks.get(loop)
+        if lock is None:
+            # Loops that are closed are gone for good: forget their locks.
+            self._locks = {
+                known: held for known, held in self._locks.items() if not known.is_closed()
+            }
+            lock = self._locks[loop] = asyncio.Lock()
+        return lock
 
 
 class _OneTripConnection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ()
+    __slots__ = ("_turn",)
     _cursor_cls = _OneTripCursor
+    dbapi: OneTripDBAPI
+
+    def __init__(self, dbapi: OneTripDBAPI, connection: Any) -> None:
+        super().__init__(dbapi, connection)
+        #: The writers' lock this connection holds, while it holds one.
+        self._turn: asyncio.Lock | None = None
+
+    def take_writers_turn(self) -> None:
+        """Wait until no other connection of this engine is writing (a no-op while this
+        one holds the turn)."""
+        if self._turn is None:
+            lock = self.dbapi.writers.lock()
+            await_(lock.acquire())
+            self._turn = lock
+
+    def end_writers_turn(self) -> None:
+        """Let the next writer go (a no-op unless this connection holds the turn)."""
+        turn, self._turn = self._turn, None
+        if turn is not None:
+            turn.release()
+
+    def end_writers_turn_unless_in_transaction(self) -> None:
+        """After a failed statement: the turn ends unless a transaction is still open."""
+        live = self._connection._connection
+        if live is None or not live.in_transaction:
+            self.end_writers_turn()
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self.end_writers_turn()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self.end_writers_turn()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.end_writers_turn()
 
 
 class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):
     """The DBAPI module SQLAlchemy's aiosqlite dialect uses, handing out connections whose
-    cursors make one trip a statement. Pass an instance as ``module=`` to
-    ``create_async_engine``."""
+    cursors make one trip a statement and whose writers take turns. Pass an instance as
+    ``module=`` to ``create_async_engine``: one per engine, since the turns are the
+    engine's."""
 
     def __init__(self) -> None:
         super().__init__(aiosqlite, sqlite3)
+        self.writers = _Writers()
 
     def connect(self, *arg: Any, **kw: Any) -> _OneTripConnection:
         adapted = super().connect(*arg, **kw)

@@ -1,15 +1,17 @@
 """The SQLite driver (storage/sqlite_driver.py): one trip to aiosqlite's thread per
-statement, with the results, errors and counts SQLAlchemy expects from a cursor."""
+statement, with the results, errors and counts SQLAlchemy expects from a cursor, and
+writers that take turns."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from storage.db import Database
@@ -82,5 +84,48 @@ async def test_errors_are_sqlalchemy_errors_and_roll_back(db: Database) -> None:
     with pytest.raises(OperationalError, match="no such table"):
         async with db.engine.connect() as connection:
             await connection.execute(text("SELECT * FROM missing"))
+    with pytest.raises(OperationalError, match="no such table"):
+        async with db.engine.connect() as connection:
+            await connection.execute(text("DELETE FROM missing"))
+    # The failed writes gave up their turn: another write goes through.
+    async with asyncio.timeout(5), db.engine.begin() as connection:
+        await connection.execute(text("INSERT INTO items (name) VALUES ('b')"))
     async with db.engine.connect() as connection:
-        assert (await connection.execute(text("SELECT count(*) FROM items"))).scalar() == 0
+        assert (await connection.execute(text("SELECT name FROM items"))).scalars().all() == ["b"]
+
+
+async def test_writers_take_turns_and_readers_do_not_wait(db: Database) -> None:
+    # With SQLite's own wait switched off, a second writer that did not wait for its turn
+    # would fail at once with "database is locked".
+    event.listen(db.engine.sync_engine, "connect", _no_busy_wait)
+    await db.engine.dispose()
+    order: list[str] = []
+
+    async def second_writer() -> None:
+        async with db.engine.begin() as other:
+            await other.execute(text("INSERT INTO items (name) VALUES ('second')"))
+        order.append("second committed")
+
+    async with db.engine.connect() as first:
+        await first.begin()
+        await first.execute(text("INSERT INTO items (name) VALUES ('first')"))
+        waiting = asyncio.create_task(second_writer())
+        await asyncio.sleep(0.1)
+        assert not waiting.done()
+        async with db.engine.connect() as reader:
+            seen = (await reader.execute(text("SELECT count(*) FROM items"))).scalar()
+        order.append(f"read {seen}")
+        await first.commit()
+        order.append("first committed")
+    await asyncio.wait_for(waiting, 5)
+
+    assert order == ["read 0", "first committed", "second committed"]
+    async with db.engine.connect() as reader:
+        names = (await reader.execute(text("SELECT name FROM items ORDER BY id"))).scalars()
+        assert names.all() == ["first", "second"]
+
+
+def _no_busy_wait(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=0")
+    cursor.close()
