@@ -664,6 +664,11 @@ def pacing_label(pacing: float | None) -> str:
     return f"{pacing:g} s/channel" if pacing > 0 else "pacing off"
 
 
+def sending_span(outcome: Outcome) -> float:
+    """Seconds from the first mention sent to the last."""
+    return float(outcome.world["sending_done"] - outcome.world["first_sent"])
+
+
 def print_outcome(outcome: Outcome, args: argparse.Namespace) -> None:
     acks, answers = outcome.acks, outcome.answers
     ok, summary = outcome.exactly_once()
@@ -681,7 +686,7 @@ def print_outcome(outcome: Outcome, args: argparse.Namespace) -> None:
         f"  event→answer:    p50 {ms(quantile(answers, 50))}   p99 {ms(quantile(answers, 99))}   "
         f"max {ms(max(answers, default=float('nan')))}"
     )
-    sending = world["sending_done"] - world["first_sent"]
+    sending = sending_span(outcome)
     print(
         f"  answered/s:      {outcome.rate:,.1f}   ({outcome.answered}/{n} answered; the "
         f"{n} mentions were sent in {sending:.2f} s, {n / sending:,.0f}/s)"
@@ -742,6 +747,14 @@ def print_goals(corral: Outcome, floor: Outcome, args: argparse.Namespace) -> No
         p50_line += (
             f"   (impossible with this pacing: these mentions, sent when they were, cannot "
             f"have an event→answer p50 under {ms(least_p50)})"
+        )
+    corral_span, floor_span = sending_span(corral), sending_span(floor)
+    if args.rate == 0 and floor_span > 1.5 * corral_span:
+        p50_line += (
+            f"\n    (not like for like: each sender waits for its ack, and the floor acks "
+            f"more slowly, so its mentions arrived over {floor_span:.2f} s against "
+            f"{corral_span:.2f} s for Corral's and waited less in line; --rate compares "
+            "both at the same arrivals)"
         )
     print(p50_line)
     print(

@@ -106,7 +106,9 @@ class Database:
                 f"unsupported database {self.url.drivername!r}: use SQLite or PostgreSQL"
             )
         if self.is_sqlite:
-            self.engine: AsyncEngine = create_async_engine(self.url, module=OneTripDBAPI())
+            self.engine: AsyncEngine = create_async_engine(
+                self.url, module=OneTripDBAPI(busy_timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+            )
             event.listen(self.engine.sync_engine, "connect", _on_sqlite_connect)
         else:
             self.engine = create_async_engine(self.url)

@@ -109,9 +109,9 @@ class _OneTripCursor(AsyncAdapt_aiosqlite_cursor):
             finally:
                 cursor.close()
 
-        if not operation.lstrip()[:7].upper().startswith(_READS):
-            adapted.take_writers_turn()
         try:
+            if not operation.lstrip()[:7].upper().startswith(_READS):
+                adapted.take_writers_turn()
             result: _Result = await_(connection._execute(on_thread))  # type: ignore[no-untyped-call]
         except Exception as error:
             adapted.end_writers_turn_unless_in_transaction()
@@ -142,6 +142,17 @@ class _Writers:
         return lock
 
 
+async def _acquire(lock: asyncio.Lock, seconds: float) -> None:
+    try:
+        async with asyncio.timeout(seconds):
+            await lock.acquire()
+    except TimeoutError:
+        # What SQLite says when its own wait runs out, so callers see one error for both.
+        raise sqlite3.OperationalError(
+            f"database is locked (another write of this process took over {seconds:g} s)"
+        ) from None
+
+
 class _OneTripConnection(AsyncAdapt_aiosqlite_connection):
     __slots__ = ("_turn",)
     _cursor_cls = _OneTripCursor
@@ -154,10 +165,13 @@ class _OneTripConnection(AsyncAdapt_aiosqlite_connection):
 
     def take_writers_turn(self) -> None:
         """Wait until no other connection of this engine is writing (a no-op while this
-        one holds the turn)."""
+        one holds the turn); "database is locked" after as long as SQLite would wait."""
         if self._turn is None:
             lock = self.dbapi.writers.lock()
-            await_(lock.acquire())
+            if lock.locked():
+                await_(_acquire(lock, self.dbapi.busy_timeout))
+            else:
+                await_(lock.acquire())
             self._turn = lock
 
     def end_writers_turn(self) -> None:
@@ -197,9 +211,11 @@ class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):
     ``module=`` to ``create_async_engine``: one per engine, since the turns are the
     engine's."""
 
-    def __init__(self) -> None:
+    def __init__(self, busy_timeout: float) -> None:
         super().__init__(aiosqlite, sqlite3)
         self.writers = _Writers()
+        #: Seconds a writer waits for its turn, as SQLite's ``busy_timeout`` does.
+        self.busy_timeout = busy_timeout
 
     def connect(self, *arg: Any, **kw: Any) -> _OneTripConnection:
         adapted = super().connect(*arg, **kw)

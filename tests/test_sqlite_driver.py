@@ -129,3 +129,22 @@ def _no_busy_wait(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA busy_timeout=0")
     cursor.close()
+
+
+async def test_a_writer_kept_waiting_too_long_is_told_the_database_is_locked(
+    db: Database,
+) -> None:
+    db.engine.sync_engine.dialect.dbapi.busy_timeout = 0.2  # type: ignore[union-attr]
+    async with db.engine.connect() as first:
+        await first.begin()
+        await first.execute(text("INSERT INTO items (name) VALUES ('first')"))
+        with pytest.raises(OperationalError, match="database is locked"):
+            async with db.engine.begin() as other:
+                await other.execute(text("INSERT INTO items (name) VALUES ('second')"))
+        await first.commit()
+    # The one that gave up holds nothing: the next write goes through at once.
+    async with asyncio.timeout(5), db.engine.begin() as connection:
+        await connection.execute(text("INSERT INTO items (name) VALUES ('third')"))
+    async with db.engine.connect() as reader:
+        names = (await reader.execute(text("SELECT name FROM items ORDER BY id"))).scalars()
+        assert names.all() == ["first", "third"]
