@@ -523,6 +523,7 @@ async def run_corral(
     from agents.llm.anthropic_provider import AnthropicProvider
     from agents.llm.openai_provider import OpenAIProvider
     from agents.llm.registry import ModelRegistry
+    from bot.heap import freeze_startup_heap
     from bot.http_server import build_http_app
     from bot.settings import Settings
     from bot.slack.app import slack_parts
@@ -568,6 +569,9 @@ async def run_corral(
     before = await storage.inbox.count_by_status()
     try:
         async with serve(lambda h: build_http_app(storage, slack=h), parts.handle_http) as served:
+            # As bot/service.py starts: providers created, start-up's heap frozen, workers.
+            await core.models.warm_up()
+            freeze_startup_heap()
             workers.start()
             try:
                 report, cpu = await drive(world, served, config, args, pacing + 0.1, profile)

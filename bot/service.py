@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from bot.app import Core, StartupError
+from bot.heap import freeze_startup_heap
 from bot.http_server import build_http_app
 from bot.platforms import open_platforms
 
@@ -75,6 +76,7 @@ async def serve(core: Core, stop: asyncio.Event | None = None) -> None:
         await web.TCPSite(runner, settings.corral_http_host, settings.corral_http_port).start()
         log.info("HTTP on %s:%d", settings.corral_http_host, settings.corral_http_port)
         await core.models.warm_up()
+        freeze_startup_heap()
         workers.start()
         stack.push_async_callback(workers.stop)
         await scheduler.start()

@@ -14,6 +14,7 @@ import logging
 from contextlib import AsyncExitStack
 
 from bot.app import Core, StartupError
+from bot.heap import freeze_startup_heap
 from bot.platforms import open_platforms
 from bot.service import stop_on_signals
 
@@ -41,6 +42,7 @@ async def work(core: Core, stop: asyncio.Event | None = None) -> None:
             await platforms.discord.login(settings.discord_token)
         workers = core.workers(adapters)
         await core.models.warm_up()
+        freeze_startup_heap()
         workers.start()
         stack.push_async_callback(workers.stop)
         log.info("worker: answering %s messages from the shared queue", ", ".join(adapters))

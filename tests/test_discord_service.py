@@ -48,9 +48,14 @@ def _seed(fake: FakeDiscordServer) -> None:
 
 
 async def test_corral_run_answers_on_discord_reconnects_and_reports_health(
-    storage: Storage, model_server: FakeModelServer
+    storage: Storage, model_server: FakeModelServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from bot.service import serve
+
+    # Frozen once, when the service is ready: recorded here, since a real freeze would
+    # keep this test process's objects for the rest of the run.
+    frozen: list[bool] = []
+    monkeypatch.setattr("bot.service.freeze_startup_heap", lambda: frozen.append(True))
 
     async with FakeDiscordServer() as fake, aiohttp.ClientSession() as http:
         _seed(fake)
@@ -75,6 +80,7 @@ async def test_corral_run_answers_on_discord_reconnects_and_reports_health(
 
                 await fake.post_message(GENERAL, USER, f"<@{fake.bot_user_id}> beaver hi")
                 await fake.wait_until(lambda: len(fake.webhook_executions) == 1, within=10)
+                assert frozen == [True]  # before the workers started
                 # The connection drops: discord.py resumes, and messages flow again.
                 await fake.disconnect()
                 await fake.wait_until(lambda: fake.resumes, within=10)
