@@ -720,8 +720,12 @@ def print_outcome(outcome: Outcome, args: argparse.Namespace) -> None:
 
 def paced_floor(outcome: Outcome) -> list[float]:
     """The least event→answer each mention could have had under the adapter's pacing:
-    the j-th mention of a channel (in sending order) cannot be answered before the
-    first mention was sent plus j post intervals, however fast everything else is."""
+    a channel's first ``POST_BURST`` posts may go at once (the bucket is full after the
+    warm-up's pause), and its j-th mention (in sending order) cannot be answered before
+    the first mention was sent plus j − (POST_BURST − 1) post intervals, however fast
+    everything else is."""
+    from bot.slack.adapter import POST_BURST
+
     pacing = outcome.pacing or 0.0
     start = outcome.world["first_sent"]
     by_channel: defaultdict[str, list[float]] = defaultdict(list)
@@ -730,8 +734,19 @@ def paced_floor(outcome: Outcome) -> list[float]:
     bounds = []
     for sent in by_channel.values():
         for j, at in enumerate(sorted(sent)):
-            bounds.append(max(0.0, start + j * pacing - at))
+            bounds.append(max(0.0, start + max(0, j - (POST_BURST - 1)) * pacing - at))
     return bounds
+
+
+def answered_at_rate(outcome: Outcome, rate: float) -> list[float]:
+    """Each mention's event→answer had it been answered in the order sent, one at a time,
+    by something that answers ``rate`` mentions a second and does nothing else."""
+    free = 0.0
+    waits = []
+    for sent in sorted(m["sent"] for m in outcome.mentions):
+        free = max(free, sent) + 1 / rate
+        waits.append(free - sent)
+    return waits
 
 
 def print_goals(corral: Outcome, floor: Outcome, args: argparse.Namespace) -> None:
@@ -754,11 +769,14 @@ def print_goals(corral: Outcome, floor: Outcome, args: argparse.Namespace) -> No
         )
     corral_span, floor_span = sending_span(corral), sending_span(floor)
     if args.rate == 0 and floor_span > 1.5 * corral_span:
+        at_floor_rate = quantile(answered_at_rate(corral, floor.rate), 50)
         p50_line += (
             f"\n    (not like for like: each sender waits for its ack, and the floor acks "
             f"more slowly, so its mentions arrived over {floor_span:.2f} s against "
-            f"{corral_span:.2f} s for Corral's and waited less in line; --rate compares "
-            "both at the same arrivals)"
+            f"{corral_span:.2f} s for Corral's and waited less in line. Answering Corral's "
+            f"arrivals one by one at the floor's own rate, {floor.rate:,.0f}/s, would give a "
+            f"p50 of {ms(at_floor_rate)} = {at_floor_rate / floor_p50:.2f}× the floor's. "
+            "--rate compares both at the same arrivals)"
         )
     print(p50_line)
     print(

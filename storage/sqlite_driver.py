@@ -160,31 +160,41 @@ class _OneTripConnection(AsyncAdapt_aiosqlite_connection):
 
     def __init__(self, dbapi: OneTripDBAPI, connection: Any) -> None:
         super().__init__(dbapi, connection)
-        #: The writers' lock this connection holds, while it holds one.
-        self._turn: asyncio.Lock | None = None
+        #: The writers' lock this connection holds, and its loop, while it holds one.
+        self._turn: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
 
     def take_writers_turn(self) -> None:
         """Wait until no other connection of this engine is writing (a no-op while this
         one holds the turn); "database is locked" after as long as SQLite would wait."""
         if self._turn is None:
             lock = self.dbapi.writers.lock()
-            if lock.locked():
-                await_(_acquire(lock, self.dbapi.busy_timeout))
-            else:
-                await_(lock.acquire())
-            self._turn = lock
+            await_(_acquire(lock, self.dbapi.busy_timeout))
+            self._turn = (asyncio.get_running_loop(), lock)
 
     def end_writers_turn(self) -> None:
         """Let the next writer go (a no-op unless this connection holds the turn)."""
         turn, self._turn = self._turn, None
-        if turn is not None:
-            turn.release()
+        if turn is None:
+            return
+        loop, lock = turn
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            lock.release()
+        elif not loop.is_closed():
+            # Closed by the garbage collector, which may run on any thread.
+            loop.call_soon_threadsafe(lock.release)
 
     def end_writers_turn_unless_in_transaction(self) -> None:
         """After a failed statement: the turn ends unless a transaction is still open."""
         live = self._connection._connection
         if live is None or not live.in_transaction:
             self.end_writers_turn()
+
+    # Every way a transaction can end gives the turn up: a writer that kept it would
+    # hold up every other.
 
     def commit(self) -> None:
         try:
@@ -201,6 +211,14 @@ class _OneTripConnection(AsyncAdapt_aiosqlite_connection):
     def close(self) -> None:
         try:
             super().close()
+        finally:
+            self.end_writers_turn()
+
+    def terminate(self) -> None:
+        # How SQLAlchemy drops a connection whose task was cancelled mid-transaction,
+        # and how the garbage collector closes one nobody returned.
+        try:
+            super().terminate()
         finally:
             self.end_writers_turn()
 

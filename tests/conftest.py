@@ -3,9 +3,10 @@ model server, and the team wired end to end."""
 
 from __future__ import annotations
 
+import gc
 import secrets
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -18,6 +19,15 @@ from storage.store import Storage
 #: The server CI provides; tests create and drop their own databases on it.
 POSTGRES_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+
+
+@pytest.fixture(autouse=True)
+def _thaw_the_heap() -> Iterator[None]:
+    """``corral run`` freezes its heap once it is ready (bot/heap.py); after a test that
+    ran it in this process, the collector gets those objects back."""
+    yield
+    if gc.get_freeze_count():
+        gc.unfreeze()
 
 
 def pytest_configure(config: pytest.Config) -> None:

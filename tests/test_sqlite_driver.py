@@ -148,3 +148,38 @@ async def test_a_writer_kept_waiting_too_long_is_told_the_database_is_locked(
     async with db.engine.connect() as reader:
         names = (await reader.execute(text("SELECT name FROM items ORDER BY id"))).scalars()
         assert names.all() == ["first", "third"]
+
+
+_SLOW_INSERT = text(
+    "INSERT INTO items (name) SELECT 'slow' FROM (WITH RECURSIVE n(i) AS "
+    "(SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000000) SELECT max(i) FROM n)"
+)
+
+
+@pytest.mark.parametrize("cancelled", ["between statements", "during a statement"])
+async def test_a_writer_cancelled_mid_transaction_gives_up_its_turn(
+    db: Database, cancelled: str
+) -> None:
+    started = asyncio.Event()
+
+    async def writer() -> None:
+        async with db.engine.begin() as connection:
+            await connection.execute(text("INSERT INTO items (name) VALUES ('gone')"))
+            started.set()
+            if cancelled == "between statements":
+                await asyncio.sleep(60)
+            else:
+                await connection.execute(_SLOW_INSERT)
+
+    task = asyncio.create_task(writer())
+    await started.wait()
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    async with asyncio.timeout(10), db.engine.begin() as connection:
+        await connection.execute(text("INSERT INTO items (name) VALUES ('next')"))
+    async with db.engine.connect() as reader:
+        names = (await reader.execute(text("SELECT name FROM items"))).scalars()
+        assert names.all() == ["next"]
