@@ -96,6 +96,9 @@ class RecordingAdapter:
     async def picked_up(self, inbound: Inbound, route: Route) -> None:
         pass
 
+    async def unanswered(self, inbound: Inbound) -> None:
+        pass
+
     async def post(self, place: Place, reply: Reply) -> None:
         self.posts.append((place, reply))
 

@@ -29,6 +29,11 @@ class ChatAdapter(Protocol):
         """Show that the message was taken (who answers and why)."""
         ...
 
+    async def unanswered(self, inbound: Inbound) -> None:
+        """The message gets no answer (it is not for the team): take back any sign
+        shown that it was taken."""
+        ...
+
     async def post(self, place: Place, reply: Reply) -> None:
         """Post a reply under the agent's persona."""
         ...

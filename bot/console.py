@@ -62,6 +62,9 @@ class ConsoleAdapter:
     async def picked_up(self, inbound: Inbound, route: Route) -> None:
         self.out.print(Text(f"→ {route.agent} ({route.reason})", style="dim"))
 
+    async def unanswered(self, inbound: Inbound) -> None:
+        """Nothing was shown before routing."""
+
     async def thread_history(self, place: Place, before: str) -> list[ThreadLine]:
         """The console's threads exist only in Corral's transcript."""
         return []

@@ -340,6 +340,7 @@ class Workers:
             route = await self.coordinator.route(inbound)
             if route is None:
                 log.info("not for the team: %s/%s", inbound.platform, inbound.message_id)
+                await adapter.unanswered(inbound)
                 return "ignored"
             await adapter.picked_up(inbound, route)
             outcome = await self.runtime.handle(

@@ -11,6 +11,9 @@ from typing import Protocol
 class WorkQueue(Protocol):
     """Hands stored inbound messages (by inbox id) to workers."""
 
+    #: True when what is put here is taken by this process's workers only.
+    local: bool
+
     async def put(self, item_id: str, platform: str) -> None:
         """Queue ``item_id``, a message of ``platform``, for a worker."""
         ...
@@ -23,6 +26,8 @@ class WorkQueue(Protocol):
 class InProcessQueue:
     """A work queue inside this process, for a single-process deployment: every message
     it is given is of a platform this process serves, so platforms are not looked at."""
+
+    local = True
 
     def __init__(self) -> None:
         self._queue: asyncio.Queue[str] = asyncio.Queue()

@@ -44,6 +44,9 @@ RETRY_AFTER_S = 1.0
 class RedisStreamQueue:
     """Inbox ids in one Redis stream per platform, read through one consumer group."""
 
+    #: Any process's workers may take what is put here.
+    local = False
+
     def __init__(
         self,
         client: Redis,

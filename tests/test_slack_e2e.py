@@ -5,6 +5,7 @@ at the fake Slack server, models at the fake model server."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from scenarios import SCENARIOS, Say, Scenario, inbox_settled, play
 from agents.llm.retry import RetryPolicy
 from bot.gateway import Workers
 from bot.http_server import build_http_app
+from bot.inbound import Inbound
 from bot.settings import Settings
 from bot.slack.app import SlackParts, slack_parts
 from storage.store import Storage
@@ -180,6 +182,51 @@ async def test_mention_is_answered_in_the_thread_under_the_agents_persona(rig: S
     added = rig.slack.calls_to("reactions.add")
     assert [c.params["name"] for c in added] == ["eyes"]
     assert rig.slack.reactions(GENERAL, event["ts"]) == []
+
+
+async def test_eyes_come_within_the_wait_even_while_every_worker_is_busy(rig: SlackRig) -> None:
+    # Four workers, six mentions, each answer a second away: the last two wait a second
+    # for a worker, and still show they were taken as soon as the others.
+    rig.models.latency = 1.0
+    rig.parts.adapter.react_after = 0.1
+    sent: dict[str, float] = {}
+    for n in range(6):
+        at = time.monotonic()
+        event = await rig.mention(f"owl check build {n}")
+        sent[event["ts"]] = at
+    await rig.settled()
+
+    added = {c.params["timestamp"]: c.at for c in rig.slack.calls_to("reactions.add")}
+    answered = {c.params["thread_ts"]: c.at for c in rig.slack.calls_to("chat.postMessage")}
+    assert set(added) == set(answered) == set(sent)
+    waits = sorted(answered[ts] - at for ts, at in sent.items())
+    assert waits[-1] > 1.8  # the last waited for a worker, then for its answer
+    assert all(added[ts] - at < 0.8 for ts, at in sent.items()), (added, sent)
+    assert all(rig.slack.reactions(GENERAL, ts) == [] for ts in sent)
+
+
+async def test_eyes_are_taken_back_from_a_message_no_one_answers(rig: SlackRig) -> None:
+    adapter = rig.parts.adapter
+    adapter.react_after = 0.01
+    event = await rig.mention("just thinking out loud")
+    await rig.settled()
+    before = len(rig.slack.calls)
+    inbound = Inbound(
+        platform="slack",
+        event_id="Ev-unanswered",
+        channel=GENERAL,
+        channel_name="#general",
+        message_id=event["ts"],
+        thread=event["ts"],
+        user=se.USER_ID,
+        text="just thinking out loud",
+        to_app=True,
+    )
+    adapter.received(inbound)
+    await rig.until(lambda: rig.slack.reactions(GENERAL, event["ts"]) == ["eyes"])
+    await adapter.unanswered(inbound)
+    assert rig.slack.reactions(GENERAL, event["ts"]) == []
+    assert [c.method for c in rig.slack.calls[before:]] == ["reactions.add", "reactions.remove"]
 
 
 async def test_an_answer_sooner_than_the_reaction_gets_none(rig: SlackRig) -> None:

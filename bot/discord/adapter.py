@@ -156,6 +156,9 @@ class DiscordAdapter:
                     exc,
                 )
 
+    async def unanswered(self, inbound: Inbound) -> None:
+        """Nothing to take back: 👀 goes on only once an agent has the message."""
+
     async def post(self, place: Place, reply: Reply) -> None:
         """Post ``reply`` in the conversation under the agent's persona, split into
         messages Discord accepts; approval requests get Approve/Reject buttons."""

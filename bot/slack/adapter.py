@@ -81,11 +81,28 @@ class SlackAdapter:
         #: bucket kept as one time: the "theoretical arrival time" of GCRA).
         self._next_post: dict[str, float] = {}
 
+    def received(self, inbound: Inbound) -> None:
+        """A message for the app was stored, and this process's workers will answer it:
+        react with :eyes: unless the answer comes within :attr:`react_after` seconds of
+        now, however long the message waits for a free worker. The reaction goes when
+        the answer comes (or :meth:`unanswered`)."""
+        self._react_later_unless_timed((inbound.channel, inbound.thread), inbound.message_id)
+
     async def picked_up(self, inbound: Inbound, route: Route) -> None:
         """React with :eyes: on the message unless the answer comes within
-        :attr:`react_after` seconds; the reaction goes when the answer comes."""
-        key = (inbound.channel, inbound.thread)
-        task = asyncio.create_task(self._react_later(key, inbound.message_id))
+        :attr:`react_after` seconds, counted from now unless :meth:`received` started
+        counting already; the reaction goes when the answer comes."""
+        self._react_later_unless_timed((inbound.channel, inbound.thread), inbound.message_id)
+
+    async def unanswered(self, inbound: Inbound) -> None:
+        """Take :eyes: back from a message no agent will answer."""
+        channel = await self.directory.channel_id(inbound.channel)
+        await self._clear_reaction(channel, inbound.thread)
+
+    def _react_later_unless_timed(self, key: tuple[str, str], message: str) -> None:
+        if key in self._reacting or key in self._reacted:
+            return
+        task = asyncio.create_task(self._react_later(key, message))
         self._reacting[key] = task
 
         def forget(done: asyncio.Task[None]) -> None:

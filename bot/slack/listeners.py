@@ -14,7 +14,7 @@ from agents.team import Team
 from bot.app import Core
 from bot.commands.registry import dispatch
 from bot.gateway import DecisionError, Gateway, Workers
-from bot.slack.adapter import APPROVE_ACTION, REJECT_ACTION
+from bot.slack.adapter import APPROVE_ACTION, REJECT_ACTION, SlackAdapter
 from bot.slack.directory import Directory
 from bot.slack.events import PLATFORM, inbound_from_event
 
@@ -22,7 +22,12 @@ log = logging.getLogger("corral.slack")
 
 
 def register(
-    app: AsyncApp, core: Core, gateway: Gateway, workers: Workers, directory: Directory
+    app: AsyncApp,
+    core: Core,
+    gateway: Gateway,
+    workers: Workers,
+    directory: Directory,
+    adapter: SlackAdapter,
 ) -> None:
     """Attach Corral's listeners to ``app``."""
     team = core.team
@@ -40,8 +45,14 @@ def register(
             channel_name=await directory.channel_name(channel),
             user_name=await directory.user_name(user),
         )
-        if inbound is not None:
-            await gateway.submit(inbound)
+        if inbound is None:
+            return
+        stored = await gateway.submit(inbound)
+        # Timed from now, not from when a worker is free: the sender sees within a
+        # second that the message was taken. Only where this process answers it, since
+        # another process would not know to take the reaction back.
+        if stored is not None and inbound.to_app and gateway.queue.local:
+            adapter.received(inbound)
 
     app.event("app_mention")(on_event)
     app.event("message")(on_event)
