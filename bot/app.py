@@ -105,7 +105,13 @@ class Core:
     def workers(self, adapters: Mapping[str, ChatAdapter], concurrency: int = 4) -> Workers:
         """Workers that post through ``adapters`` (keyed by platform)."""
         return Workers(
-            self.storage, self.queue, self.coordinator, self.runtime, adapters, concurrency
+            self.storage,
+            self.queue,
+            self.coordinator,
+            self.runtime,
+            adapters,
+            concurrency,
+            intake=self.gateway.intake,
         )
 
     async def close(self) -> None:

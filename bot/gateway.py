@@ -15,6 +15,7 @@ from agents.runtime import Outcome, Runtime, Turn
 from bot.adapter import ChatAdapter
 from bot.coordinator import Coordinator, Route
 from bot.inbound import Inbound
+from bot.intake import Intake
 from storage.dedupe import Delivered, delivery_keys
 from storage.inbox import InboxRecord, NewInbound
 from storage.queue import WorkQueue
@@ -38,14 +39,24 @@ class Gateway:
     """
 
     def __init__(
-        self, storage: Storage, queue: WorkQueue, delivered: Delivered | None = None
+        self,
+        storage: Storage,
+        queue: WorkQueue,
+        delivered: Delivered | None = None,
+        intake: Intake | None = None,
     ) -> None:
         self.storage = storage
         self.queue = queue
         self.delivered = delivered
+        #: Counts the messages being stored, for the workers to give acks the way.
+        self.intake = intake or Intake()
 
     async def submit(self, inbound: Inbound) -> str | None:
         """Store ``inbound`` and queue it; None when it was already received."""
+        with self.intake.taking():
+            return await self._submit(inbound)
+
+    async def _submit(self, inbound: Inbound) -> str | None:
         keys = delivery_keys(
             inbound.platform, inbound.event_id, inbound.channel, inbound.message_id
         )
@@ -98,6 +109,7 @@ class Workers:
         *,
         stale_after: float = 30.0,
         sweep_every: float = 10.0,
+        intake: Intake | None = None,
     ) -> None:
         self.storage = storage
         self.queue = queue
@@ -107,6 +119,8 @@ class Workers:
         self.concurrency = concurrency
         self.stale_after = stale_after
         self.sweep_every = sweep_every
+        #: This process's intake, which new work gives the way to (see :class:`Intake`).
+        self.intake = intake
         self._tasks: list[asyncio.Task[None]] = []
         self._locks: dict[tuple[str, str, str], asyncio.Lock] = {}
         self._lock_users: Counter[tuple[str, str, str]] = Counter()
@@ -224,6 +238,8 @@ class Workers:
         while True:
             inbox_id = await self.queue.get(list(self.adapters))
             self._requeued.pop(inbox_id, None)
+            if self.intake is not None:
+                await self.intake.yield_to_acks()
             try:
                 await self.process(inbox_id)
             except Exception:  # one bad message must not stop the worker
