@@ -1,11 +1,11 @@
 """SQLAlchemy's aiosqlite adapter, with one trip to the SQLite thread per statement.
 
 aiosqlite runs each SQLite connection on a thread of its own, and every call crosses to
-that thread and back. SQLAlchemy's adapter makes a statement four such calls (open a
-cursor, execute, fetch the rows, close the cursor), and each crossing costs about as much
-as the statement: measured here, 0.42 ms a statement against 0.18 ms when the four steps
-run as one call on the thread. Corral runs about ten statements for every message, so this
-is most of what SQLite costs a turn.
+that thread and back. SQLAlchemy's adapter makes a statement three or four such calls
+(open a cursor, execute, fetch the rows of a query, close the cursor), and each crossing
+costs about as much as the statement: measured here, 0.42 ms a statement against 0.18 ms
+when the steps run as one call on the thread. Corral runs about ten statements for every
+message, so this was most of what SQLite cost a turn.
 
 Only the plain cursor changes; everything else is SQLAlchemy's adapter, which already
 reaches into aiosqlite's connection (``_conn``, ``_tx``) the same way. Why not the
