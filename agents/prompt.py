@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from agents.llm.types import ChatMessage, TextBlock
 from agents.team import Team
@@ -13,6 +13,36 @@ from storage.transcript import TranscriptEntry
 #: The tags around recalled memories, found nowhere else in a prompt: not in memories
 #: (``quote_data``), not in the prompt's own words.
 MEMORIES_OPEN, MEMORIES_CLOSE = "<memories>", "</memories>"
+
+#: How much of a thread goes into a turn (tokens, about characters / 4): its newest
+#: messages that fit. A model's context is larger; this leaves room for the system prompt,
+#: memories, tool results and the answer, and keeps a thread of pasted logs affordable.
+HISTORY_TOKENS = 8000
+
+
+def approx_tokens(text: str) -> int:
+    """About how many tokens ``text`` costs: its characters / 4, rounded up."""
+    return -(-len(text) // 4)
+
+
+def recent_within(entries: Sequence[TranscriptEntry], tokens: int) -> list[TranscriptEntry]:
+    """The newest ``entries`` (given oldest first) that fit in ``tokens`` together, oldest
+    first. The newest one is always there, its text cut to fit when it alone is longer:
+    it is what the turn answers."""
+    kept: list[TranscriptEntry] = []
+    left = tokens
+    for entry in reversed(entries):
+        cost = approx_tokens(entry.text)
+        if cost > left:
+            if not kept:
+                cut = entry.text[: tokens * 4]
+                note = f" [… {len(entry.text) - len(cut):,} more characters not shown]"
+                kept.append(replace(entry, text=cut + note))
+            break
+        kept.append(entry)
+        left -= cost
+    kept.reverse()
+    return kept
 
 
 @dataclass(frozen=True)
@@ -47,7 +77,7 @@ def within_budget(memories: Sequence[MemoryRecord], budget: MemoryBudget) -> lis
     chosen: list[MemoryRecord] = []
     left = budget.tokens
     for memory in memories:
-        cost = -(-len(memory_line(memory)) // 4)  # characters / 4, rounded up
+        cost = approx_tokens(memory_line(memory))
         if cost <= left:
             chosen.append(memory)
             left -= cost
@@ -81,16 +111,20 @@ def system_prompt(team: Team, handle: str, memories: Sequence[MemoryRecord]) -> 
 
 
 def history_messages(
-    team: Team, handle: str, entries: Sequence[TranscriptEntry]
+    team: Team,
+    handle: str,
+    entries: Sequence[TranscriptEntry],
+    tokens: int = HISTORY_TOKENS,
 ) -> list[ChatMessage]:
-    """The thread as alternating user/assistant messages from ``handle``'s point of view.
+    """The thread as alternating user/assistant messages from ``handle``'s point of view,
+    as far back as ``tokens`` allows (:func:`recent_within`).
 
     The agent's own posts are its assistant turns; people and other agents speak as users,
     each line prefixed with who said it. Consecutive lines of one role are merged because
     providers want the roles to alternate.
     """
     merged: list[tuple[str, list[str]]] = []
-    for entry in entries:
+    for entry in recent_within(entries, tokens):
         if entry.agent == handle:
             role, line = "assistant", entry.text
         elif entry.agent:
