@@ -205,6 +205,21 @@ async def test_eyes_come_within_the_wait_even_while_every_worker_is_busy(rig: Sl
     assert all(rig.slack.reactions(GENERAL, ts) == [] for ts in sent)
 
 
+async def test_an_answer_does_not_wait_for_a_rate_limited_reaction(rig: SlackRig) -> None:
+    rig.models.latency = 0.3
+    rig.parts.adapter.react_after = 0.05
+    rig.slack.rate_limit("reactions.add", times=2, retry_after=1)
+    event = await rig.mention("owl how are the tests?")
+    await rig.settled()  # answered, and the worker free for the next message
+    settled = time.monotonic()
+    assert len(rig.posts(GENERAL)) == 1
+    # Slack let the reaction on only two seconds in; then it was taken back at once.
+    await rig.until(lambda: bool(rig.slack.calls_to("reactions.remove")))
+    added = [c for c in rig.slack.calls_to("reactions.add") if c.status == 200]
+    assert len(added) == 1 and settled < added[0].at
+    assert rig.slack.reactions(GENERAL, event["ts"]) == []
+
+
 async def test_eyes_are_taken_back_from_a_message_no_one_answers(rig: SlackRig) -> None:
     adapter = rig.parts.adapter
     adapter.react_after = 0.01

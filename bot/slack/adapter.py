@@ -77,6 +77,8 @@ class SlackAdapter:
         #: (channel, thread) → the reaction still to come, and those being added now.
         self._reacting: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._adding: set[tuple[str, str]] = set()
+        #: Reactions answered while being added: taken back as soon as they are on.
+        self._take_back: set[tuple[str, str]] = set()
         #: channel → when its next post may go without exceeding the pace (a token
         #: bucket kept as one time: the "theoretical arrival time" of GCRA).
         self._next_post: dict[str, float] = {}
@@ -118,18 +120,26 @@ class SlackAdapter:
 
     async def _react_later(self, key: tuple[str, str], message: str) -> None:
         await asyncio.sleep(self.react_after)
-        # From here on the answer waits for this call instead of cancelling it, or a
-        # reaction added just after the answer would stay.
+        # From here on an answer does not cancel this call (a reaction added just after
+        # it would stay) nor wait for it (Slack may hold it back with 429s): it leaves
+        # the reaction to be taken back here.
         self._adding.add(key)
         try:
             await self.client.reactions_add(
                 channel=key[0], timestamp=message, name=PICKED_UP_REACTION
             )
-            self._reacted[key] = message
+            added = True
         except SlackApiError as exc:  # a missing reaction must not stop the answer
             log.warning("reactions.add: %s", exc.response.get("error"))
+            added = False
         finally:
             self._adding.discard(key)
+        if key in self._take_back:
+            self._take_back.discard(key)
+            if added:
+                await self._remove_reaction(key[0], message)
+        elif added:
+            self._reacted[key] = message
 
     async def post(self, place: Place, reply: Reply) -> None:
         """Post ``reply`` in the thread under the agent's name and icon, split into
@@ -215,15 +225,19 @@ class SlackAdapter:
 
     async def _clear_reaction(self, channel: str, thread: str) -> None:
         key = (channel, thread)
-        pending = self._reacting.pop(key, None)
+        pending = self._reacting.get(key)
         if pending is not None:
             if key in self._adding:
-                await pending
+                # Kept in _reacting (a strong reference) until it has taken it back.
+                self._take_back.add(key)
             else:
+                del self._reacting[key]
                 pending.cancel()
         message = self._reacted.pop(key, None)
-        if message is None:
-            return
+        if message is not None:
+            await self._remove_reaction(channel, message)
+
+    async def _remove_reaction(self, channel: str, message: str) -> None:
         try:
             await self.client.reactions_remove(
                 channel=channel, timestamp=message, name=PICKED_UP_REACTION
