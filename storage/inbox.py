@@ -310,7 +310,12 @@ def _earlier_unfinished() -> Select[str, str]:
     return (
         select(InboxRow.id, InboxRow.status)
         .join(reference, reference.id == bindparam("before"))
-        .where(_before(InboxRow, reference))
+        .where(
+            InboxRow.platform == bindparam("platform"),
+            InboxRow.channel == bindparam("channel"),
+            InboxRow.thread == bindparam("thread"),
+            _before(InboxRow, reference),
+        )
         .order_by(InboxRow.received_at, InboxRow.id)
     )
 

@@ -4,22 +4,12 @@ from __future__ import annotations
 
 import gc
 import weakref
-from collections.abc import Iterator
-
-import pytest
 
 from bot.heap import freeze_startup_heap
 
 
-@pytest.fixture
-def thawed() -> Iterator[None]:
-    """Give the test process its collector back afterwards."""
-    gc.unfreeze()
-    yield
-    gc.unfreeze()
-
-
-def test_what_is_alive_is_frozen_and_garbage_is_freed_first(thawed: None) -> None:
+def test_what_is_alive_is_frozen_and_garbage_is_freed_first() -> None:
+    # conftest's autouse fixture gives the test process its collector back afterwards.
     class Node:
         def __init__(self) -> None:
             self.me = self  # a cycle: only the collector frees it

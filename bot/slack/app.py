@@ -50,7 +50,7 @@ class SlackParts:
             # and the insert would lose it, and Slack does not resend what was acked.
             process_before_response=True,
         )
-        register(self.app, core, core.gateway, workers, self.directory, self.adapter)
+        register(self.app, core, core.gateway, workers, self.adapter)
         return self.app
 
 

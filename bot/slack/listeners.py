@@ -15,7 +15,6 @@ from bot.app import Core
 from bot.commands.registry import dispatch
 from bot.gateway import DecisionError, Gateway, Workers
 from bot.slack.adapter import APPROVE_ACTION, REJECT_ACTION, SlackAdapter
-from bot.slack.directory import Directory
 from bot.slack.events import PLATFORM, inbound_from_event
 
 log = logging.getLogger("corral.slack")
@@ -26,11 +25,11 @@ def register(
     core: Core,
     gateway: Gateway,
     workers: Workers,
-    directory: Directory,
     adapter: SlackAdapter,
 ) -> None:
     """Attach Corral's listeners to ``app``."""
     team = core.team
+    directory = adapter.directory
 
     async def on_event(body: dict[str, Any], event: dict[str, Any], context: Any) -> None:
         bot_user_id = str(context.get("bot_user_id") or "")
