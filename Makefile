@@ -17,7 +17,7 @@ chat: $(BIN)/.installed
 test: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy bot agents storage
+	$(BIN)/mypy -p corral
 	$(BIN)/pytest
 
 bench: $(BIN)/.installed

@@ -27,7 +27,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from agents.team_loader import parse_every
+from corral.agents.team_loader import parse_every
 
 MICROSECOND = timedelta(microseconds=1)
 #: Where ``every:`` intervals start counting, in the schedule's time zone: ``every: 1h``

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from agents.llm.types import ChatMessage, TextBlock
-from agents.team import Team
-from storage.memory import MemoryRecord
-from storage.transcript import TranscriptEntry
+from corral.agents.llm.types import ChatMessage, TextBlock
+from corral.agents.team import Team
+from corral.storage.memory import MemoryRecord
+from corral.storage.transcript import TranscriptEntry
 
 #: The tags around recalled memories, found nowhere else in a prompt: not in memories
 #: (``quote_data``), not in the prompt's own words.

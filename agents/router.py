@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agents.llm.types import ChatMessage, ModelClient, Request, ToolSpec
-from agents.team import Team
+from corral.agents.llm.types import ChatMessage, ModelClient, Request, ToolSpec
+from corral.agents.team import Team
 
 CHOOSE_TOOL = "choose_agent"
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from agents.conversation import Place
-from agents.llm.types import Block, ChatMessage, TextBlock, ToolResult, ToolUse
+from corral.agents.conversation import Place
+from corral.agents.llm.types import Block, ChatMessage, TextBlock, ToolResult, ToolUse
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from agents.conversation import Place, Poster, Reply, ReplyKind
-from agents.llm.types import (
+from corral.agents.conversation import Place, Poster, Reply, ReplyKind
+from corral.agents.llm.types import (
     AllModelsFailed,
     ChatMessage,
     ModelClient,
@@ -21,14 +21,14 @@ from agents.llm.types import (
     ToolResult,
     ToolUse,
 )
-from agents.prompt import MemoryBudget, history_messages, system_prompt, within_budget
-from agents.run_context import current_run_id
-from agents.run_state import RunState
-from agents.team import Team
-from agents.tools import Handoff, ToolContext, escalate, run_tool, specs_for
-from storage.memory import MemoryRecord
-from storage.store import RunEnd, RunStart, Storage
-from storage.transcript import Line
+from corral.agents.prompt import MemoryBudget, history_messages, system_prompt, within_budget
+from corral.agents.run_context import current_run_id
+from corral.agents.run_state import RunState
+from corral.agents.team import Team
+from corral.agents.tools import Handoff, ToolContext, escalate, run_tool, specs_for
+from corral.storage.memory import MemoryRecord
+from corral.storage.store import RunEnd, RunStart, Storage
+from corral.storage.transcript import Line
 
 log = logging.getLogger("corral.runtime")
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from agents.team import Team
-from agents.team_loader import Problem, Severity
+from corral.agents.team import Team
+from corral.agents.team_loader import Problem, Severity
 
 #: The variables that make a provider usable; the official SDKs read them themselves.
 PROVIDER_ENV: Mapping[str, tuple[str, ...]] = {

@@ -25,7 +25,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from agents.team import (
+from corral.agents.team import (
     BUILTIN_TOOLS,
     HANDLE_RE,
     MODEL_PROVIDERS,
@@ -667,7 +667,7 @@ def _check_schedule(
     if isinstance(cron, str):
         # Imported only here: it loads APScheduler, which is not cheap, and only cron needs it.
         # The scheduler reads cron lines with the same function, so what passes here runs.
-        from agents.cron import cron_trigger
+        from corral.agents.cron import cron_trigger
 
         try:
             cron_trigger(cron, zone)

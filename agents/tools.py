@@ -10,12 +10,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from agents.conversation import Place, Poster, Reply
-from agents.llm.types import ToolSpec
-from agents.prompt import MEMORIES_CLOSE, MEMORIES_OPEN, memory_line, quote_data
-from agents.team import AgentConfig, Team
-from storage.store import Storage
-from storage.tasks import TaskRecord
+from corral.agents.conversation import Place, Poster, Reply
+from corral.agents.llm.types import ToolSpec
+from corral.agents.prompt import MEMORIES_CLOSE, MEMORIES_OPEN, memory_line, quote_data
+from corral.agents.team import AgentConfig, Team
+from corral.storage.store import Storage
+from corral.storage.tasks import TaskRecord
 
 SPECS: Mapping[str, ToolSpec] = {
     "remember": ToolSpec(
@@ -257,8 +257,8 @@ async def _post_message(ctx: ToolContext, args: Mapping[str, Any]) -> ToolOutcom
 
 async def _schedule(ctx: ToolContext, args: Mapping[str, Any]) -> ToolOutcome:
     # Imported here: agents.cron loads APScheduler, and only this tool needs it.
-    from agents.cron import split_timing, zone
-    from storage.schedules import ScheduleSpec
+    from corral.agents.cron import split_timing, zone
+    from corral.storage.schedules import ScheduleSpec
 
     timing, prompt, channel = (_arg(args, k) for k in ("cron_or_every", "prompt", "channel"))
     timezone = args.get("timezone") or "UTC"

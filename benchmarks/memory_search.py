@@ -56,9 +56,9 @@ sys.path.insert(0, str(ROOT))
 import asyncpg  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
-from storage.memory import NewMemory, Scope, SqlMemoryStore  # noqa: E402
-from storage.search import STOP_WORDS  # noqa: E402
-from storage.store import Storage  # noqa: E402
+from corral.storage.memory import NewMemory, Scope, SqlMemoryStore  # noqa: E402
+from corral.storage.search import STOP_WORDS  # noqa: E402
+from corral.storage.store import Storage  # noqa: E402
 
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 #: A memory as both databases can be compared on: (text, scope, agent, channel).

@@ -520,14 +520,14 @@ async def run_corral(
     """Corral's real Slack app in HTTP mode, measured."""
     from harness import make_core, make_team
 
-    from agents.llm.anthropic_provider import AnthropicProvider
-    from agents.llm.openai_provider import OpenAIProvider
-    from agents.llm.registry import ModelRegistry
-    from bot.heap import freeze_startup_heap
-    from bot.http_server import build_http_app
-    from bot.settings import Settings
-    from bot.slack.app import slack_parts
-    from storage.store import Storage
+    from corral.agents.llm.anthropic_provider import AnthropicProvider
+    from corral.agents.llm.openai_provider import OpenAIProvider
+    from corral.agents.llm.registry import ModelRegistry
+    from corral.bot.heap import freeze_startup_heap
+    from corral.bot.http_server import build_http_app
+    from corral.bot.settings import Settings
+    from corral.bot.slack.app import slack_parts
+    from corral.storage.store import Storage
 
     addresses = world.addresses
     team = make_team()
@@ -724,7 +724,7 @@ def paced_floor(outcome: Outcome) -> list[float]:
     warm-up's pause), and its j-th mention (in sending order) cannot be answered before
     the first mention was sent plus j − (POST_BURST − 1) post intervals, however fast
     everything else is."""
-    from bot.slack.adapter import POST_BURST
+    from corral.bot.slack.adapter import POST_BURST
 
     pacing = outcome.pacing or 0.0
     start = outcome.world["first_sent"]
@@ -826,7 +826,7 @@ async def bench(args: argparse.Namespace) -> Results:
     """Run every configuration: Corral (again without pacing when the pacing caps the
     answer rate below the goal), and the floor after Corral's first run, whose model
     request it replays."""
-    from bot.slack.adapter import POST_INTERVAL_S
+    from corral.bot.slack.adapter import POST_INTERVAL_S
 
     first_pacing = POST_INTERVAL_S if args.post_interval is None else args.post_interval
     cap = args.channels / first_pacing if first_pacing > 0 else float("inf")

@@ -49,16 +49,16 @@ import anthropic  # noqa: E402
 from fakes.model_server import FakeModelServer  # noqa: E402
 from sqlalchemy import event  # noqa: E402
 
-from agents.conversation import Place, Reply  # noqa: E402
-from agents.llm.anthropic_provider import AnthropicProvider  # noqa: E402
-from agents.llm.registry import ModelRegistry  # noqa: E402
-from agents.runtime import Runtime  # noqa: E402
-from agents.team import Team  # noqa: E402
-from bot.coordinator import Coordinator, Route  # noqa: E402
-from bot.gateway import Gateway, Workers  # noqa: E402
-from bot.inbound import Inbound  # noqa: E402
-from storage.queue import InProcessQueue  # noqa: E402
-from storage.store import Storage  # noqa: E402
+from corral.agents.conversation import Place, Reply  # noqa: E402
+from corral.agents.llm.anthropic_provider import AnthropicProvider  # noqa: E402
+from corral.agents.llm.registry import ModelRegistry  # noqa: E402
+from corral.agents.runtime import Runtime  # noqa: E402
+from corral.agents.team import Team  # noqa: E402
+from corral.bot.coordinator import Coordinator, Route  # noqa: E402
+from corral.bot.gateway import Gateway, Workers  # noqa: E402
+from corral.bot.inbound import Inbound  # noqa: E402
+from corral.storage.queue import InProcessQueue  # noqa: E402
+from corral.storage.store import Storage  # noqa: E402
 
 MODEL = "bench-model"
 RATIO_GOAL = 1.3
@@ -215,7 +215,7 @@ def help_times(runs: int) -> list[float]:
     command = (
         [str(corral), "--help"]
         if corral.exists()
-        else [sys.executable, "-c", "from bot.cli import main; main()", "--help"]
+        else [sys.executable, "-c", "from corral.bot.cli import main; main()", "--help"]
     )
     times = []
     for i in range(runs + 1):

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from agents.conversation import Place, Reply
-from bot.coordinator import Route
-from bot.inbound import Inbound
+from corral.agents.conversation import Place, Reply
+from corral.bot.coordinator import Route
+from corral.bot.inbound import Inbound
 
 
 @dataclass(frozen=True)

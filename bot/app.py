@@ -10,25 +10,25 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agents.llm.registry import ModelRegistry
-from agents.runtime import Runtime
-from agents.team import Team
-from agents.team_loader import load_team, parse_every
-from bot.adapter import ChatAdapter
-from bot.commands.registry import CommandContext
-from bot.coordinator import Coordinator
-from bot.gateway import Gateway, Workers
-from bot.settings import Settings
-from storage.dedupe import Delivered
-from storage.embeddings import EmbeddingsUnavailable
-from storage.locks import DatabaseLock, Lock
-from storage.queue import InProcessQueue, WorkQueue
-from storage.store import Storage
+from corral.agents.llm.registry import ModelRegistry
+from corral.agents.runtime import Runtime
+from corral.agents.team import Team
+from corral.agents.team_loader import load_team, parse_every
+from corral.bot.adapter import ChatAdapter
+from corral.bot.commands.registry import CommandContext
+from corral.bot.coordinator import Coordinator
+from corral.bot.gateway import Gateway, Workers
+from corral.bot.settings import Settings
+from corral.storage.dedupe import Delivered
+from corral.storage.embeddings import EmbeddingsUnavailable
+from corral.storage.locks import DatabaseLock, Lock
+from corral.storage.queue import InProcessQueue, WorkQueue
+from corral.storage.store import Storage
 
 if TYPE_CHECKING:
-    from bot.commands.schedule import ScheduleControl
-    from bot.scheduling.runner import FireRunner
-    from bot.scheduling.scheduler import Scheduler
+    from corral.bot.commands.schedule import ScheduleControl
+    from corral.bot.scheduling.runner import FireRunner
+    from corral.bot.scheduling.scheduler import Scheduler
 
 log = logging.getLogger("corral.app")
 
@@ -87,7 +87,7 @@ class Core:
     def fire_runner(self, adapters: Mapping[str, ChatAdapter]) -> FireRunner:
         """Fires schedules, posting through ``adapters`` (keyed by platform)."""
         # Imported here: the scheduler loads APScheduler, which most commands never need.
-        from bot.scheduling.runner import FireRunner
+        from corral.bot.scheduling.runner import FireRunner
 
         lock = self.lock or DatabaseLock(self.storage.db)
         return FireRunner(
@@ -97,7 +97,7 @@ class Core:
     def scheduler(self, adapters: Mapping[str, ChatAdapter]) -> Scheduler:
         """The scheduler of this process, posting through ``adapters``; start it after
         the workers."""
-        from bot.scheduling.scheduler import Scheduler
+        from corral.bot.scheduling.scheduler import Scheduler
 
         self.running_scheduler = Scheduler(self.fire_runner(adapters), self.storage, self.team)
         return self.running_scheduler
@@ -185,9 +185,9 @@ def _shared(
     # Imported here: redis is not cheap to import, and only a REDIS_URL needs it.
     from redis.asyncio import Redis
 
-    from storage.dedupe import RedisDelivered
-    from storage.locks import RedisLock
-    from storage.stream_queue import RedisStreamQueue
+    from corral.storage.dedupe import RedisDelivered
+    from corral.storage.locks import RedisLock
+    from corral.storage.stream_queue import RedisStreamQueue
 
     # A bounded connect: the delivery check runs before Slack's ack, and an unreachable
     # Redis must cost a delivery no more than this before the database takes over. No

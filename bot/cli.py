@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, TypeVar
 
 import click
 
-from bot.schedule_cli import schedule
+from corral.bot.schedule_cli import schedule
 
 if TYPE_CHECKING:
-    from bot.app import Core
-    from bot.settings import Settings
+    from corral.bot.app import Core
+    from corral.bot.settings import Settings
 
 T = TypeVar("T")
 
@@ -33,8 +33,8 @@ def _settings(default_level: str = "INFO", log_file: str | None = None) -> Setti
     ``default_level`` applies when ``CORRAL_LOG_LEVEL`` is not set. The conversation
     commands keep the terminal for the conversation and log to ``log_file`` instead.
     """
-    from bot.logs import configure
-    from bot.settings import Settings, export_provider_env
+    from corral.bot.logs import configure
+    from corral.bot.settings import Settings, export_provider_env
 
     export_provider_env()
     settings = Settings()
@@ -57,8 +57,8 @@ def _with_core(
 ) -> T:
     """Build the core, run ``body`` with it, and turn start-up errors into one clear
     message and exit code 1 instead of a traceback."""
-    from agents.team_loader import TeamFileError
-    from bot.app import StartupError, build_core, resolve_team_path
+    from corral.agents.team_loader import TeamFileError
+    from corral.bot.app import StartupError, build_core, resolve_team_path
 
     settings = _settings(log_level or ("WARNING" if log_file is None else "INFO"), log_file)
 
@@ -98,7 +98,7 @@ def chat(team: str | None, channel: str) -> None:
     """Talk to the team in the terminal."""
     from rich.console import Console
 
-    from bot.console import CONSOLE_LOG, ConsoleChat
+    from corral.bot.console import CONSOLE_LOG, ConsoleChat
 
     async def body(core: Core) -> None:
         await ConsoleChat(core, Console(highlight=False), channel).run()
@@ -111,7 +111,7 @@ def chat(team: str | None, channel: str) -> None:
 def run(team: str | None) -> None:
     """Run the service: Slack (Socket Mode with SLACK_APP_TOKEN, else HTTP on
     CORRAL_HTTP_PORT), the workers and the HTTP server, until stopped."""
-    from bot.service import serve
+    from corral.bot.service import serve
 
     _with_core(team, serve, log_level="INFO")
 
@@ -121,7 +121,7 @@ def run(team: str | None) -> None:
 def worker(team: str | None) -> None:
     """Answer messages only, for scale-out: take them from the shared Redis queue
     (REDIS_URL) that `corral run` fills, and post the answers on Slack and Discord."""
-    from bot.worker import work
+    from corral.bot.worker import work
 
     _with_core(team, work, log_level="INFO")
 
@@ -132,9 +132,9 @@ def check(team: str | None) -> None:
     """Validate team.yaml and the environment; exit 1 on any error."""
     import os
 
-    from agents.team_check import check_environment
-    from agents.team_loader import TeamFileError, load_team
-    from bot.app import resolve_team_path
+    from corral.agents.team_check import check_environment
+    from corral.agents.team_loader import TeamFileError, load_team
+    from corral.bot.app import resolve_team_path
 
     settings = _settings()
     path = resolve_team_path(team, settings)
@@ -148,11 +148,11 @@ def check(team: str | None) -> None:
     env.setdefault("DATABASE_URL", settings.database_url)
     problems = check_environment(loaded, env)
     if settings.slack_bot_token and settings.slack_bot_token.startswith("xoxb-"):
-        from bot.slack.check import check_slack
+        from corral.bot.slack.check import check_slack
 
         problems += check_slack(settings.slack_bot_token, settings.slack_api_url)
     if settings.discord_token:
-        from bot.discord.check import check_discord
+        from corral.bot.discord.check import check_discord
 
         problems += check_discord(settings.discord_token, settings.discord_api_url)
     for problem in problems:
@@ -171,8 +171,8 @@ def _command(team: str | None, line: str) -> None:
 
     from rich.console import Console
 
-    from bot.commands.registry import dispatch
-    from bot.console import print_command_reply
+    from corral.bot.commands.registry import dispatch
+    from corral.bot.console import print_command_reply
 
     async def body(core: Core) -> None:
         reply = await dispatch(core.command_context(getpass.getuser(), "console"), line)
@@ -262,8 +262,8 @@ def memory_import(team: str | None, path: str) -> None:
 
     from rich.console import Console
 
-    from bot.commands.memory import import_document
-    from bot.console import print_command_reply
+    from corral.bot.commands.memory import import_document
+    from corral.bot.console import print_command_reply
 
     try:
         document = Path(path).read_text(encoding="utf-8")
@@ -282,8 +282,8 @@ def memory_import(team: str | None, path: str) -> None:
 @team_option
 def memory_reindex(team: str | None) -> None:
     """Embed the memories stored before semantic search was on (CORRAL_EMBEDDINGS=1)."""
-    from storage.embeddings import EmbeddingsUnavailable
-    from storage.store import Storage
+    from corral.storage.embeddings import EmbeddingsUnavailable
+    from corral.storage.store import Storage
 
     settings = _settings()
 
@@ -310,7 +310,7 @@ def db() -> None:
 @team_option
 def db_upgrade(team: str | None) -> None:
     """Apply the database migrations (they also run on every start)."""
-    from storage.store import Storage
+    from corral.storage.store import Storage
 
     settings = _settings()
 

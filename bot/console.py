@@ -15,13 +15,13 @@ from rich.console import Console
 from rich.markdown import Markdown
 from rich.text import Text
 
-from agents.conversation import Place, Reply
-from bot.adapter import ThreadLine
-from bot.app import Core
-from bot.commands.registry import dispatch
-from bot.coordinator import Route
-from bot.gateway import DecisionError, Workers
-from bot.inbound import Inbound
+from corral.agents.conversation import Place, Reply
+from corral.bot.adapter import ThreadLine
+from corral.bot.app import Core
+from corral.bot.commands.registry import dispatch
+from corral.bot.coordinator import Route
+from corral.bot.gateway import DecisionError, Workers
+from corral.bot.inbound import Inbound
 
 log = logging.getLogger("corral.console")
 

@@ -7,11 +7,11 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from agents import router
-from agents.llm.types import AllModelsFailed, ModelClient, NoModelConfigured
-from agents.team import Team
-from bot.inbound import Inbound
-from storage.threads import ThreadStore
+from corral.agents import router
+from corral.agents.llm.types import AllModelsFailed, ModelClient, NoModelConfigured
+from corral.agents.team import Team
+from corral.bot.inbound import Inbound
+from corral.storage.threads import ThreadStore
 
 log = logging.getLogger("corral.coordinator")
 

@@ -10,17 +10,17 @@ from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, nullcontext, suppress
 
-from agents.conversation import Place, Reply
-from agents.runtime import Outcome, Runtime, Turn
-from bot.adapter import ChatAdapter
-from bot.coordinator import Coordinator, Route
-from bot.inbound import Inbound
-from bot.intake import Intake
-from storage.dedupe import Delivered, delivery_keys
-from storage.inbox import InboxRecord, NewInbound
-from storage.queue import WorkQueue
-from storage.store import Storage
-from storage.transcript import Line
+from corral.agents.conversation import Place, Reply
+from corral.agents.runtime import Outcome, Runtime, Turn
+from corral.bot.adapter import ChatAdapter
+from corral.bot.coordinator import Coordinator, Route
+from corral.bot.inbound import Inbound
+from corral.bot.intake import Intake
+from corral.storage.dedupe import Delivered, delivery_keys
+from corral.storage.inbox import InboxRecord, NewInbound
+from corral.storage.queue import WorkQueue
+from corral.storage.store import Storage
+from corral.storage.transcript import Line
 
 log = logging.getLogger("corral.gateway")
 

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from storage.store import Storage
+from corral.storage.store import Storage
 
 SlackHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 #: Name → whether that platform connection is up (Slack Socket Mode, Discord ...).

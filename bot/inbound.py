@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from agents.conversation import Place
+from corral.agents.conversation import Place
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import sys
 from datetime import UTC, datetime
 from typing import TextIO
 
-from agents.run_context import RunIdFilter
+from corral.agents.run_context import RunIdFilter
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "run_id"}
 

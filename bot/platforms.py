@@ -7,12 +7,12 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from bot.adapter import ChatAdapter
-from bot.app import Core
+from corral.bot.adapter import ChatAdapter
+from corral.bot.app import Core
 
 if TYPE_CHECKING:
-    from bot.discord.app import DiscordParts
-    from bot.slack.app import SlackParts
+    from corral.bot.discord.app import DiscordParts
+    from corral.bot.slack.app import SlackParts
 
 
 @dataclass
@@ -31,13 +31,13 @@ def open_platforms(core: Core, stack: AsyncExitStack) -> Platforms:
     platforms = Platforms()
     if settings.slack_bot_token:
         # Imported here: a process pays for the SDKs of the platforms it serves only.
-        from bot.slack.app import slack_parts
+        from corral.bot.slack.app import slack_parts
 
         platforms.slack = slack_parts(core, settings.slack_bot_token, settings.slack_api_url)
         stack.push_async_callback(platforms.slack.close)
         platforms.adapters["slack"] = platforms.slack.adapter
     if settings.discord_token:
-        from bot.discord.app import discord_parts
+        from corral.bot.discord.app import discord_parts
 
         platforms.discord = discord_parts(core)
         stack.push_async_callback(platforms.discord.close)

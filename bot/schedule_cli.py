@@ -16,8 +16,8 @@ import click
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from bot.app import Core
-    from storage.schedules import FireRecord
+    from corral.bot.app import Core
+    from corral.storage.schedules import FireRecord
 
 _team_option = click.option(
     "--team",
@@ -94,10 +94,10 @@ def _run(team: str | None, words: list[str]) -> None:
     from rich.console import Console
 
     # Imported when run, not when this module is: bot.cli adds this group to itself.
-    from bot.cli import _with_core
-    from bot.commands.registry import dispatch
-    from bot.console import print_command_reply
-    from bot.scheduling.reconcile import reconcile
+    from corral.bot.cli import _with_core
+    from corral.bot.commands.registry import dispatch
+    from corral.bot.console import print_command_reply
+    from corral.bot.scheduling.reconcile import reconcile
 
     out = Console(highlight=False)
 
@@ -115,7 +115,7 @@ class _HereAndNow:
     """Runs a fire in this process and waits for it; its posts go to the terminal."""
 
     def __init__(self, core: Core, out: Console) -> None:
-        from bot.console import PLATFORM, ConsoleAdapter
+        from corral.bot.console import PLATFORM, ConsoleAdapter
 
         self.runner = core.fire_runner({PLATFORM: ConsoleAdapter(core, out)})
 

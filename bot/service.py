@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from bot.app import Core, StartupError
-from bot.heap import freeze_startup_heap
-from bot.http_server import build_http_app
-from bot.platforms import open_platforms
+from corral.bot.app import Core, StartupError
+from corral.bot.heap import freeze_startup_heap
+from corral.bot.http_server import build_http_app
+from corral.bot.platforms import open_platforms
 
 if TYPE_CHECKING:
-    from bot.slack.socket_mode import SocketModeConnection
+    from corral.bot.slack.socket_mode import SocketModeConnection
 
 log = logging.getLogger("corral.service")
 
@@ -47,7 +47,7 @@ async def serve(core: Core, stop: asyncio.Event | None = None) -> None:
         if slack is not None:
             bolt = slack.attach(core, workers, settings.slack_signing_secret)
             if settings.slack_app_token:
-                from bot.slack.socket_mode import SocketModeConnection
+                from corral.bot.slack.socket_mode import SocketModeConnection
 
                 # Watched, rebuilt with backoff when slack_sdk cannot recover, and reported
                 # on /healthz; it connects in the background, so a Slack outage never

@@ -13,10 +13,10 @@ import asyncio
 import logging
 from contextlib import AsyncExitStack
 
-from bot.app import Core, StartupError
-from bot.heap import freeze_startup_heap
-from bot.platforms import open_platforms
-from bot.service import stop_on_signals
+from corral.bot.app import Core, StartupError
+from corral.bot.heap import freeze_startup_heap
+from corral.bot.platforms import open_platforms
+from corral.bot.service import stop_on_signals
 
 log = logging.getLogger("corral.worker")
 

@@ -8,10 +8,10 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from storage.audit import audit_row
-from storage.db import Database, utc
-from storage.ids import new_id
-from storage.tables import ApprovalRow, utcnow
+from corral.storage.audit import audit_row
+from corral.storage.db import Database, utc
+from corral.storage.ids import new_id
+from corral.storage.tables import ApprovalRow, utcnow
 
 #: Statuses that still wait for a person: ``pending`` for tool calls, ``open`` for
 #: escalations.

@@ -7,8 +7,8 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from storage.db import Database, utc
-from storage.tables import AuditRow, utcnow
+from corral.storage.db import Database, utc
+from corral.storage.tables import AuditRow, utcnow
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from storage.sqlite_driver import OneTripDBAPI
-from storage.tables import Base
+from corral.storage.sqlite_driver import OneTripDBAPI
+from corral.storage.tables import Base
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 

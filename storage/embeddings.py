@@ -38,8 +38,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sqlalchemy import ColumnElement, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.db import Database
-from storage.tables import MemoryRow, MemoryVectorRow
+from corral.storage.db import Database
+from corral.storage.tables import MemoryRow, MemoryVectorRow
 
 if TYPE_CHECKING:
     import numpy as np

@@ -13,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.dml import ReturningUpdate
 
-from storage.db import Database, utc
-from storage.ids import new_id
-from storage.tables import InboxRow, utcnow
+from corral.storage.db import Database, utc
+from corral.storage.ids import new_id
+from corral.storage.tables import InboxRow, utcnow
 
 FINISHED = frozenset({"done", "failed", "ignored"})
 UNFINISHED = ("pending", "working")

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import delete, select, update
 
-from storage.db import Database
-from storage.tables import LockRow, utcnow
+from corral.storage.db import Database
+from corral.storage.tables import LockRow, utcnow
 
 if TYPE_CHECKING:
     # Only the composition root makes a Redis client (when REDIS_URL is set): importing

@@ -20,12 +20,12 @@ from sqlalchemy import (
     update,
 )
 
-from storage import embeddings
-from storage.audit import audit_row
-from storage.db import Database, utc
-from storage.embeddings import Embedder, MiniLM, SemanticIndex
-from storage.search import WordIndex, query_words, search_terms
-from storage.tables import MemoryRow, utcnow
+from corral.storage import embeddings
+from corral.storage.audit import audit_row
+from corral.storage.db import Database, utc
+from corral.storage.embeddings import Embedder, MiniLM, SemanticIndex
+from corral.storage.search import WordIndex, query_words, search_terms
+from corral.storage.tables import MemoryRow, utcnow
 
 Scope = Literal["team", "agent", "channel"]
 

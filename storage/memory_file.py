@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from storage.memory import MemoryRecord, NewMemory
+from corral.storage.memory import MemoryRecord, NewMemory
 
 TITLE = "# Team memory"
 _ITEM = re.compile(r"^[-*] (.*)$")

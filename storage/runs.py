@@ -8,9 +8,9 @@ from datetime import datetime
 from sqlalchemy import bindparam, case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.db import Database, utc
-from storage.ids import new_id
-from storage.tables import RunRow, utcnow
+from corral.storage.db import Database, utc
+from corral.storage.ids import new_id
+from corral.storage.tables import RunRow, utcnow
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,10 @@ from typing import Literal
 
 from sqlalchemy import delete, func, select, update
 
-from storage.audit import audit_row
-from storage.db import Database, utc
-from storage.ids import new_id
-from storage.tables import ScheduleFireRow, ScheduleRow, utcnow
+from corral.storage.audit import audit_row
+from corral.storage.db import Database, utc
+from corral.storage.ids import new_id
+from corral.storage.tables import ScheduleFireRow, ScheduleRow, utcnow
 
 Source = Literal["team.yaml", "chat"]
 #: ``slot``: a fire time of the schedule; ``manual``: a run asked for by hand.

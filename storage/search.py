@@ -41,7 +41,7 @@ from sqlalchemy.dialects.postgresql import TSQUERY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
-from storage.tables import Base
+from corral.storage.tables import Base
 
 #: Longer runs of letters are data (hashes, base64), not words; PostgreSQL also limits a
 #: lexeme's size.

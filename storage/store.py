@@ -6,16 +6,16 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
-from storage.approvals import ApprovalStore
-from storage.audit import AuditLog
-from storage.db import Database
-from storage.inbox import InboxRecord, InboxStore
-from storage.memory import MemoryStore, SqlMemoryStore
-from storage.runs import RunStore
-from storage.schedules import ScheduleStore
-from storage.tasks import TaskStore
-from storage.threads import ThreadStore
-from storage.transcript import Line, TranscriptEntry, TranscriptStore
+from corral.storage.approvals import ApprovalStore
+from corral.storage.audit import AuditLog
+from corral.storage.db import Database
+from corral.storage.inbox import InboxRecord, InboxStore
+from corral.storage.memory import MemoryStore, SqlMemoryStore
+from corral.storage.runs import RunStore
+from corral.storage.schedules import ScheduleStore
+from corral.storage.tasks import TaskStore
+from corral.storage.threads import ThreadStore
+from corral.storage.transcript import Line, TranscriptEntry, TranscriptStore
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,9 @@ from typing import Literal
 
 from sqlalchemy import select, update
 
-from storage.db import Database, utc
-from storage.search import WordIndex, query_words, search_terms
-from storage.tables import TaskRow, utcnow
+from corral.storage.db import Database, utc
+from corral.storage.search import WordIndex, query_words, search_terms
+from corral.storage.tables import TaskRow, utcnow
 
 #: How a task ended: answered, not finished, or passed on to yet another agent.
 Outcome = Literal["done", "failed", "handed_off"]

@@ -6,8 +6,8 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.expression import Executable
 
-from storage.db import Database
-from storage.tables import ThreadRow, utcnow
+from corral.storage.db import Database
+from corral.storage.tables import ThreadRow, utcnow
 
 _OWNER = select(ThreadRow.agent).where(
     ThreadRow.platform == bindparam("platform"),

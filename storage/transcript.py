@@ -10,9 +10,9 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.db import Database, utc
-from storage.tables import TranscriptRow, utcnow
-from storage.threads import ThreadStore
+from corral.storage.db import Database, utc
+from corral.storage.tables import TranscriptRow, utcnow
+from corral.storage.threads import ThreadStore
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import pytest
 from fakes.model_server import FakeModelServer
 from harness import Harness
 
-from storage.store import Storage
+from corral.storage.store import Storage
 
 #: The server CI provides; tests create and drop their own databases on it.
 POSTGRES_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"

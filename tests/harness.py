@@ -13,21 +13,21 @@ from typing import Any
 
 from fakes.model_server import FakeModelServer
 
-from agents.conversation import Place, Reply
-from agents.llm.anthropic_provider import AnthropicProvider
-from agents.llm.openai_provider import OpenAIProvider
-from agents.llm.registry import ModelRegistry
-from agents.llm.retry import RetryPolicy
-from agents.runtime import Runtime
-from agents.team import Team
-from bot.adapter import ThreadLine
-from bot.app import Core
-from bot.coordinator import Coordinator, Route
-from bot.gateway import Gateway, Workers
-from bot.inbound import Inbound
-from bot.settings import Settings
-from storage.queue import InProcessQueue
-from storage.store import Storage
+from corral.agents.conversation import Place, Reply
+from corral.agents.llm.anthropic_provider import AnthropicProvider
+from corral.agents.llm.openai_provider import OpenAIProvider
+from corral.agents.llm.registry import ModelRegistry
+from corral.agents.llm.retry import RetryPolicy
+from corral.agents.runtime import Runtime
+from corral.agents.team import Team
+from corral.bot.adapter import ThreadLine
+from corral.bot.app import Core
+from corral.bot.coordinator import Coordinator, Route
+from corral.bot.gateway import Gateway, Workers
+from corral.bot.inbound import Inbound
+from corral.bot.settings import Settings
+from corral.storage.queue import InProcessQueue
+from corral.storage.store import Storage
 
 #: Model names are the fake server's keys: "fast-a" is the first model of the fast tier.
 TEAM: dict[str, Any] = {

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from fakes.model_server import CallTool, FakeModelServer, Reply
 
-from storage.store import Storage
+from corral.storage.store import Storage
 
 #: The places every rig has: a plain channel, one bound to Beaver (team.yaml `channels`),
 #: and a direct message with the app.

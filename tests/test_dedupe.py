@@ -14,11 +14,11 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy import event
 
-from bot.gateway import Gateway
-from bot.inbound import Inbound
-from storage.dedupe import RedisDelivered
-from storage.queue import InProcessQueue
-from storage.store import Storage
+from corral.bot.gateway import Gateway
+from corral.bot.inbound import Inbound
+from corral.storage.dedupe import RedisDelivered
+from corral.storage.queue import InProcessQueue
+from corral.storage.store import Storage
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 #: Nothing listens there: a Redis that is down.

@@ -15,14 +15,14 @@ from fakes.model_server import CallTool, FakeModelServer, Reply
 from harness import TEAM, fake_models, make_core, make_team
 from scenarios import SCENARIOS, Say, Scenario, inbox_settled, play
 
-from agents.conversation import Place
-from agents.conversation import Reply as AgentReply
-from agents.llm.retry import RetryPolicy
-from bot.app import Core
-from bot.discord.app import DiscordParts
-from bot.gateway import Workers
-from bot.settings import Settings
-from storage.store import Storage
+from corral.agents.conversation import Place
+from corral.agents.conversation import Reply as AgentReply
+from corral.agents.llm.retry import RetryPolicy
+from corral.bot.app import Core
+from corral.bot.discord.app import DiscordParts
+from corral.bot.gateway import Workers
+from corral.bot.settings import Settings
+from corral.storage.store import Storage
 
 GUILD = "1200000000000000001"
 GENERAL, DEV, DM = "1200000000000000010", "1200000000000000011", "1200000000000000012"
@@ -305,7 +305,7 @@ async def test_each_command_answers(rig: DiscordRig) -> None:
 async def test_a_slow_command_is_deferred_then_followed_up(
     rig: DiscordRig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bot.discord import commands
+    from corral.bot.discord import commands
 
     monkeypatch.setattr(commands, "ANSWER_WITHIN_S", 0.0)
     deferred = await _command(rig, "corral", "status")

@@ -14,11 +14,11 @@ from fakes.model_server import FakeModelServer
 from harness import fake_models, free_port, make_core, make_team
 from test_cli import ROOT, _corral
 
-from agents.llm.retry import RetryPolicy
-from bot.app import Core, StartupError
-from bot.discord.app import parse_guild_ids
-from bot.settings import Settings
-from storage.store import Storage
+from corral.agents.llm.retry import RetryPolicy
+from corral.bot.app import Core, StartupError
+from corral.bot.discord.app import parse_guild_ids
+from corral.bot.settings import Settings
+from corral.storage.store import Storage
 
 GUILD, GENERAL, USER = "1300000000000000001", "1300000000000000010", "1300000000000000100"
 
@@ -50,12 +50,12 @@ def _seed(fake: FakeDiscordServer) -> None:
 async def test_corral_run_answers_on_discord_reconnects_and_reports_health(
     storage: Storage, model_server: FakeModelServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bot.service import serve
+    from corral.bot.service import serve
 
     # Frozen once, when the service is ready: recorded here, since a real freeze would
     # keep this test process's objects for the rest of the run.
     frozen: list[bool] = []
-    monkeypatch.setattr("bot.service.freeze_startup_heap", lambda: frozen.append(True))
+    monkeypatch.setattr("corral.bot.service.freeze_startup_heap", lambda: frozen.append(True))
 
     async with FakeDiscordServer() as fake, aiohttp.ClientSession() as http:
         _seed(fake)
@@ -99,7 +99,7 @@ async def test_corral_run_answers_on_discord_reconnects_and_reports_health(
 async def test_a_refused_token_stops_the_start_with_what_to_do(
     storage: Storage, model_server: FakeModelServer
 ) -> None:
-    from bot.service import serve
+    from corral.bot.service import serve
 
     async with FakeDiscordServer() as fake:
         core = _core(storage, model_server, fake)
@@ -112,7 +112,7 @@ async def test_a_refused_token_stops_the_start_with_what_to_do(
 async def test_without_the_message_content_intent_healthz_says_unhealthy(
     storage: Storage, model_server: FakeModelServer
 ) -> None:
-    from bot.service import serve
+    from corral.bot.service import serve
 
     async with FakeDiscordServer(application_flags=0) as fake, aiohttp.ClientSession() as http:
         _seed(fake)

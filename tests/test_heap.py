@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import weakref
 
-from bot.heap import freeze_startup_heap
+from corral.bot.heap import freeze_startup_heap
 
 
 def test_what_is_alive_is_frozen_and_garbage_is_freed_first() -> None:

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-import bot.intake
-from bot.intake import Intake
+import corral.bot.intake as intake_module
+from corral.bot.intake import Intake
 
 
 async def test_workers_go_at_once_when_nothing_is_being_taken_in() -> None:
@@ -39,7 +39,7 @@ async def test_workers_wait_until_the_last_message_is_stored() -> None:
 async def test_a_steady_stream_of_arrivals_holds_workers_back_only_so_long(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(bot.intake, "YIELD_AT_MOST_S", 0.1)
+    monkeypatch.setattr(intake_module, "YIELD_AT_MOST_S", 0.1)
     intake = Intake()
     with intake.taking():
         started = time.monotonic()

@@ -16,12 +16,12 @@ from typing import Any, Protocol, TypeVar
 import pytest
 from fakes.model_server import CallTool, Fail, FakeModelServer, Reply
 
-from agents.llm.anthropic_provider import AnthropicProvider
-from agents.llm.chain import FallbackChain
-from agents.llm.openai_provider import LOCAL_SERVER_API_KEY, OpenAIProvider
-from agents.llm.registry import ModelRegistry
-from agents.llm.retry import RetryPolicy, parse_retry_after
-from agents.llm.types import (
+from corral.agents.llm.anthropic_provider import AnthropicProvider
+from corral.agents.llm.chain import FallbackChain
+from corral.agents.llm.openai_provider import LOCAL_SERVER_API_KEY, OpenAIProvider
+from corral.agents.llm.registry import ModelRegistry
+from corral.agents.llm.retry import RetryPolicy, parse_retry_after
+from corral.agents.llm.types import (
     AllModelsFailed,
     ChatMessage,
     Completion,
@@ -554,8 +554,8 @@ async def test_local_openai_server_needs_no_key(
 def test_server_in_a_thread_serves_a_subprocess() -> None:
     program = (
         "import asyncio\n"
-        "from agents.llm.registry import ModelRegistry\n"
-        "from agents.llm.types import ChatMessage, Request\n"
+        "from corral.agents.llm.registry import ModelRegistry\n"
+        "from corral.agents.llm.types import ChatMessage, Request\n"
         "client = ModelRegistry({'fast': ['openai/m1']}).client_for('fast')\n"
         "request = Request('', (ChatMessage.user('ping'),))\n"
         "print(asyncio.run(client.complete(request)).text)\n"

@@ -11,10 +11,10 @@ import pytest
 from databases import new_database
 from harness import make_team
 
-from bot.commands.memory import import_document
-from bot.commands.registry import CommandContext, CommandReply, dispatch
-from storage.memory import MemoryRecord
-from storage.store import Storage
+from corral.bot.commands.memory import import_document
+from corral.bot.commands.registry import CommandContext, CommandReply, dispatch
+from corral.storage.memory import MemoryRecord
+from corral.storage.store import Storage
 
 
 def context(storage: Storage, user: str = "U1", platform: str = "test") -> CommandContext:

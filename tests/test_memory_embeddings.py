@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from storage import embeddings
-from storage.db import Database
-from storage.embeddings import INSTALL, EmbeddingsUnavailable, MiniLM
-from storage.memory import MemoryRecord, NewMemory, SqlMemoryStore
-from storage.store import Storage
+from corral.storage import embeddings
+from corral.storage.db import Database
+from corral.storage.embeddings import INSTALL, EmbeddingsUnavailable, MiniLM
+from corral.storage.memory import MemoryRecord, NewMemory, SqlMemoryStore
+from corral.storage.store import Storage
 
 if TYPE_CHECKING:
     import numpy as np

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from storage.memory import MemoryRecord, NewMemory
-from storage.memory_file import parse, render
+from corral.storage.memory import MemoryRecord, NewMemory
+from corral.storage.memory_file import parse, render
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 

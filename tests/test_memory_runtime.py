@@ -10,9 +10,15 @@ from datetime import UTC, datetime
 from fakes.model_server import CallTool, Reply, system_text
 from harness import Harness
 
-from agents.prompt import MEMORIES_CLOSE, MEMORIES_OPEN, MemoryBudget, memory_line, within_budget
-from bot.commands.registry import CommandContext, dispatch
-from storage.memory import MemoryRecord
+from corral.agents.prompt import (
+    MEMORIES_CLOSE,
+    MEMORIES_OPEN,
+    MemoryBudget,
+    memory_line,
+    within_budget,
+)
+from corral.bot.commands.registry import CommandContext, dispatch
+from corral.storage.memory import MemoryRecord
 
 
 def system_of(harness: Harness, model: str = "smart-a", index: int = -1) -> str:

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from databases import new_database
 
-from storage.memory import MemoryRecord, Scope
-from storage.search import query_words, words
-from storage.store import Storage
+from corral.storage.memory import MemoryRecord, Scope
+from corral.storage.search import query_words, words
+from corral.storage.store import Storage
 
 #: Few words, so that memories share many of them and rankings have many ties.
 VOCABULARY = [

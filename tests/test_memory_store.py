@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from storage.memory import MemoryRecord, NewMemory
-from storage.search import MAX_QUERY_WORDS, query_words, search_terms, words
-from storage.store import Storage
-from storage.tables import MemoryRow
+from corral.storage.memory import MemoryRecord, NewMemory
+from corral.storage.search import MAX_QUERY_WORDS, query_words, search_terms, words
+from corral.storage.store import Storage
+from corral.storage.tables import MemoryRow
 
 
 def ids(records: list[MemoryRecord]) -> list[int]:

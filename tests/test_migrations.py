@@ -11,10 +11,10 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect
 
-from storage.db import MIGRATIONS, Database
-from storage.migrations.env import include_name
-from storage.search import is_search_object
-from storage.tables import Base
+from corral.storage.db import MIGRATIONS, Database
+from corral.storage.migrations.env import include_name
+from corral.storage.search import is_search_object
+from corral.storage.tables import Base
 
 TABLES = {"inbox", "transcript", "threads", "runs", "memories", "approvals", "audit"}
 #: Scheduled jobs (migration 0003).
@@ -121,7 +121,7 @@ async def test_concurrent_upgrades_of_a_new_database_both_succeed(database_url: 
 
 
 def test_env_module_is_importable_outside_alembic() -> None:
-    import storage.migrations.env as env
+    import corral.storage.migrations.env as env
 
     assert callable(env.run_migrations)
 
@@ -189,7 +189,7 @@ def _upgrade(connection: Connection, target: str) -> None:
 async def test_memories_stored_before_word_search_are_found_after_the_upgrade(
     database_url: str,
 ) -> None:
-    from storage.store import Storage
+    from corral.storage.store import Storage
 
     db = Database(database_url)
     try:

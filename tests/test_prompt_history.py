@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 from harness import make_team
 
-from agents.prompt import HISTORY_TOKENS, approx_tokens, history_messages, recent_within
-from storage.transcript import TranscriptEntry
+from corral.agents.prompt import HISTORY_TOKENS, approx_tokens, history_messages, recent_within
+from corral.storage.transcript import TranscriptEntry
 
 
 def entry(n: int, text: str, *, agent: str = "", user: str = "") -> TranscriptEntry:

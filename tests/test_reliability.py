@@ -9,11 +9,11 @@ import json
 from fakes.model_server import CallTool, CallTools, FakeModelServer, Reply
 from harness import TEAM, Harness, make_team
 
-from agents.team import Team
-from bot.commands.registry import CommandContext, dispatch
-from bot.gateway import Workers
-from storage.inbox import NewInbound
-from storage.store import Storage
+from corral.agents.team import Team
+from corral.bot.commands.registry import CommandContext, dispatch
+from corral.bot.gateway import Workers
+from corral.storage.inbox import NewInbound
+from corral.storage.store import Storage
 
 
 async def test_calls_after_a_handoff_are_not_run(harness: Harness) -> None:
@@ -222,7 +222,7 @@ def _new(text: str, message_id: str, thread: str | None = None) -> NewInbound:
 
 
 def _inbound(text: str, message_id: str):  # type: ignore[no-untyped-def]
-    from bot.inbound import Inbound
+    from corral.bot.inbound import Inbound
 
     return Inbound(
         "test",

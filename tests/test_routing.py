@@ -6,7 +6,7 @@ from __future__ import annotations
 from fakes.model_server import Fail, Reply
 from harness import Harness, make_team
 
-from storage.store import Storage
+from corral.storage.store import Storage
 
 
 async def _last_run_reason(storage: Storage) -> tuple[str, str]:
@@ -130,7 +130,7 @@ async def test_unfinished_messages_are_taken_up_again(
     """A message stored by a process that died before handling it is handled on restart."""
     from fakes.model_server import FakeModelServer
 
-    from storage.inbox import NewInbound
+    from corral.storage.inbox import NewInbound
 
     assert isinstance(model_server, FakeModelServer)
     await storage.inbox.add(
@@ -164,7 +164,7 @@ async def test_unfinished_messages_are_taken_up_again(
 async def test_a_reply_in_an_unseen_thread_brings_the_platforms_history(
     harness: Harness,
 ) -> None:
-    from bot.adapter import ThreadLine
+    from corral.bot.adapter import ThreadLine
 
     harness.adapter.history["old.1"] = [
         ThreadLine("the nightly job failed", user="ada"),

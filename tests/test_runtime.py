@@ -12,11 +12,11 @@ import pytest
 from fakes.model_server import CallTool, Fail, FakeModelServer, Reply
 from harness import Harness, make_team
 
-from agents import runtime as runtime_module
-from bot.logs import configure
-from storage.inbox import NewInbound
-from storage.store import RunEnd, RunStart, Storage
-from storage.transcript import Line
+from corral.agents import runtime as runtime_module
+from corral.bot.logs import configure
+from corral.storage.inbox import NewInbound
+from corral.storage.store import RunEnd, RunStart, Storage
+from corral.storage.transcript import Line
 
 
 async def test_handoff_continues_in_the_same_thread(harness: Harness) -> None:

@@ -15,14 +15,14 @@ from fakes.model_server import FakeModelServer
 from harness import RecordingAdapter, fake_models, make_team
 from redis.asyncio import Redis
 
-from agents.llm.registry import ModelRegistry
-from agents.llm.retry import RetryPolicy
-from agents.runtime import Runtime
-from bot.coordinator import Coordinator
-from bot.gateway import Gateway, Workers
-from bot.inbound import Inbound
-from storage.store import Storage
-from storage.stream_queue import RedisStreamQueue
+from corral.agents.llm.registry import ModelRegistry
+from corral.agents.llm.retry import RetryPolicy
+from corral.agents.runtime import Runtime
+from corral.bot.coordinator import Coordinator
+from corral.bot.gateway import Gateway, Workers
+from corral.bot.inbound import Inbound
+from corral.storage.store import Storage
+from corral.storage.stream_queue import RedisStreamQueue
 
 
 @dataclass
@@ -168,8 +168,8 @@ async def test_corral_worker_answers_on_slack_what_another_process_took_in(
     from fakes.slack_server import FakeSlackServer
     from harness import make_core
 
-    from bot.settings import Settings
-    from bot.worker import work
+    from corral.bot.settings import Settings
+    from corral.bot.worker import work
 
     team = make_team()
     async with FakeSlackServer() as slack:

@@ -12,9 +12,9 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 
-from storage.locks import DatabaseLock, Lock, RedisLock
-from storage.store import Storage
-from storage.tables import LockRow
+from corral.storage.locks import DatabaseLock, Lock, RedisLock
+from corral.storage.store import Storage
+from corral.storage.tables import LockRow
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 LONG = timedelta(seconds=30)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from storage.schedules import ScheduleSpec
-from storage.store import Storage
+from corral.storage.schedules import ScheduleSpec
+from corral.storage.store import Storage
 
 STANDUP = ScheduleSpec(
     "roo", "#general", "Summarise yesterday.", cron="0 9 * * 1-5", timezone="Europe/Berlin"

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from apscheduler.triggers.base import BaseTrigger
 
-from agents.cron import (
+from corral.agents.cron import (
     count_between,
     cron_trigger,
     first_after,
@@ -19,8 +19,8 @@ from agents.cron import (
     last_until,
     split_timing,
 )
-from agents.team_loader import TeamFileError, load_team
-from bot.scheduling.plan import Span, plan_slots
+from corral.agents.team_loader import TeamFileError, load_team
+from corral.bot.scheduling.plan import Span, plan_slots
 
 BERLIN = ZoneInfo("Europe/Berlin")
 #: Monday 2 March 2026, 00:00 UTC.

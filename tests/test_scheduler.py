@@ -17,18 +17,18 @@ from harness import Harness, RecordingAdapter, make_team
 from redis.asyncio import Redis
 from sqlalchemy import update
 
-from agents.conversation import Place
-from agents.conversation import Reply as Said
-from agents.cron import cron_trigger, first_after
-from agents.runtime import Turn
-from bot.commands.registry import CommandContext, dispatch
-from bot.scheduling.reconcile import reconcile
-from bot.scheduling.runner import FireError, FireRunner
-from bot.scheduling.scheduler import Scheduler
-from storage.locks import DatabaseLock, Lock, RedisLock
-from storage.schedules import FireRecord, ScheduleRecord, ScheduleSpec
-from storage.store import Storage
-from storage.tables import ScheduleRow, utcnow
+from corral.agents.conversation import Place
+from corral.agents.conversation import Reply as Said
+from corral.agents.cron import cron_trigger, first_after
+from corral.agents.runtime import Turn
+from corral.bot.commands.registry import CommandContext, dispatch
+from corral.bot.scheduling.reconcile import reconcile
+from corral.bot.scheduling.runner import FireError, FireRunner
+from corral.bot.scheduling.scheduler import Scheduler
+from corral.storage.locks import DatabaseLock, Lock, RedisLock
+from corral.storage.schedules import FireRecord, ScheduleRecord, ScheduleSpec
+from corral.storage.store import Storage
+from corral.storage.tables import ScheduleRow, utcnow
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 TICK = ScheduleSpec("roo", "#ops", "Check the queue.", every="1s")

@@ -20,13 +20,13 @@ from fakes.slack_server import FakeSlackServer
 from harness import TEAM, fake_models, make_core, make_team
 from scenarios import SCENARIOS, Say, Scenario, inbox_settled, play
 
-from agents.llm.retry import RetryPolicy
-from bot.gateway import Workers
-from bot.http_server import build_http_app
-from bot.inbound import Inbound
-from bot.settings import Settings
-from bot.slack.app import SlackParts, slack_parts
-from storage.store import Storage
+from corral.agents.llm.retry import RetryPolicy
+from corral.bot.gateway import Workers
+from corral.bot.http_server import build_http_app
+from corral.bot.inbound import Inbound
+from corral.bot.settings import Settings
+from corral.bot.slack.app import SlackParts, slack_parts
+from corral.storage.store import Storage
 
 GENERAL, DEV, DM = "C0GENERAL1", "C0DEV00001", "D0DM000001"
 PLACES = {"general": GENERAL, "dev": DEV, "dm": DM}
@@ -467,7 +467,7 @@ async def test_memory_export_is_uploaded_as_a_file(rig: SlackRig) -> None:
 
 
 async def test_a_post_for_a_thread_slack_does_not_know_goes_top_level(rig: SlackRig) -> None:
-    from agents.conversation import Place, Reply
+    from corral.agents.conversation import Place, Reply
 
     await rig.parts.adapter.post(
         Place("slack", GENERAL, "schedule-f-123", "#general"), Reply("beaver", "Standup notes")

@@ -8,8 +8,8 @@ import pytest
 from harness import make_team
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack.adapter import SlackAdapter
-from bot.slack.directory import Directory
+from corral.bot.slack.adapter import SlackAdapter
+from corral.bot.slack.directory import Directory
 
 
 def adapter(interval: float, burst: int) -> SlackAdapter:

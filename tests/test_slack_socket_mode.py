@@ -38,13 +38,13 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from agents.llm.retry import RetryPolicy
-from bot.gateway import Workers
-from bot.http_server import build_http_app
-from bot.settings import Settings
-from bot.slack.app import slack_parts
-from bot.slack.socket_mode import Backoff, SocketModeConnection
-from storage.store import Storage
+from corral.agents.llm.retry import RetryPolicy
+from corral.bot.gateway import Workers
+from corral.bot.http_server import build_http_app
+from corral.bot.settings import Settings
+from corral.bot.slack.app import slack_parts
+from corral.bot.slack.socket_mode import Backoff, SocketModeConnection
+from corral.storage.store import Storage
 
 GENERAL, DEV = "C0GENERAL1", "C0DEV00001"
 ADMIN = "U0ADMIN"
@@ -471,7 +471,7 @@ async def test_the_fake_hands_out_single_use_urls_for_the_app_token_only() -> No
 async def test_corral_run_serves_socket_mode_and_reports_it_on_healthz(
     storage: Storage, model_server: FakeModelServer
 ) -> None:
-    from bot.service import serve
+    from corral.bot.service import serve
 
     team = make_team()
     async with FakeSlackServer() as slack, aiohttp.ClientSession() as http:

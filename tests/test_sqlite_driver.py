@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import event, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from storage.db import Database
+from corral.storage.db import Database
 
 pytestmark = pytest.mark.sqlite
 

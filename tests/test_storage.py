@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, text, update
 
-from storage.db import Database, normalise_url
-from storage.ids import new_id
-from storage.inbox import NewInbound
-from storage.queue import InProcessQueue
-from storage.store import Storage
-from storage.tables import InboxRow, RunRow
+from corral.storage.db import Database, normalise_url
+from corral.storage.ids import new_id
+from corral.storage.inbox import NewInbound
+from corral.storage.queue import InProcessQueue
+from corral.storage.store import Storage
+from corral.storage.tables import InboxRow, RunRow
 
 
 def inbound(event_id: str = "Ev1", message_id: str = "1700000000.000100", **kw: str) -> NewInbound:

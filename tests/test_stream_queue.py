@@ -11,7 +11,7 @@ import pytest
 from conftest import REDIS_URL
 from redis.asyncio import Redis
 
-from storage.stream_queue import RedisStreamQueue
+from corral.storage.stream_queue import RedisStreamQueue
 
 
 @pytest.fixture

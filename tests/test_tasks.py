@@ -8,8 +8,8 @@ import json
 from fakes.model_server import CallTool, Fail, Reply
 from harness import Harness
 
-from bot.commands.registry import CommandContext, dispatch
-from storage.store import Storage
+from corral.bot.commands.registry import CommandContext, dispatch
+from corral.storage.store import Storage
 
 
 async def tasks_reply(harness: Harness) -> list[str]:

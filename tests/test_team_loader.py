@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from agents.team import Team
-from agents.team_check import check_environment
-from agents.team_loader import Problem, TeamFileError, load_team, parse_every
+from corral.agents.team import Team
+from corral.agents.team_check import check_environment
+from corral.agents.team_loader import Problem, TeamFileError, load_team, parse_every
 
 ROOT = Path(__file__).resolve().parent.parent
 BROKEN = Path(__file__).resolve().parent / "data" / "broken"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.text_split import FENCE, split_message
+from corral.bot.text_split import FENCE, split_message
 
 
 def test_short_text_is_one_part() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from agents.llm.retry import is_retryable_status, parse_retry_after
-from agents.llm.types import (
+from corral.agents.llm.retry import is_retryable_status, parse_retry_after
+from corral.agents.llm.types import (
     Block,
     ChatMessage,
     Completion,

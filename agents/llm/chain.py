@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from agents.llm.retry import RetryPolicy, Sleep
-from agents.llm.types import AllModelsFailed, Completion, ModelError, Provider, Request
+from corral.agents.llm.retry import RetryPolicy, Sleep
+from corral.agents.llm.types import AllModelsFailed, Completion, ModelError, Provider, Request
 
 log = logging.getLogger("corral.models")
 

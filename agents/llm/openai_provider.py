@@ -6,8 +6,8 @@ import json
 import os
 from typing import TYPE_CHECKING, Any
 
-from agents.llm.retry import is_retryable_status, parse_retry_after
-from agents.llm.types import (
+from corral.agents.llm.retry import is_retryable_status, parse_retry_after
+from corral.agents.llm.types import (
     ChatMessage,
     Completion,
     ModelError,

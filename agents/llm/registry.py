@@ -7,11 +7,11 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol, runtime_checkable
 
-from agents.llm.anthropic_provider import AnthropicProvider
-from agents.llm.chain import FallbackChain
-from agents.llm.openai_provider import OpenAIProvider
-from agents.llm.retry import RetryPolicy, Sleep
-from agents.llm.types import Completion, ModelClient, NoModelConfigured, Provider, Request
+from corral.agents.llm.anthropic_provider import AnthropicProvider
+from corral.agents.llm.chain import FallbackChain
+from corral.agents.llm.openai_provider import OpenAIProvider
+from corral.agents.llm.retry import RetryPolicy, Sleep
+from corral.agents.llm.types import Completion, ModelClient, NoModelConfigured, Provider, Request
 
 ProviderFactory = Callable[[], Provider]
 

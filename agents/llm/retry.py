@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-from agents.llm.types import ModelError
+from corral.agents.llm.types import ModelError
 
 #: How a chain waits between attempts; tests pass a recorder instead of ``asyncio.sleep``.
 Sleep = Callable[[float], Awaitable[None]]

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from bot.commands.registry import (
+from corral.bot.commands.registry import (
     CommandContext,
     CommandDef,
     CommandReply,
     format_age,
     help_text,
 )
-from storage.tasks import TaskRecord
+from corral.storage.tasks import TaskRecord
 
 
 async def status(ctx: CommandContext, args: list[str]) -> CommandReply:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from bot.commands.registry import (
+from corral.bot.commands.registry import (
     CommandContext,
     CommandDef,
     CommandReply,
@@ -12,8 +12,8 @@ from bot.commands.registry import (
     format_age,
     parse_flags,
 )
-from storage import memory_file
-from storage.memory import MemoryRecord, Scope
+from corral.storage import memory_file
+from corral.storage.memory import MemoryRecord, Scope
 
 #: Memory ids are 32-bit on PostgreSQL; a larger number cannot name one.
 _MAX_ID = 2**31 - 1

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from agents.team import Team
-from storage.store import Storage
+from corral.agents.team import Team
+from corral.storage.store import Storage
 
 if TYPE_CHECKING:
-    from bot.commands.schedule import ScheduleControl
+    from corral.bot.commands.schedule import ScheduleControl
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ def format_age(delta: timedelta) -> str:
 
 def commands() -> list[CommandDef]:
     """Every command, in help order."""
-    from bot.commands import corral, memory, schedule
+    from corral.bot.commands import corral, memory, schedule
 
     return [*corral.COMMANDS, *schedule.COMMANDS, *memory.COMMANDS]
 

@@ -8,12 +8,18 @@ import shlex
 from datetime import datetime, tzinfo
 from typing import Protocol
 
-from agents.cron import first_after, split_timing, zone
-from bot.commands.registry import CommandContext, CommandDef, CommandReply, UsageError, parse_flags
-from bot.scheduling.plan import COUNT_CAP, trigger_of
-from bot.scheduling.runner import FireError
-from storage.schedules import FireRecord, ScheduleRecord, ScheduleSpec
-from storage.tables import utcnow
+from corral.agents.cron import first_after, split_timing, zone
+from corral.bot.commands.registry import (
+    CommandContext,
+    CommandDef,
+    CommandReply,
+    UsageError,
+    parse_flags,
+)
+from corral.bot.scheduling.plan import COUNT_CAP, trigger_of
+from corral.bot.scheduling.runner import FireError
+from corral.storage.schedules import FireRecord, ScheduleRecord, ScheduleSpec
+from corral.storage.tables import utcnow
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 #: A channel as Slack writes it in a command's text: <#C0123|general>.

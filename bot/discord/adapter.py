@@ -12,14 +12,14 @@ from typing import Any, Literal
 
 import discord
 
-from agents.conversation import Place, Reply
-from agents.team import Team
-from bot.adapter import ThreadLine
-from bot.coordinator import Route
-from bot.discord.approvals import approval_view
-from bot.discord.events import NEW_THREAD, PLATFORM, WHERE
-from bot.inbound import Inbound
-from bot.text_split import split_message
+from corral.agents.conversation import Place, Reply
+from corral.agents.team import Team
+from corral.bot.adapter import ThreadLine
+from corral.bot.coordinator import Route
+from corral.bot.discord.approvals import approval_view
+from corral.bot.discord.events import NEW_THREAD, PLATFORM, WHERE
+from corral.bot.inbound import Inbound
+from corral.bot.text_split import split_message
 
 log = logging.getLogger("corral.discord")
 

@@ -13,13 +13,13 @@ import discord
 from discord import app_commands
 from discord.http import Route
 
-from bot.app import Core, StartupError
-from bot.commands.registry import CommandContext
-from bot.discord.adapter import DiscordAdapter, ThreadMode
-from bot.discord.approvals import ApproveButton, DecidingClient, RejectButton
-from bot.discord.commands import command_groups
-from bot.discord.events import PLATFORM, inbound_from_message, is_from_person
-from bot.gateway import DecisionError, Workers
+from corral.bot.app import Core, StartupError
+from corral.bot.commands.registry import CommandContext
+from corral.bot.discord.adapter import DiscordAdapter, ThreadMode
+from corral.bot.discord.approvals import ApproveButton, DecidingClient, RejectButton
+from corral.bot.discord.commands import command_groups
+from corral.bot.discord.events import PLATFORM, inbound_from_message, is_from_person
+from corral.bot.gateway import DecisionError, Workers
 
 log = logging.getLogger("corral.discord")
 

@@ -7,7 +7,7 @@ import asyncio
 
 import discord
 
-from agents.team_loader import Problem
+from corral.agents.team_loader import Problem
 
 #: The permissions Corral uses (the README's invite link grants exactly these).
 REQUIRED_PERMISSIONS = discord.Permissions(
@@ -33,7 +33,7 @@ def check_discord(token: str, api_url: str) -> list[Problem]:
 
 
 async def _check(token: str, api_url: str) -> list[Problem]:
-    from bot.discord.app import use_api_url
+    from corral.bot.discord.app import use_api_url
 
     use_api_url(api_url)
     http = discord.http.HTTPClient(asyncio.get_running_loop())

@@ -15,8 +15,14 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from bot.commands.registry import CommandContext, CommandDef, CommandReply, commands, dispatch
-from bot.text_split import split_message
+from corral.bot.commands.registry import (
+    CommandContext,
+    CommandDef,
+    CommandReply,
+    commands,
+    dispatch,
+)
+from corral.bot.text_split import split_message
 
 #: Answer directly when the command is done this soon; defer otherwise.
 ANSWER_WITHIN_S = 2.0

@@ -13,7 +13,7 @@ from typing import Any
 
 import discord
 
-from bot.inbound import Inbound
+from corral.bot.inbound import Inbound
 
 PLATFORM = "discord"
 

@@ -21,8 +21,8 @@ from datetime import datetime, timedelta
 
 from apscheduler.triggers.base import BaseTrigger
 
-from agents.cron import MICROSECOND, count_between, first_after, last_until, trigger_for
-from storage.schedules import ScheduleSpec
+from corral.agents.cron import MICROSECOND, count_between, first_after, last_until, trigger_for
+from corral.storage.schedules import ScheduleSpec
 
 #: Slots in one record are counted up to this many ("1000+ fires").
 COUNT_CAP = 1000

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from agents.team import Team
-from storage.schedules import Reconciled, ScheduleSpec
-from storage.store import Storage
+from corral.agents.team import Team
+from corral.storage.schedules import Reconciled, ScheduleSpec
+from corral.storage.store import Storage
 
 log = logging.getLogger("corral.scheduler")
 

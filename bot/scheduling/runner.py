@@ -22,15 +22,15 @@ from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from agents.conversation import Place, Poster, Reply
-from agents.runtime import Runtime, Turn
-from agents.team import Team
-from bot.adapter import ChatAdapter
-from bot.scheduling.plan import Plan, Span, plan_slots, trigger_of
-from storage.locks import Lock
-from storage.schedules import FireOutcome, FireRecord, ScheduleRecord
-from storage.store import Storage
-from storage.tables import utcnow
+from corral.agents.conversation import Place, Poster, Reply
+from corral.agents.runtime import Runtime, Turn
+from corral.agents.team import Team
+from corral.bot.adapter import ChatAdapter
+from corral.bot.scheduling.plan import Plan, Span, plan_slots, trigger_of
+from corral.storage.locks import Lock
+from corral.storage.schedules import FireOutcome, FireRecord, ScheduleRecord
+from corral.storage.store import Storage
+from corral.storage.tables import utcnow
 
 #: Discord channel ids are snowflakes, all digits; Slack's start with a letter.
 DISCORD_CHANNEL_ID = re.compile(r"\d{15,21}")

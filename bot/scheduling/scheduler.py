@@ -24,14 +24,14 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 
-from agents.cron import first_after, last_until
-from agents.team import Team
-from bot.scheduling.plan import trigger_of
-from bot.scheduling.reconcile import reconcile
-from bot.scheduling.runner import STILL_RUNNING, FireRunner
-from storage.schedules import FireRecord, ScheduleRecord, ScheduleSpec
-from storage.store import Storage
-from storage.tables import utcnow
+from corral.agents.cron import first_after, last_until
+from corral.agents.team import Team
+from corral.bot.scheduling.plan import trigger_of
+from corral.bot.scheduling.reconcile import reconcile
+from corral.bot.scheduling.runner import STILL_RUNNING, FireRunner
+from corral.storage.schedules import FireRecord, ScheduleRecord, ScheduleSpec
+from corral.storage.store import Storage
+from corral.storage.tables import utcnow
 
 log = logging.getLogger("corral.scheduler")
 

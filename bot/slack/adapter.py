@@ -13,14 +13,14 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from agents.conversation import Place, Reply
-from agents.team import Team
-from bot.adapter import ThreadLine
-from bot.coordinator import Route
-from bot.inbound import Inbound
-from bot.slack.directory import Directory
-from bot.slack.events import PLATFORM
-from bot.text_split import split_message
+from corral.agents.conversation import Place, Reply
+from corral.agents.team import Team
+from corral.bot.adapter import ThreadLine
+from corral.bot.coordinator import Route
+from corral.bot.inbound import Inbound
+from corral.bot.slack.directory import Directory
+from corral.bot.slack.events import PLATFORM
+from corral.bot.text_split import split_message
 
 log = logging.getLogger("corral.slack")
 

@@ -11,11 +11,11 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.app import Core
-from bot.gateway import Workers
-from bot.slack.adapter import SlackAdapter
-from bot.slack.directory import Directory
-from bot.slack.listeners import register
+from corral.bot.app import Core
+from corral.bot.gateway import Workers
+from corral.bot.slack.adapter import SlackAdapter
+from corral.bot.slack.directory import Directory
+from corral.bot.slack.listeners import register
 
 
 @dataclass

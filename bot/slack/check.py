@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agents.team_loader import Problem
+from corral.agents.team_loader import Problem
 
 #: The bot scopes Corral uses; deploy/slack/manifest.yaml grants exactly these.
 REQUIRED_SCOPES = frozenset(

@@ -10,12 +10,12 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
-from agents.team import Team
-from bot.app import Core
-from bot.commands.registry import dispatch
-from bot.gateway import DecisionError, Gateway, Workers
-from bot.slack.adapter import APPROVE_ACTION, REJECT_ACTION, SlackAdapter
-from bot.slack.events import PLATFORM, inbound_from_event
+from corral.agents.team import Team
+from corral.bot.app import Core
+from corral.bot.commands.registry import dispatch
+from corral.bot.gateway import DecisionError, Gateway, Workers
+from corral.bot.slack.adapter import APPROVE_ACTION, REJECT_ACTION, SlackAdapter
+from corral.bot.slack.events import PLATFORM, inbound_from_event
 
 log = logging.getLogger("corral.slack")
 

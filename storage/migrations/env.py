@@ -13,8 +13,8 @@ from alembic.config import Config
 from alembic.runtime.environment import NameFilterParentNames, NameFilterType
 from sqlalchemy import Connection
 
-from storage.search import is_search_object
-from storage.tables import Base
+from corral.storage.search import is_search_object
+from corral.storage.tables import Base
 
 
 def include_name(name: str | None, kind: NameFilterType, parents: NameFilterParentNames) -> bool:

@@ -62,7 +62,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import WSMsgType, web
 
-from bot.slack.check import REQUIRED_SCOPES
+from corral.bot.slack.check import REQUIRED_SCOPES
 
 from .local_server import LocalServer
 from .slack_events import (

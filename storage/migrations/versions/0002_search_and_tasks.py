@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from storage.search import search_terms
+from corral.storage.search import search_terms
 
 revision: str = "0002"
 down_revision: str | None = "0001"
