@@ -101,7 +101,7 @@ def test_without_the_extra_turning_it_on_names_the_fix(
 
 
 def test_without_the_extra_the_command_line_fails_in_one_line(tmp_path: Path) -> None:
-    block = "import sys; sys.modules['onnxruntime'] = None; from bot.cli import main; main()"
+    block = "import sys; sys.modules['onnxruntime'] = None; from corral.bot.cli import main; main()"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CORRAL_", "DATABASE_URL"))}
     done = subprocess.run(
         [
