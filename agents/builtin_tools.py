@@ -1,142 +1,25 @@
-"""The built-in tools: what the model sees (names, arguments) and what they do.
-
-Every call is checked against the calling agent's ``tools:`` list before it runs; a tool
-the agent does not have is refused with a message the model can act on.
-"""
+"""The built-in tools: what the model sees (names, arguments) and what they do, as
+:class:`~corral.agents.tool.Tool` objects in the registry :data:`BUILTIN_TOOLS`."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from corral.agents.conversation import Place, Poster, Reply
-from corral.agents.llm.types import ToolSpec
+from corral.agents.conversation import Place, Reply
 from corral.agents.prompt import MEMORIES_CLOSE, MEMORIES_OPEN, memory_line, quote_data
-from corral.agents.team import AgentConfig, Team
+from corral.agents.speech import Speaker
+from corral.agents.team import Team
+from corral.agents.tool import (
+    Handoff,
+    Tool,
+    ToolContext,
+    ToolError,
+    ToolOutcome,
+    ToolRegistry,
+)
 from corral.storage.store import Storage
 from corral.storage.tasks import TaskRecord
-
-SPECS: Mapping[str, ToolSpec] = {
-    "remember": ToolSpec(
-        "remember",
-        "Store a fact in shared memory. scope 'agent' keeps it yours; 'team' shares it "
-        "with every agent.",
-        {
-            "type": "object",
-            "properties": {
-                "text": {"type": "string", "description": "The fact, in one or two sentences."},
-                "scope": {"type": "string", "enum": ["agent", "team"], "default": "agent"},
-            },
-            "required": ["text"],
-        },
-    ),
-    "recall": ToolSpec(
-        "recall",
-        "Search shared memory (the team's, this channel's and your own) for facts relevant "
-        "to a query, and the tasks teammates handed each other, with their results.",
-        {
-            "type": "object",
-            "properties": {"query": {"type": "string"}},
-            "required": ["query"],
-        },
-    ),
-    "handoff": ToolSpec(
-        "handoff",
-        "Give this work to a teammate. They continue in this thread with the task and the "
-        "thread as context; your turn ends.",
-        {
-            "type": "object",
-            "properties": {
-                "agent": {"type": "string", "description": "The teammate's handle."},
-                "task": {"type": "string", "description": "What they should do, concretely."},
-            },
-            "required": ["agent", "task"],
-        },
-    ),
-    "escalate": ToolSpec(
-        "escalate",
-        "Ask a human in this thread for a decision or help you cannot give yourself.",
-        {
-            "type": "object",
-            "properties": {"reason": {"type": "string"}},
-            "required": ["reason"],
-        },
-    ),
-    "post_message": ToolSpec(
-        "post_message",
-        "Post a message in another channel under your name.",
-        {
-            "type": "object",
-            "properties": {
-                "channel": {"type": "string", "description": "A channel id or #name."},
-                "text": {"type": "string"},
-            },
-            "required": ["channel", "text"],
-        },
-    ),
-    "schedule": ToolSpec(
-        "schedule",
-        "Create a recurring task for yourself: at each time you get `prompt` and post your "
-        "answer in `channel`. At a time with nothing worth posting, answer exactly NOTHING.",
-        {
-            "type": "object",
-            "properties": {
-                "cron_or_every": {
-                    "type": "string",
-                    "description": "A crontab line such as '0 9 * * 1-5' (09:00 Monday to "
-                    "Friday; 0 and 7 are Sunday) or an interval such as 'every 30m'.",
-                },
-                "prompt": {"type": "string", "description": "What to do at each time."},
-                "channel": {"type": "string", "description": "A channel id or #name."},
-                "timezone": {
-                    "type": "string",
-                    "description": "IANA time zone of the cron line, e.g. Europe/Berlin.",
-                    "default": "UTC",
-                },
-            },
-            "required": ["cron_or_every", "prompt", "channel"],
-        },
-    ),
-}
-
-
-def specs_for(agent: AgentConfig) -> tuple[ToolSpec, ...]:
-    """The tools this agent may call, as the model sees them."""
-    return tuple(SPECS[name] for name in sorted(agent.tool_names()) if name in SPECS)
-
-
-@dataclass(frozen=True)
-class Handoff:
-    """A request from one agent to pass the work to another."""
-
-    to: str
-    task: str
-
-
-@dataclass(frozen=True)
-class ToolOutcome:
-    """What a tool call gave back to the model, and what it asks the runtime to do."""
-
-    content: str
-    is_error: bool = False
-    handoff: Handoff | None = None
-
-
-class ToolError(Exception):
-    """A tool call the model can correct: the message goes back to it as the result."""
-
-
-@dataclass
-class ToolContext:
-    """Everything a tool call may touch, for one agent in one thread."""
-
-    team: Team
-    handle: str
-    place: Place
-    run_id: str
-    storage: Storage
-    post: Poster
 
 
 def _arg(args: Mapping[str, Any], name: str) -> str:
@@ -144,37 +27,6 @@ def _arg(args: Mapping[str, Any], name: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ToolError(f"`{name}` is required and must be non-empty text")
     return value.strip()
-
-
-async def run_tool(ctx: ToolContext, name: str, args: Mapping[str, Any]) -> ToolOutcome:
-    """Run one tool call for ``ctx.handle``, refusing tools the agent does not have."""
-    agent = ctx.team.agent(ctx.handle)
-    allowed = agent.tool_names()
-    if name not in allowed:
-        have = ", ".join(sorted(allowed)) or "none"
-        return ToolOutcome(
-            f"You do not have the tool `{name}`; your tools are: {have}.", is_error=True
-        )
-    try:
-        return await _dispatch(ctx, name, args)
-    except ToolError as exc:
-        return ToolOutcome(f"{name} failed: {exc}", is_error=True)
-
-
-async def _dispatch(ctx: ToolContext, name: str, args: Mapping[str, Any]) -> ToolOutcome:
-    if name == "remember":
-        return await _remember(ctx, args)
-    if name == "recall":
-        return await _recall(ctx, args)
-    if name == "handoff":
-        return _handoff(ctx, args)
-    if name == "escalate":
-        return await _escalate(ctx, _arg(args, "reason"))
-    if name == "post_message":
-        return await _post_message(ctx, args)
-    if name == "schedule":
-        return await _schedule(ctx, args)
-    raise ToolError(f"`{name}` is not available in this version of Corral")
 
 
 async def _remember(ctx: ToolContext, args: Mapping[str, Any]) -> ToolOutcome:
@@ -230,7 +82,7 @@ def _task_line(team: Team, task: TaskRecord) -> str:
     return line + (f" — result: {result}" if result else "")
 
 
-def _handoff(ctx: ToolContext, args: Mapping[str, Any]) -> ToolOutcome:
+async def _handoff(ctx: ToolContext, args: Mapping[str, Any]) -> ToolOutcome:
     target = _arg(args, "agent").lstrip("@").lower()
     task = _arg(args, "task")
     agent = ctx.team.agent(ctx.handle)
@@ -243,15 +95,16 @@ def _handoff(ctx: ToolContext, args: Mapping[str, Any]) -> ToolOutcome:
     return ToolOutcome(f"Handed off to {target}.", handoff=Handoff(target, task))
 
 
-async def _escalate(ctx: ToolContext, reason: str) -> ToolOutcome:
-    await escalate(ctx.storage, ctx.post, ctx.team, ctx.handle, ctx.place, ctx.run_id, reason)
+async def _escalate(ctx: ToolContext, args: Mapping[str, Any]) -> ToolOutcome:
+    reason = _arg(args, "reason")
+    await escalate(ctx.storage, ctx.speaker, ctx.team, ctx.handle, ctx.place, ctx.run_id, reason)
     return ToolOutcome("A human has been asked in this thread.")
 
 
 async def _post_message(ctx: ToolContext, args: Mapping[str, Any]) -> ToolOutcome:
     channel = _arg(args, "channel")
     text = _arg(args, "text")
-    await ctx.post(ctx.place.elsewhere(channel), Reply(ctx.handle, text, run_id=ctx.run_id))
+    await ctx.speaker.say(ctx.place.elsewhere(channel), Reply(ctx.handle, text, run_id=ctx.run_id))
     return ToolOutcome(f"Posted in {channel}.")
 
 
@@ -285,7 +138,7 @@ async def _schedule(ctx: ToolContext, args: Mapping[str, Any]) -> ToolOutcome:
 
 async def escalate(
     storage: Storage,
-    post: Poster,
+    speaker: Speaker,
     team: Team,
     handle: str,
     place: Place,
@@ -312,7 +165,7 @@ async def escalate(
     agent = team.agents.get(handle)
     name = agent.display_name if agent else handle
     opening = headline or f"{name} needs help: {reason}"
-    await post(
+    await speaker.say(
         place,
         Reply(
             handle,
@@ -323,3 +176,102 @@ async def escalate(
         ),
     )
     return record.id
+
+
+_TOOLS = (
+    Tool(
+        "remember",
+        "Store a fact in shared memory. scope 'agent' keeps it yours; 'team' shares it "
+        "with every agent.",
+        {
+            "type": "object",
+            "properties": {
+                "text": {"type": "string", "description": "The fact, in one or two sentences."},
+                "scope": {"type": "string", "enum": ["agent", "team"], "default": "agent"},
+            },
+            "required": ["text"],
+        },
+        _remember,
+        "none",
+    ),
+    Tool(
+        "recall",
+        "Search shared memory (the team's, this channel's and your own) for facts relevant "
+        "to a query, and the tasks teammates handed each other, with their results.",
+        {
+            "type": "object",
+            "properties": {"query": {"type": "string"}},
+            "required": ["query"],
+        },
+        _recall,
+        "none",
+    ),
+    Tool(
+        "handoff",
+        "Give this work to a teammate. They continue in this thread with the task and the "
+        "thread as context; your turn ends.",
+        {
+            "type": "object",
+            "properties": {
+                "agent": {"type": "string", "description": "The teammate's handle."},
+                "task": {"type": "string", "description": "What they should do, concretely."},
+            },
+            "required": ["agent", "task"],
+        },
+        _handoff,
+        "thread",
+    ),
+    Tool(
+        "escalate",
+        "Ask a human in this thread for a decision or help you cannot give yourself.",
+        {
+            "type": "object",
+            "properties": {"reason": {"type": "string"}},
+            "required": ["reason"],
+        },
+        _escalate,
+        "thread",
+    ),
+    Tool(
+        "post_message",
+        "Post a message in another channel under your name.",
+        {
+            "type": "object",
+            "properties": {
+                "channel": {"type": "string", "description": "A channel id or #name."},
+                "text": {"type": "string"},
+            },
+            "required": ["channel", "text"],
+        },
+        _post_message,
+        "outside",
+    ),
+    Tool(
+        "schedule",
+        "Create a recurring task for yourself: at each time you get `prompt` and post your "
+        "answer in `channel`. At a time with nothing worth posting, answer exactly NOTHING.",
+        {
+            "type": "object",
+            "properties": {
+                "cron_or_every": {
+                    "type": "string",
+                    "description": "A crontab line such as '0 9 * * 1-5' (09:00 Monday to "
+                    "Friday; 0 and 7 are Sunday) or an interval such as 'every 30m'.",
+                },
+                "prompt": {"type": "string", "description": "What to do at each time."},
+                "channel": {"type": "string", "description": "A channel id or #name."},
+                "timezone": {
+                    "type": "string",
+                    "description": "IANA time zone of the cron line, e.g. Europe/Berlin.",
+                    "default": "UTC",
+                },
+            },
+            "required": ["cron_or_every", "prompt", "channel"],
+        },
+        _schedule,
+        "outside",
+    ),
+)
+
+#: Every built-in tool; ``memory`` in ``tools:`` stands for ``remember`` and ``recall``.
+BUILTIN_TOOLS = ToolRegistry({t.name: t for t in _TOOLS}, {"memory": ("remember", "recall")})

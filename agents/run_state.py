@@ -1,13 +1,22 @@
 """A run in progress as a serialisable value, so a run paused for approval can be stored
-and resumed later, in another process."""
+and resumed later, in another process (and by a later version of Corral)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from corral.agents.conversation import Place
 from corral.agents.llm.types import Block, ChatMessage, TextBlock, ToolResult, ToolUse
+
+#: The format :meth:`RunState.to_json` writes. Runs paused by an earlier Corral are read
+#: by :meth:`RunState.from_json` for as long as their format is listed in its comments:
+#: 1 is the first stamped format; unstamped states (before 1) have no ``task_id``.
+FORMAT = 1
+
+
+class UnknownRunFormat(ValueError):
+    """A paused run written by a newer Corral than this one."""
 
 
 @dataclass(frozen=True)
@@ -36,12 +45,10 @@ class RunState:
     #: The task record this run works on, when another agent handed the work over.
     task_id: int | None = None
 
-    def with_(self, **changes: Any) -> RunState:
-        return replace(self, **changes)
-
     def to_json(self) -> dict[str, Any]:
         """A JSON-safe dict (stored with the approval it waits for)."""
         return {
+            "format": FORMAT,
             "run_id": self.run_id,
             "agent": self.agent,
             "place": [
@@ -70,7 +77,13 @@ class RunState:
 
     @staticmethod
     def from_json(data: dict[str, Any]) -> RunState:
-        """The inverse of :meth:`to_json`."""
+        """The inverse of :meth:`to_json`, for this format and every earlier one."""
+        version = data.get("format", 0)
+        if not isinstance(version, int) or version > FORMAT:
+            raise UnknownRunFormat(
+                f"this run was paused by a newer Corral (format {version}; this one reads up "
+                f"to {FORMAT}): decide it with that version"
+            )
         pending = tuple(_block_from_json(b) for b in data["pending"])
         results = tuple(_block_from_json(b) for b in data["results"])
         return RunState(
@@ -92,7 +105,7 @@ class RunState:
             model=data["model"],
             pending=tuple(u for u in pending if isinstance(u, ToolUse)),
             results=tuple(r for r in results if isinstance(r, ToolResult)),
-            # Runs paused before tasks were recorded have none.
+            # Format 0 (unstamped) runs may be older than tasks, and have none.
             task_id=data.get("task_id"),
         )
 

@@ -7,28 +7,32 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from corral.agents.conversation import Place, Poster, Reply, ReplyKind
+from corral.agents.builtin_tools import escalate
+from corral.agents.conversation import Place, Poster, Reply
+from corral.agents.failures import plain_reason
 from corral.agents.llm.types import (
     AllModelsFailed,
     ChatMessage,
-    ModelClient,
+    Completion,
     NoModelConfigured,
     Request,
     TextBlock,
     ToolResult,
     ToolUse,
 )
+from corral.agents.model_calls import CallContext
 from corral.agents.prompt import MemoryBudget, history_messages, system_prompt, within_budget
 from corral.agents.run_context import current_run_id
 from corral.agents.run_state import RunState
+from corral.agents.seams import Seams
+from corral.agents.speech import Speaker
 from corral.agents.team import Team
-from corral.agents.tools import Handoff, ToolContext, escalate, run_tool, specs_for
+from corral.agents.tool import Handoff, ToolContext, ToolOutcome, Toolset
+from corral.agents.tool_calls import ToolCall
 from corral.storage.memory import MemoryRecord
 from corral.storage.store import RunEnd, RunStart, Storage
-from corral.storage.transcript import Line
 
 log = logging.getLogger("corral.runtime")
 
@@ -76,19 +80,25 @@ class _Step:
 
 
 class Runtime:
-    """Runs agents. Receives everything it needs; reads no settings of its own."""
+    """Runs agents. Receives everything it needs; reads no settings of its own.
+
+    A run is a short sequence of steps through the three seams: the model call and the
+    tool call (``seams``, composed in the composition root) and what the run says (a
+    :class:`Speaker` over the platform's poster, one per turn)."""
 
     def __init__(
         self,
         team: Team,
-        client_for: Callable[[str], ModelClient],
+        seams: Seams,
         storage: Storage,
         memory_budget: MemoryBudget | None = None,
     ) -> None:
         self.team = team
-        self.client_for = client_for
+        self.seams = seams
         self.storage = storage
         self.memory_budget = memory_budget or MemoryBudget()
+        #: Each agent's tools, fixed at start from ``team.yaml``.
+        self.toolsets: dict[str, Toolset] = seams.tools.toolsets(team)
         self._no_memories_until = 0.0
         self._additions = 0
 
@@ -107,7 +117,7 @@ class Runtime:
             chain=(turn.agent,),
             task=None,
         )
-        return await self._follow(state, post, inbox_done=turn.inbox_id)
+        return await self._follow(state, self._speaker(post), inbox_done=turn.inbox_id)
 
     async def waiting(self, approval_id: str) -> Place | None:
         """Where the run waiting for ``approval_id`` happens; None if nothing waits for it."""
@@ -131,7 +141,10 @@ class Runtime:
             return None
         log.info("approval %s %s by %s", approval_id, record.status, by)
         state = RunState.from_json(dict(record.state))
-        return await self._follow(state, post, _Decision(approved, by))
+        return await self._follow(state, self._speaker(post), _Decision(approved, by))
+
+    def _speaker(self, post: Poster) -> Speaker:
+        return Speaker(self.storage.transcript, post)
 
     async def _start(
         self,
@@ -170,7 +183,7 @@ class Runtime:
     async def _follow(
         self,
         state: RunState,
-        post: Poster,
+        speaker: Speaker,
         decision: _Decision | None = None,
         *,
         inbox_done: str | None = None,
@@ -180,19 +193,21 @@ class Runtime:
         agents: tuple[str, ...] = ()
         run_ids: tuple[str, ...] = ()
         while True:
-            step = await self._drive(state, post, decision, inbox_done)
+            step = await self._drive(state, speaker, decision, inbox_done)
             agents, run_ids = (*agents, state.agent), (*run_ids, state.run_id)
             if step.handoff is None:
                 await self._close_task(step)
                 return Outcome(step.outcome, agents, run_ids, inbox_done is not None)
-            state, decision = await self._hand_over(step.state, step.handoff, post), None
+            state, decision = await self._hand_over(step.state, step.handoff, speaker), None
 
-    async def _hand_over(self, state: RunState, handoff: Handoff, post: Poster) -> RunState:
+    async def _hand_over(self, state: RunState, handoff: Handoff, speaker: Speaker) -> RunState:
         """Announce a handoff in the thread, record it as a task, and start the next
         agent's run on it. A task this agent had received is passed on with it."""
         place = state.place
         notice = f"{self._name(state.agent)} → {self._name(handoff.to)}: {handoff.task}"
-        await self._say(state, post, notice, "handoff", owner=handoff.to)
+        await speaker.say(
+            place, Reply(state.agent, notice, kind="handoff", run_id=state.run_id), owner=handoff.to
+        )
         task = await self.storage.tasks.create(
             from_agent=state.agent,
             to_agent=handoff.to,
@@ -228,33 +243,19 @@ class Runtime:
             why = step.error or step.outcome
             await self.storage.tasks.finish(task_id, outcome="failed", result=why)
 
-    async def _handoff_step(self, state: RunState, handoff: Handoff, post: Poster) -> _Step:
-        """A handoff ends the run, unless the message has caused too many already: then the
-        chain stops here, the thread keeps its owner, and a human is asked."""
-        limit = self.team.limits.handoff_depth
-        if state.depth < limit:
-            return _Step("handoff", state, handoff)
-        path = " → ".join((*state.chain, handoff.to))
-        why = (
-            f"handoff loop stopped: this message was already handed off {state.depth} times "
-            f"(the limit), and {state.agent} tried again ({path})"
-        )
-        await escalate(self.storage, post, self.team, state.agent, state.place, state.run_id, why)
-        return _Step("escalated", state, error=why)
-
     async def _drive(
         self,
         state: RunState,
-        post: Poster,
+        speaker: Speaker,
         decision: _Decision | None,
         inbox_done: str | None = None,
     ) -> _Step:
-        """Run one agent's turn and record it, with its answer in the thread's history
-        and, when the chain ends here, ``inbox_done`` marked done: in one transaction."""
+        """Run one agent's turn and record how it ended, with ``inbox_done`` marked done
+        when the chain ends here: in one transaction."""
         token = current_run_id.set(state.run_id)
         started = time.perf_counter()
         try:
-            step = await self._loop(state, post, decision)
+            step = await self._loop(state, speaker, decision)
         except asyncio.CancelledError:
             # Shutting down mid-turn: the message goes back to the inbox, the run says so.
             # The message starts over from its first agent, so a handed-off task ends here.
@@ -263,17 +264,15 @@ class Runtime:
                 why = "interrupted: Corral stopped mid-turn; the message is handled again"
                 await self.storage.tasks.finish(state.task_id, outcome="failed", result=why)
             raise
-        except Exception as exc:  # the user gets a message and the run id, never a traceback
+        except Exception:  # the person gets a plain reason and the run id; the log the rest
             log.exception("run failed")
-            why = f"internal error ({type(exc).__name__}: {exc})"
-            await self._fail(state, post, why)
+            why = "internal error"
+            await self._fail(state, speaker, why)
             step = _Step("failed", state, error=why)
         finally:
             current_run_id.reset(token)
         s = step.state
         place = s.place
-        # The answer is in the thread's history with the run's end, or neither is: a
-        # message taken up again after a crash in between is answered afresh.
         await self.storage.end_run(
             RunEnd(
                 s.run_id,
@@ -286,8 +285,6 @@ class Runtime:
                 tokens_out=s.tokens_out,
                 latency_ms=int((time.perf_counter() - started) * 1000),
                 error=step.error,
-                lines=(Line(step.answer, agent=s.agent),) if step.answer else (),
-                owner=s.agent if step.answer else None,
                 inbox_done=inbox_done if step.handoff is None else None,
             )
         )
@@ -296,64 +293,68 @@ class Runtime:
         )
         return step
 
-    async def _loop(self, state: RunState, post: Poster, decision: _Decision | None) -> _Step:
-        agent = self.team.agent(state.agent)
-        # Resuming after a decision: finish the tool calls of the last answer first.
-        state, handoff, paused = await self._run_pending(state, post, decision)
-        if paused is not None:
-            return paused
-        if handoff is not None:
-            return await self._handoff_step(state, handoff, post)
-        budget = self.memory_budget
-        memories = await self._recall(state, budget.candidates)
-        system = system_prompt(self.team, state.agent, within_budget(memories, budget))
-        tools = specs_for(agent)
-        client = self.client_for(agent.model)
+    async def _loop(self, state: RunState, speaker: Speaker, decision: _Decision | None) -> _Step:
+        """The turn: finish the tool calls a decision was waited for, then think and act
+        until the agent answers, hands off, waits for a human or runs out of steps."""
+        state, ended = await self._act(state, speaker, decision)
+        if ended is not None:
+            return ended
+        system = await self._system(state)
         while state.step < self.team.limits.tool_steps:
-            try:
-                completion = await client.complete(
-                    Request(system=system, messages=state.messages, tools=tools)
-                )
-            except NoModelConfigured as exc:
-                await post(
-                    state.place,
-                    Reply(
-                        state.agent,
-                        f"{agent.display_name} can't answer: no model is configured — {exc.hint}",
-                        kind="notice",
-                        run_id=state.run_id,
-                    ),
-                )
-                return _Step("no_model", state, error=str(exc))
-            except AllModelsFailed as exc:
-                why = f"every model failed ({exc})"
-                await self._fail(state, post, why)
-                return _Step("failed", state, error=why)
-            state = state.with_(
-                step=state.step + 1,
-                model=completion.model,
-                tokens_in=state.tokens_in + completion.tokens_in,
-                tokens_out=state.tokens_out + completion.tokens_out,
-            )
+            thought = await self._think(state, speaker, system)
+            if isinstance(thought, _Step):
+                return thought
+            state, completion = thought
             if not completion.tool_uses:
-                text = completion.text
-                if completion.stop_reason in TRUNCATED:
-                    text += "\n\n_(This answer was cut off at the model's length limit.)_"
-                answer = await self._answer(state, post, text)
-                return _Step("ok", state, answer=answer)
-            state = state.with_(
+                return await self._answer(state, speaker, completion)
+            state = replace(
+                state,
                 messages=(*state.messages, ChatMessage("assistant", completion.blocks)),
                 pending=tuple(completion.tool_uses),
                 results=(),
             )
-            state, handoff, paused = await self._run_pending(state, post, None)
-            if paused is not None:
-                return paused
-            if handoff is not None:
-                return await self._handoff_step(state, handoff, post)
+            state, ended = await self._act(state, speaker, None)
+            if ended is not None:
+                return ended
         why = f"stopped after {self.team.limits.tool_steps} steps without an answer"
-        await self._fail(state, post, why)
+        await self._fail(state, speaker, why)
         return _Step("failed", state, error=why)
+
+    async def _system(self, state: RunState) -> str:
+        """The agent's system prompt with the memories its query recalls."""
+        budget = self.memory_budget
+        memories = await self._recall(state, budget.candidates)
+        return system_prompt(self.team, state.agent, within_budget(memories, budget))
+
+    async def _think(
+        self, state: RunState, speaker: Speaker, system: str
+    ) -> tuple[RunState, Completion] | _Step:
+        """One model call through the model-call seam, counted in the run; a model that
+        cannot answer ends the turn (said in the thread)."""
+        agent = self.team.agent(state.agent)
+        ctx = CallContext(state.agent, state.place, state.run_id, "answer", agent.model)
+        request = Request(system, state.messages, self.toolsets[state.agent].specs())
+        try:
+            completion = await self.seams.model_call(ctx, request)
+        except NoModelConfigured as exc:
+            text = f"{agent.display_name} can't answer: no model is configured — {exc.hint}"
+            await speaker.say(
+                state.place, Reply(state.agent, text, kind="notice", run_id=state.run_id)
+            )
+            return _Step("no_model", state, error=str(exc))
+        except AllModelsFailed as exc:
+            log.warning("every model failed: %s", exc)
+            why = plain_reason(exc)
+            await self._fail(state, speaker, why)
+            return _Step("failed", state, error=why)
+        state = replace(
+            state,
+            step=state.step + 1,
+            model=completion.model,
+            tokens_in=state.tokens_in + completion.tokens_in,
+            tokens_out=state.tokens_out + completion.tokens_out,
+        )
+        return state, completion
 
     async def _recall(self, state: RunState, limit: int) -> list[MemoryRecord]:
         """The memories the run may see that match its query, best first; no search while
@@ -371,74 +372,99 @@ class Runtime:
             state.query, agent=state.agent, channel=state.place.channel, limit=limit
         )
 
-    async def _run_pending(
-        self, state: RunState, post: Poster, decision: _Decision | None
-    ) -> tuple[RunState, Handoff | None, _Step | None]:
-        """Run the tool calls of the last answer; pause at one that needs approval.
+    async def _act(
+        self, state: RunState, speaker: Speaker, decision: _Decision | None
+    ) -> tuple[RunState, _Step | None]:
+        """Run the tool calls of the last answer through the tool-call seam; the turn
+        ends at a call that waits for approval, and at a handoff.
 
         ``decision`` is a human's answer on the first pending call. A handoff ends the
         agent's turn, and a rejection ends the answer: the calls after either are not run,
         and the model is told so.
         """
         handoff: Handoff | None = None
+        approved_by = ""
         if decision is not None and state.pending:
-            use = state.pending[0]
             if decision.approved:
-                called = await self._call_tool(state, use, post)
-                handoff = called.handoff
-                state = _done(state, called.result)
+                approved_by = decision.by
             else:
                 refusal = (
                     f"A human ({decision.by}) rejected this call. Do not retry it; tell the "
                     "user what you would have done and what they can do instead."
                 )
-                state = _done(state, ToolResult(use.id, refusal, is_error=True))
+                state = _done(state, ToolResult(state.pending[0].id, refusal, is_error=True))
                 state = _skip_rest(state, "Not run: an earlier call of this answer was rejected.")
-        needs_approval = self.team.agent(state.agent).approval_names()
         while state.pending:
             use = state.pending[0]
             if handoff is not None:
                 state = _skip_rest(state, "Not run: you handed this work off, so your turn ended.")
                 break
-            if use.name in needs_approval:
-                await self._ask_approval(state, use, post)
-                return state, None, _Step("waiting", state)
-            called = await self._call_tool(state, use, post)
-            handoff = called.handoff
-            state = _done(state, called.result)
+            outcome = await self._call_tool(state, speaker, use, approved_by)
+            approved_by = ""
+            if outcome.waits_for_approval:
+                await self._ask_approval(state, speaker, use)
+                return state, _Step("waiting", state)
+            handoff = outcome.handoff
+            state = _done(state, ToolResult(use.id, outcome.content, outcome.is_error))
         if state.results:
-            state = state.with_(
-                messages=(*state.messages, ChatMessage("user", state.results)), results=()
+            state = replace(
+                state, messages=(*state.messages, ChatMessage("user", state.results)), results=()
             )
-        return state, handoff, None
+        if handoff is not None:
+            return state, await self._handoff_step(state, speaker, handoff)
+        return state, None
 
-    async def _call_tool(self, state: RunState, use: ToolUse, post: Poster) -> _Called:
-        ctx = ToolContext(self.team, state.agent, state.place, state.run_id, self.storage, post)
-        outcome = await run_tool(ctx, use.name, use.input)
+    async def _call_tool(
+        self, state: RunState, speaker: Speaker, use: ToolUse, approved_by: str
+    ) -> ToolOutcome:
+        toolset = self.toolsets[state.agent]
+        tool = toolset.get(use.name)
+        if tool is None:
+            have = ", ".join(sorted(toolset.tools)) or "none"
+            return ToolOutcome(
+                f"You do not have the tool `{use.name}`; your tools are: {have}.", is_error=True
+            )
+        ctx = ToolContext(
+            self.team, state.agent, state.place, state.run_id, self.storage, speaker, toolset
+        )
+        outcome = await self.seams.tool_call(ctx, ToolCall(tool, use.input, approved_by))
         log.info("tool %s → %s", use.name, "error" if outcome.is_error else "ok")
-        return _Called(ToolResult(use.id, outcome.content, outcome.is_error), outcome.handoff)
+        return outcome
 
-    async def _ask_approval(self, state: RunState, use: ToolUse, post: Poster) -> None:
+    async def _handoff_step(self, state: RunState, speaker: Speaker, handoff: Handoff) -> _Step:
+        """A handoff ends the run, unless the message has caused too many already: then the
+        chain stops here, the thread keeps its owner, and a human is asked."""
+        limit = self.team.limits.handoff_depth
+        if state.depth < limit:
+            return _Step("handoff", state, handoff)
+        path = " → ".join((*state.chain, handoff.to))
+        why = (
+            f"handoff loop stopped: this message was already handed off {state.depth} times "
+            f"(the limit), and {state.agent} tried again ({path})"
+        )
+        await escalate(
+            self.storage, speaker, self.team, state.agent, state.place, state.run_id, why
+        )
+        return _Step("escalated", state, error=why)
+
+    async def _ask_approval(self, state: RunState, speaker: Speaker, use: ToolUse) -> None:
         agent = self.team.agent(state.agent)
         args = json.dumps(use.input, ensure_ascii=False)
         summary = f"{agent.display_name} wants to run `{use.name}` with {args}"
+        place = state.place
         record = await self.storage.approvals.create(
             kind="tool",
             agent=state.agent,
             summary=summary,
             run_id=state.run_id,
-            platform=state.place.platform,
-            channel=state.place.channel,
-            thread=state.place.thread,
+            platform=place.platform,
+            channel=place.channel,
+            thread=place.thread,
             state=state.to_json(),
         )
         # The thread is this agent's while it waits: follow-ups come to it, not the router.
-        place = state.place
-        await self.storage.threads.set_owner(
-            place.platform, place.channel, place.thread, state.agent
-        )
-        await post(
-            state.place,
+        await speaker.say(
+            place,
             Reply(
                 state.agent,
                 f"{summary}. Waiting for approval ({record.id}).",
@@ -446,36 +472,29 @@ class Runtime:
                 run_id=state.run_id,
                 approval_id=record.id,
             ),
+            owner=state.agent,
         )
 
-    async def _answer(self, state: RunState, post: Poster, text: str) -> str:
-        """Post the agent's answer; returns what was posted, which goes into the thread's
-        history (and the thread to the agent) when the run is recorded."""
+    async def _answer(self, state: RunState, speaker: Speaker, completion: Completion) -> _Step:
+        """Post the agent's answer; the thread is the agent's from now on."""
+        text = completion.text
+        if completion.stop_reason in TRUNCATED:
+            text += "\n\n_(This answer was cut off at the model's length limit.)_"
         text = text or f"{self._name(state.agent)} has nothing to add."
-        await post(state.place, Reply(state.agent, text, kind="answer", run_id=state.run_id))
-        return text
-
-    async def _say(
-        self, state: RunState, post: Poster, text: str, kind: ReplyKind, *, owner: str
-    ) -> None:
-        """Post in the thread as the run's agent, keep it in the thread's history, and
-        hand the thread to ``owner``."""
-        place = state.place
-        await post(place, Reply(state.agent, text, kind=kind, run_id=state.run_id))
-        await self.storage.transcript.append(
-            place.platform, place.channel, place.thread, text, agent=state.agent, owner=owner
-        )
+        reply = Reply(state.agent, text, kind="answer", run_id=state.run_id)
+        await speaker.say(state.place, reply, owner=state.agent)
+        return _Step("ok", state, answer=text)
 
     def _name(self, handle: str) -> str:
         agent = self.team.agents.get(handle)
         return agent.display_name if agent else handle
 
-    async def _fail(self, state: RunState, post: Poster, why: str) -> None:
+    async def _fail(self, state: RunState, speaker: Speaker, why: str) -> None:
         """Tell the thread the run failed and ask a human, in one message."""
         name = self._name(state.agent)
         await escalate(
             self.storage,
-            post,
+            speaker,
             self.team,
             state.agent,
             state.place,
@@ -493,19 +512,13 @@ class _Decision:
 
 def _done(state: RunState, result: ToolResult) -> RunState:
     """The first pending call has run; keep its result."""
-    return state.with_(pending=state.pending[1:], results=(*state.results, result))
+    return replace(state, pending=state.pending[1:], results=(*state.results, result))
 
 
 def _skip_rest(state: RunState, why: str) -> RunState:
     """Answer every pending call with ``why`` instead of running it."""
     skipped = tuple(ToolResult(u.id, why, is_error=True) for u in state.pending)
-    return state.with_(pending=(), results=(*state.results, *skipped))
-
-
-@dataclass(frozen=True)
-class _Called:
-    result: ToolResult
-    handoff: Handoff | None
+    return replace(state, pending=(), results=(*state.results, *skipped))
 
 
 def _with_user_text(messages: list[ChatMessage], text: str) -> list[ChatMessage]:

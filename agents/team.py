@@ -13,18 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 HANDLE_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 
-#: Tools an agent may list. ``memory`` is shorthand for ``remember`` and ``recall``.
-BUILTIN_TOOLS = ("remember", "recall", "handoff", "escalate", "post_message", "schedule")
-TOOL_ALIASES = {"memory": ("remember", "recall")}
 #: Providers a ``provider/model`` may name, in a tier or directly as an agent's ``model:``.
 MODEL_PROVIDERS = ("anthropic", "openai")
-
-
-def _expand(tools: list[str]) -> frozenset[str]:
-    names: set[str] = set()
-    for tool in tools:
-        names.update(TOOL_ALIASES.get(tool, (tool,)))
-    return frozenset(names)
 
 
 class StrictModel(BaseModel):
@@ -45,14 +35,6 @@ class AgentConfig(StrictModel):
     tools: list[str] = Field(default_factory=list)
     handoff_to: list[str] = Field(default_factory=list)
     approval: list[str] = Field(default_factory=list)
-
-    def tool_names(self) -> frozenset[str]:
-        """The tools this agent may call, with ``memory`` expanded."""
-        return _expand(self.tools)
-
-    def approval_names(self) -> frozenset[str]:
-        """The tools whose every call waits for a human, with ``memory`` expanded."""
-        return _expand(self.approval) & self.tool_names()
 
 
 class ScheduleConfig(StrictModel):

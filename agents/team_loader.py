@@ -25,21 +25,18 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from corral.agents.builtin_tools import BUILTIN_TOOLS
 from corral.agents.team import (
-    BUILTIN_TOOLS,
     HANDLE_RE,
     MODEL_PROVIDERS,
-    TOOL_ALIASES,
     AgentConfig,
     ScheduleConfig,
     Team,
 )
+from corral.agents.tool import ToolRegistry
 
 Severity = Literal["error", "warning"]
 Loc = tuple[str | int, ...]
-
-#: Names an agent may list under ``tools:``; aliases first, as people write them.
-KNOWN_TOOLS = (*TOOL_ALIASES, *BUILTIN_TOOLS)
 
 _DEFAULT_TIER: str = AgentConfig.model_fields["model"].default
 _DEFAULT_TIMEZONE: str = ScheduleConfig.model_fields["timezone"].default
@@ -95,8 +92,9 @@ def parse_every(text: str) -> timedelta:
     return interval
 
 
-def load_team(path: str | Path) -> Team:
-    """Read, validate and check the team file at ``path``.
+def load_team(path: str | Path, tools: ToolRegistry = BUILTIN_TOOLS) -> Team:
+    """Read, validate and check the team file at ``path``; ``tools:`` and ``approval:``
+    entries are checked against the registry ``tools``.
 
     ``instructions_file`` entries are read (relative to the team file's folder) into the
     agents' ``instructions``. Raises :class:`TeamFileError` listing every problem found.
@@ -135,7 +133,7 @@ def load_team(path: str | Path) -> Team:
     except ValidationError as err:
         for error in err.errors():
             report.add(tuple(error["loc"]), *_explain(error))
-    instructions = _check_team(report, data, path.resolve().parent)
+    instructions = _check_team(report, data, path.resolve().parent, tools)
     if team is None or report.problems:
         raise TeamFileError(report.problems)
     agents = {
@@ -444,7 +442,9 @@ def _is_true(value: Any) -> bool:
         return False
 
 
-def _check_team(report: _Report, data: dict[Any, Any], folder: Path) -> dict[str, str]:
+def _check_team(
+    report: _Report, data: dict[Any, Any], folder: Path, tools: ToolRegistry
+) -> dict[str, str]:
     """The checks a schema cannot make; returns the text of each ``instructions_file``.
 
     They read the raw data, taking from each section only what has the right type, so
@@ -458,7 +458,7 @@ def _check_team(report: _Report, data: dict[Any, Any], folder: Path) -> dict[str
     handles = [h for h in agents if isinstance(h, str)] if isinstance(agents, dict) else []
     instructions: dict[str, str] = {}
     if isinstance(agents, dict):
-        instructions = _check_agents(report, agents, handles, tiers, folder)
+        instructions = _check_agents(report, agents, handles, tiers, folder, tools)
     schedules = data.get("schedules")
     if isinstance(schedules, dict):
         for name, schedule in schedules.items():
@@ -499,6 +499,7 @@ def _check_agents(
     handles: list[str],
     tiers: list[str],
     folder: Path,
+    tools: ToolRegistry,
 ) -> dict[str, str]:
     if not agents:
         report.add(("agents",), "the team has no agents", "add at least one agent under `agents:`")
@@ -526,7 +527,7 @@ def _check_agents(
         if not isinstance(agent, dict):
             continue
         _check_agent_model(report, loc, agent, tiers)
-        _check_agent_tools(report, loc, agent)
+        _check_agent_tools(report, loc, agent, tools)
         _check_handoffs(report, loc, agent, handles)
         if _is_true(agent.get("router")):
             routers.append(handle)
@@ -581,19 +582,21 @@ def _check_agent_model(report: _Report, loc: Loc, agent: dict[Any, Any], tiers: 
         )
 
 
-def _check_agent_tools(report: _Report, loc: Loc, agent: dict[Any, Any]) -> None:
+def _check_agent_tools(
+    report: _Report, loc: Loc, agent: dict[Any, Any], registry: ToolRegistry
+) -> None:
     tools = _strings(agent.get("tools"))
+    known = registry.names()
     for index, tool in tools:
-        if tool not in KNOWN_TOOLS:
+        if tool not in known:
             report.add(
                 (*loc, "tools", index),
                 f"unknown tool `{tool}`",
-                f"use the built-in tools: {', '.join(KNOWN_TOOLS)}"
-                f"{_did_you_mean(tool, KNOWN_TOOLS)}",
+                f"use the tools: {', '.join(known)}{_did_you_mean(tool, known)}",
             )
-    granted = {name for _, tool in tools for name in TOOL_ALIASES.get(tool, (tool,))}
+    granted = registry.expand(tool for _, tool in tools)
     for index, tool in _strings(agent.get("approval")):
-        if not set(TOOL_ALIASES.get(tool, (tool,))) <= granted:
+        if not registry.expand([tool]) <= granted:
             report.add(
                 (*loc, "approval", index),
                 f"`approval:` lists `{tool}`, which is not one of `{loc[-1]}`'s tools",

@@ -53,6 +53,7 @@ from corral.agents.conversation import Place, Reply  # noqa: E402
 from corral.agents.llm.anthropic_provider import AnthropicProvider  # noqa: E402
 from corral.agents.llm.registry import ModelRegistry  # noqa: E402
 from corral.agents.runtime import Runtime  # noqa: E402
+from corral.agents.seams import Seams  # noqa: E402
 from corral.agents.team import Team  # noqa: E402
 from corral.bot.coordinator import Coordinator, Route  # noqa: E402
 from corral.bot.gateway import Gateway, Workers  # noqa: E402
@@ -120,8 +121,9 @@ class Bench:
             },
         )
         queue = InProcessQueue()
-        runtime = Runtime(team, self.models.client_for, storage)
-        coordinator = Coordinator(team, storage.threads, self.models.client_for)
+        seams = Seams.compose(self.models.client_for)
+        runtime = Runtime(team, seams, storage)
+        coordinator = Coordinator(team, storage.threads, seams.model_call)
         self.adapter = RecordingAdapter()
         self.gateway = Gateway(storage, queue)
         self.workers = Workers(storage, queue, coordinator, runtime, {"bench": self.adapter})

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from corral.agents.llm.registry import ModelRegistry
 from corral.agents.runtime import Runtime
+from corral.agents.seams import Seams
 from corral.agents.team import Team
 from corral.agents.team_loader import load_team, parse_every
 from corral.bot.adapter import ChatAdapter
@@ -148,7 +149,8 @@ async def build_core(settings: Settings, team_path: Path, *, own_queue: bool = F
             "Check DATABASE_URL in .env (default: sqlite+aiosqlite:///corral.db)."
         ) from exc
     models = ModelRegistry(team.models, env=os.environ)
-    runtime = Runtime(team, models.client_for, storage)
+    seams = Seams.compose(models.client_for)
+    runtime = Runtime(team, seams, storage)
     try:
         lock, delivered, shared_queue, closers = _shared(settings, storage)
     except ValueError as exc:
@@ -165,7 +167,7 @@ async def build_core(settings: Settings, team_path: Path, *, own_queue: bool = F
         models=models,
         queue=queue,
         gateway=Gateway(storage, queue, delivered),
-        coordinator=Coordinator(team, storage.threads, models.client_for),
+        coordinator=Coordinator(team, storage.threads, seams.model_call),
         runtime=runtime,
         lock=lock,
         schedule_grace=grace,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from corral.agents import router
-from corral.agents.llm.types import AllModelsFailed, ModelClient, NoModelConfigured
+from corral.agents.failures import plain_reason
+from corral.agents.llm.types import AllModelsFailed, NoModelConfigured
+from corral.agents.model_calls import BoundModel, CallContext, ModelCall
 from corral.agents.team import Team
 from corral.bot.inbound import Inbound
 from corral.storage.threads import ThreadStore
@@ -35,11 +36,12 @@ class Coordinator:
         self,
         team: Team,
         threads: ThreadStore,
-        client_for: Callable[[str], ModelClient],
+        model_call: ModelCall,
     ) -> None:
         self.team = team
         self.threads = threads
-        self.client_for = client_for
+        #: The model-call seam: the router's pick is a model call like any other.
+        self.model_call = model_call
         self._defaults = _channel_defaults(team)
 
     def addressed(self, inbound: Inbound) -> str | None:
@@ -75,22 +77,26 @@ class Coordinator:
                 return Route(self._defaults[key], f"channel default ({name or inbound.channel})")
         router_handle = self.team.router_handle()
         if router_handle and inbound.to_app:
-            return await self._ask_router(router_handle, inbound.text)
+            return await self._ask_router(router_handle, inbound)
         return None
 
-    async def _ask_router(self, router_handle: str, text: str) -> Route:
+    async def _ask_router(self, router_handle: str, inbound: Inbound) -> Route:
         """The router's pick; on any failure the router agent answers itself."""
-        client = self.client_for(self.team.agent(router_handle).model)
+        model = self.team.agent(router_handle).model
+        ctx = CallContext(router_handle, inbound.place, "", "route", model)
         try:
-            choice = await router.choose(self.team, client, text)
+            choice = await router.choose(self.team, BoundModel(self.model_call, ctx), inbound.text)
         except NoModelConfigured:
             return Route(router_handle, "router: no model configured, answering itself")
-        except (AllModelsFailed, router.RouterError) as exc:
+        except router.RouterError as exc:  # Corral's own words about the router's answer
             log.warning("router failed, %s answers itself: %s", router_handle, exc)
             return Route(router_handle, f"router failed ({exc}); answering itself")
-        except Exception as exc:  # a routing failure must never lose the message
+        except AllModelsFailed as exc:  # the reason is recorded: no provider's raw text
+            log.warning("router failed, %s answers itself: %s", router_handle, exc)
+            return Route(router_handle, f"router failed ({plain_reason(exc)}); answering itself")
+        except Exception:  # a routing failure must never lose the message
             log.exception("router raised, %s answers itself", router_handle)
-            return Route(router_handle, f"router failed ({type(exc).__name__}); answering itself")
+            return Route(router_handle, "router failed (internal error); answering itself")
         return Route(choice.agent, f"router: {choice.reason}")
 
 

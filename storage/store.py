@@ -3,7 +3,7 @@ writes that span stores, each in one transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from corral.storage.approvals import ApprovalStore
@@ -32,8 +32,7 @@ class RunStart:
 
 @dataclass(frozen=True)
 class RunEnd:
-    """How a run ended, what it used, and what it leaves behind in its thread: ``lines``
-    for the history, ``owner`` for the thread, and the inbox message it finished."""
+    """How a run ended, what it used, and the inbox message it finished."""
 
     run_id: str
     platform: str
@@ -45,8 +44,6 @@ class RunEnd:
     tokens_out: int = 0
     latency_ms: int = 0
     error: str = ""
-    lines: Sequence[Line] = ()
-    owner: str | None = None
     #: The inbox message to mark ``done`` with the run: the last run of its turn.
     inbox_done: str | None = None
 
@@ -119,8 +116,8 @@ class Storage:
         return run_id, entries
 
     async def end_run(self, end: RunEnd) -> None:
-        """Record how a run ended, its lines in the thread, the thread's owner and the
-        inbox message it finished, in one transaction: all of it, or none."""
+        """Record how a run ended and the inbox message it finished, in one transaction:
+        both, or neither."""
         async with self.db.transaction() as connection:
             await self.runs.finish(
                 end.run_id,
@@ -132,15 +129,6 @@ class Storage:
                 error=end.error,
                 on=connection,
             )
-            if end.lines or end.owner is not None:
-                await self.transcript.append_lines(
-                    end.platform,
-                    end.channel,
-                    end.thread,
-                    end.lines,
-                    owner=end.owner,
-                    on=connection,
-                )
             if end.inbox_done is not None:
                 await self.inbox.finish(end.inbox_done, "done", on=connection)
 

@@ -19,6 +19,7 @@ from corral.agents.llm.openai_provider import OpenAIProvider
 from corral.agents.llm.registry import ModelRegistry
 from corral.agents.llm.retry import RetryPolicy
 from corral.agents.runtime import Runtime
+from corral.agents.seams import Seams
 from corral.agents.team import Team
 from corral.bot.adapter import ThreadLine
 from corral.bot.app import Core
@@ -109,6 +110,7 @@ def fake_models(
 def make_core(storage: Storage, models: ModelRegistry, team: Team, settings: Settings) -> Core:
     """A composition root like ``build_core``'s, from parts a test made."""
     queue = InProcessQueue()
+    seams = Seams.compose(models.client_for)
     return Core(
         settings=settings,
         team_path=Path("team.yaml"),
@@ -117,8 +119,8 @@ def make_core(storage: Storage, models: ModelRegistry, team: Team, settings: Set
         models=models,
         queue=queue,
         gateway=Gateway(storage, queue),
-        coordinator=Coordinator(team, storage.threads, models.client_for),
-        runtime=Runtime(team, models.client_for, storage),
+        coordinator=Coordinator(team, storage.threads, seams.model_call),
+        runtime=Runtime(team, seams, storage),
     )
 
 
@@ -169,7 +171,10 @@ class Harness:
         server: FakeModelServer,
         team: Team | None = None,
         env: dict[str, str] | None = None,
+        compose: Callable[[ModelRegistry], Seams] | None = None,
     ) -> Harness:
+        """The test team (or ``team``) wired end to end; ``compose`` makes the run's
+        seams from the models, as a composition root would (default: no wrappers)."""
         team = team or make_team()
         slept: list[float] = []
 
@@ -184,8 +189,9 @@ class Harness:
             sleep=sleep,
         )
         queue = InProcessQueue()
-        runtime = Runtime(team, models.client_for, storage)
-        coordinator = Coordinator(team, storage.threads, models.client_for)
+        seams = compose(models) if compose else Seams.compose(models.client_for)
+        runtime = Runtime(team, seams, storage)
+        coordinator = Coordinator(team, storage.threads, seams.model_call)
         adapter = RecordingAdapter()
         workers = Workers(storage, queue, coordinator, runtime, {"test": adapter}, 2)
         return Harness(

@@ -13,10 +13,10 @@ from fakes.model_server import CallTool, Fail, FakeModelServer, Reply
 from harness import Harness, make_team
 
 from corral.agents import runtime as runtime_module
+from corral.agents.builtin_tools import BUILTIN_TOOLS
 from corral.bot.logs import configure
 from corral.storage.inbox import NewInbound
 from corral.storage.store import RunEnd, RunStart, Storage
-from corral.storage.transcript import Line
 
 
 async def test_handoff_continues_in_the_same_thread(harness: Harness) -> None:
@@ -247,13 +247,9 @@ async def test_every_log_line_of_a_run_carries_its_run_id(harness: Harness) -> N
 def test_team_fixture_is_valid() -> None:
     team = make_team()
     assert team.router_handle() == "roo"
-    assert team.agent("beaver").tool_names() == {
-        "remember",
-        "recall",
-        "handoff",
-        "escalate",
-        "post_message",
-    }
+    toolset = BUILTIN_TOOLS.toolset(team.agent("beaver"))
+    assert set(toolset.tools) == {"remember", "recall", "handoff", "escalate", "post_message"}
+    assert toolset.approval == {"post_message"}
 
 
 async def test_the_answer_the_run_and_the_inbox_are_recorded_together(
@@ -273,8 +269,7 @@ async def test_the_answer_the_run_and_the_inbox_are_recorded_together(
 async def test_recording_a_run_is_all_or_nothing(
     storage: Storage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A run whose record fails leaves no answer in the history and no thread owner: the
-    message is taken up again whole."""
+    """A run whose record fails leaves its message unfinished: it is taken up again."""
     inbox_id = await storage.inbox.add(
         NewInbound("test", "E1", "C0GEN", "t8", "t8", "U1", "hello", {})
     )
@@ -293,15 +288,13 @@ async def test_recording_a_run_is_all_or_nothing(
                 "C0GEN",
                 "t8",
                 outcome="ok",
-                lines=(Line("On it.", agent="beaver"),),
-                owner="beaver",
                 inbox_done=inbox_id,
             )
         )
     run = await storage.runs.get(run_id)
     assert run is not None and run.outcome == "running"
-    assert await storage.transcript.history("test", "C0GEN", "t8") == []
-    assert await storage.threads.owner("test", "C0GEN", "t8") is None
+    record = await storage.inbox.get(inbox_id)
+    assert record is not None and record.status == "working"
 
 
 async def test_an_empty_memory_store_is_not_searched_until_something_is_remembered(

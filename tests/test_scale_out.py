@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from corral.agents.llm.registry import ModelRegistry
 from corral.agents.llm.retry import RetryPolicy
 from corral.agents.runtime import Runtime
+from corral.agents.seams import Seams
 from corral.bot.coordinator import Coordinator
 from corral.bot.gateway import Gateway, Workers
 from corral.bot.inbound import Inbound
@@ -60,8 +61,8 @@ async def start(
             pool = Workers(
                 storage,
                 queue,
-                Coordinator(team, storage.threads, models.client_for),
-                Runtime(team, models.client_for, storage),
+                Coordinator(team, storage.threads, Seams.compose(models.client_for).model_call),
+                Runtime(team, Seams.compose(models.client_for), storage),
                 {platform: adapter},
                 2,
                 stale_after=stale_after,

@@ -1,0 +1,35 @@
+"""Post and record: the one step through which a run says anything.
+
+Every post of a run (answers, handoff notes, approval requests, escalations, errors) goes
+through :class:`Speaker`, which posts it under the agent's persona and keeps it in the
+thread's transcript; the thread's owner is set here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from corral.agents.conversation import Place, Poster, Reply
+from corral.storage.transcript import TranscriptStore
+
+
+class Speaker:
+    """Posts replies through the platform's poster and records them in their thread."""
+
+    def __init__(self, transcript: TranscriptStore, post: Poster) -> None:
+        self.transcript = transcript
+        self.post = post
+
+    async def say(self, place: Place, reply: Reply, *, owner: str | None = None) -> None:
+        """Post ``reply`` at ``place`` and add it to the thread's history; with ``owner``,
+        the thread's follow-ups go to that agent from now on."""
+        await self.post(place, reply)
+        # A post in another channel starts a conversation the platform names when it
+        # exists; there is no thread of Corral's to keep it under.
+        if place.thread:
+            await self.transcript.append(
+                place.platform,
+                place.channel,
+                place.thread,
+                reply.text,
+                agent=reply.agent,
+                owner=owner,
+            )
