@@ -148,9 +148,11 @@ class ConsoleChat:
         """
         try:
             await self._handle_line(line)
-        except Exception as exc:
+        except Exception:
             log.exception("console line failed")
-            self.out.print(Text(f"That did not work: {exc}", style="red"))
+            self.out.print(
+                Text("That did not work: internal error (the log has the details)", style="red")
+            )
 
     async def _handle_line(self, line: str) -> None:
         if line.startswith("/"):

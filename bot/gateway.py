@@ -363,10 +363,10 @@ class Workers:
                 Turn(place, route.agent, route.reason, inbound.text, inbox_id=inbox_id),
                 adapter.post,
             )
-        except Exception as exc:  # never a silent failure: the thread hears of it
+        except Exception:  # never a silent failure: the thread hears of it, in plain words
             log.exception("message %s failed", inbox_id)
             who = route.agent if route else "corral"
-            text = f"Corral could not handle this message: {exc} (message {inbox_id})"
+            text = f"Corral could not handle this message: internal error (message {inbox_id})"
             with suppress(Exception):
                 await adapter.post(place, Reply(who, text, kind="error"))
             return "failed"

@@ -278,9 +278,9 @@ class FireRunner:
             outcome = await self.runtime.handle(
                 Turn(place, spec.agent, route_reason, _task_text(record)), poster
             )
-        except Exception as exc:  # the channel hears of it; the fire is recorded as failed
+        except Exception:  # the channel hears of it; the fire is recorded as failed
             log.exception("schedule %s: fire %s failed", record.name, fire.id)
-            why = f"internal error ({type(exc).__name__}: {exc})"
+            why = "internal error (the log has the details)"
             text = f"Scheduled task `{record.name}` could not run: {why} (fire {fire.id})"
             await _tell(poster, place, spec.agent, text)
             return "failed", why, ""
