@@ -522,7 +522,7 @@ async def run_corral(
 
     from corral.agents.llm.anthropic_provider import AnthropicProvider
     from corral.agents.llm.openai_provider import OpenAIProvider
-    from corral.agents.llm.registry import ModelRegistry
+    from corral.agents.llm.registry import ModelRegistry, ProviderSettings
     from corral.bot.heap import freeze_startup_heap
     from corral.bot.http_server import build_http_app
     from corral.bot.settings import Settings
@@ -534,7 +534,7 @@ async def run_corral(
     storage = await Storage.open(database_url)
     models = ModelRegistry(
         team.models,
-        env=model_env(addresses),
+        ProviderSettings.from_variables(model_env(addresses)),
         provider_factories={
             "anthropic": lambda: AnthropicProvider(
                 api_key="fake", base_url=addresses["anthropic_url"]

@@ -51,7 +51,7 @@ from sqlalchemy import event  # noqa: E402
 
 from corral.agents.conversation import Place, Reply  # noqa: E402
 from corral.agents.llm.anthropic_provider import AnthropicProvider  # noqa: E402
-from corral.agents.llm.registry import ModelRegistry  # noqa: E402
+from corral.agents.llm.registry import ModelRegistry, ProviderSettings  # noqa: E402
 from corral.agents.runtime import Runtime  # noqa: E402
 from corral.agents.seams import Seams  # noqa: E402
 from corral.agents.team import Team  # noqa: E402
@@ -113,7 +113,7 @@ class Bench:
         self.server = server
         self.models = ModelRegistry(
             team.models,
-            env=server.env(("anthropic",)),
+            ProviderSettings.from_variables(server.env(("anthropic",))),
             provider_factories={
                 "anthropic": lambda: AnthropicProvider(
                     api_key="fake", base_url=server.anthropic_url

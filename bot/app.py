@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from corral.agents.llm.registry import ModelRegistry
+from corral.agents.llm.registry import ModelRegistry, ProviderSettings
 from corral.agents.runtime import Runtime
 from corral.agents.seams import Seams
 from corral.agents.team import Team
@@ -21,7 +20,7 @@ from corral.bot.coordinator import Coordinator
 from corral.bot.gateway import Gateway, Workers
 from corral.bot.settings import Settings
 from corral.storage.dedupe import Delivered
-from corral.storage.embeddings import EmbeddingsUnavailable
+from corral.storage.embeddings import EmbeddingsUnavailable, enabled
 from corral.storage.locks import DatabaseLock, Lock
 from corral.storage.queue import InProcessQueue, WorkQueue
 from corral.storage.store import Storage
@@ -139,7 +138,8 @@ async def build_core(settings: Settings, team_path: Path, *, own_queue: bool = F
     except ValueError as exc:
         raise StartupError(f"CORRAL_SCHEDULE_GRACE: {exc}. Set it in .env, e.g. 1h.") from None
     try:
-        storage = await Storage.open(settings.database_url)
+        semantic = enabled(settings.corral_embeddings)
+        storage = await Storage.open(settings.database_url, semantic=semantic)
     except EmbeddingsUnavailable as exc:
         # Semantic search is switched on but cannot run: the message says what to install.
         raise StartupError(str(exc)) from exc
@@ -148,7 +148,7 @@ async def build_core(settings: Settings, team_path: Path, *, own_queue: bool = F
             f"cannot open the database at {settings.database_url}: {exc}. "
             "Check DATABASE_URL in .env (default: sqlite+aiosqlite:///corral.db)."
         ) from exc
-    models = ModelRegistry(team.models, env=os.environ)
+    models = ModelRegistry(team.models, provider_settings(settings))
     seams = Seams.compose(models.client_for)
     runtime = Runtime(team, seams, storage)
     try:
@@ -172,6 +172,16 @@ async def build_core(settings: Settings, team_path: Path, *, own_queue: bool = F
         lock=lock,
         schedule_grace=grace,
         closers=closers,
+    )
+
+
+def provider_settings(settings: Settings) -> ProviderSettings:
+    """What the model providers connect with, from ``settings``."""
+    return ProviderSettings(
+        anthropic_api_key=settings.anthropic_api_key or None,
+        anthropic_base_url=settings.anthropic_base_url or None,
+        openai_api_key=settings.openai_api_key or None,
+        openai_base_url=settings.openai_base_url or None,
     )
 
 

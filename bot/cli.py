@@ -34,9 +34,8 @@ def _settings(default_level: str = "INFO", log_file: str | None = None) -> Setti
     commands keep the terminal for the conversation and log to ``log_file`` instead.
     """
     from corral.bot.logs import configure
-    from corral.bot.settings import Settings, export_provider_env
+    from corral.bot.settings import Settings
 
-    export_provider_env()
     settings = Settings()
     stream = open(log_file, "a", encoding="utf-8") if log_file else None  # noqa: SIM115
     configure(settings.corral_log_format, settings.corral_log_level or default_level, stream)
@@ -130,8 +129,6 @@ def worker(team: str | None) -> None:
 @team_option
 def check(team: str | None) -> None:
     """Validate team.yaml and the environment; exit 1 on any error."""
-    import os
-
     from corral.agents.team_check import check_environment
     from corral.agents.team_loader import TeamFileError, load_team
     from corral.bot.app import resolve_team_path
@@ -144,9 +141,7 @@ def check(team: str | None) -> None:
         for problem in exc.problems:
             click.echo(click.style("error ", fg="red", bold=True) + str(problem))
         sys.exit(1)
-    env = dict(os.environ)
-    env.setdefault("DATABASE_URL", settings.database_url)
-    problems = check_environment(loaded, env)
+    problems = check_environment(loaded, settings.variables())
     if settings.slack_bot_token and settings.slack_bot_token.startswith("xoxb-"):
         from corral.bot.slack.check import check_slack
 
@@ -282,13 +277,14 @@ def memory_import(team: str | None, path: str) -> None:
 @team_option
 def memory_reindex(team: str | None) -> None:
     """Embed the memories stored before semantic search was on (CORRAL_EMBEDDINGS=1)."""
-    from corral.storage.embeddings import EmbeddingsUnavailable
+    from corral.storage.embeddings import EmbeddingsUnavailable, enabled
     from corral.storage.store import Storage
 
     settings = _settings()
 
     async def reindex() -> int:
-        storage = await Storage.open(settings.database_url)
+        semantic = enabled(settings.corral_embeddings)
+        storage = await Storage.open(settings.database_url, semantic=semantic)
         try:
             return await storage.memory.reindex()
         finally:

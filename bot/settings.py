@@ -9,8 +9,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    """Every variable Corral reads. The model SDKs read their own keys from the
-    environment; :func:`export_provider_env` puts ``.env``'s values there for them."""
+    """Every variable Corral reads, from the process environment or else ``.env``. Only
+    the composition root (bot/app.py) looks at them, and hands each part what it needs;
+    nothing is written back to the process environment."""
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
@@ -40,31 +41,19 @@ class Settings(BaseSettings):
     corral_log_level: str | None = None
     #: How late a missed fire may still run (after downtime): 30m, 1h, 1d …
     corral_schedule_grace: str = "1h"
+    #: 1/true/yes/on: semantic memory search (storage/embeddings.py).
+    corral_embeddings: str = ""
+    #: The model providers' credentials and addresses, handed to their SDKs' clients.
+    anthropic_api_key: str | None = None
+    anthropic_base_url: str | None = None
+    openai_api_key: str | None = None
+    openai_base_url: str | None = None
 
-
-PROVIDER_VARIABLES = (
-    "ANTHROPIC_API_KEY",
-    "ANTHROPIC_BASE_URL",
-    "OPENAI_API_KEY",
-    "OPENAI_BASE_URL",
-)
-#: Read by the storage layer from the process environment, since it knows nothing of
-#: ``.env``: CORRAL_EMBEDDINGS=1 turns on semantic memory search (storage/embeddings.py).
-STORAGE_VARIABLES = ("CORRAL_EMBEDDINGS",)
-
-
-def export_provider_env(env_file: str = ".env") -> None:
-    """Copy the SDKs' own variables, and the storage layer's, from ``.env`` into the
-    process environment.
-
-    The SDKs read only ``os.environ``; a value already set in the process wins, so
-    nothing the user exported is overridden.
-    """
-    import os
-
-    from dotenv import dotenv_values
-
-    for key, value in dotenv_values(env_file).items():
-        exported = key in PROVIDER_VARIABLES or key in STORAGE_VARIABLES
-        if exported and value and key not in os.environ:
-            os.environ[key] = value
+    def variables(self) -> dict[str, str]:
+        """The settings under the names of their variables (``DATABASE_URL``, …), as
+        read or defaulted; unset ones left out."""
+        return {
+            name.upper(): str(value)
+            for name, value in self.model_dump().items()
+            if value is not None
+        }

@@ -1,8 +1,9 @@
 """Semantic memory search (optional): a local sentence-embedding model and the vectors
 it makes, kept in memory for nearest-neighbour search.
 
-Off unless ``CORRAL_EMBEDDINGS`` is set to a true value *and* the ``embeddings`` extra
-is installed (``pip install 'corral[embeddings]'``). Word search
+Off unless ``CORRAL_EMBEDDINGS`` is set to a true value (the composition root reads it
+and hands :func:`enabled`'s answer to the storage) *and* the ``embeddings`` extra is
+installed (``pip install 'corral[embeddings]'``). Word search
 (``storage/search.py``) then still ranks memories, and what this module finds by meaning
 is blended in (``storage/memory.py``), so that "when can we ship to production?" finds
 "The deploy window is Friday 3pm".
@@ -27,10 +28,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -78,15 +78,16 @@ class EmbeddingsUnavailable(RuntimeError):
     """Semantic search is on but cannot run; the message says what to do."""
 
 
-def enabled(environ: Mapping[str, str] = os.environ) -> bool:
-    """Whether ``CORRAL_EMBEDDINGS`` asks for semantic search (1/true/yes/on)."""
-    value = environ.get(ENV, "").strip().lower()
+def enabled(setting: str) -> bool:
+    """Whether ``setting``, the value of ``CORRAL_EMBEDDINGS``, asks for semantic search
+    (1/true/yes/on; empty or 0/false/no/off: not)."""
+    value = setting.strip().lower()
     if value in _TRUE:
         return True
     if value in _FALSE:
         return False
     raise EmbeddingsUnavailable(
-        f"{ENV}={environ[ENV]!r} is neither on nor off: write {ENV}=1 to turn semantic "
+        f"{ENV}={setting!r} is neither on nor off: write {ENV}=1 to turn semantic "
         f"memory search on, or {ENV}=0 (the default) to leave it off"
     )
 

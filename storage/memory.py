@@ -253,15 +253,13 @@ class SqlMemoryStore:
     when semantic search is on, by meaning too (``storage/embeddings.py``)."""
 
     def __init__(
-        self, db: Database, *, semantic: bool | None = None, embedder: Embedder | None = None
+        self, db: Database, *, semantic: bool = False, embedder: Embedder | None = None
     ) -> None:
-        """``semantic``: blend in semantic search; None leaves it to ``CORRAL_EMBEDDINGS``.
+        """``semantic``: blend in semantic search (``CORRAL_EMBEDDINGS``).
         ``embedder``: the model (default: the packaged all-MiniLM-L6-v2). Raises
         ``EmbeddingsUnavailable``, saying what to install, if it is on and cannot run."""
         self.db = db
         self.additions = 0
-        if semantic is None:
-            semantic = embeddings.enabled()
         self.semantic = SemanticIndex(db, embedder or MiniLM()) if semantic else None
 
     async def add(

@@ -52,29 +52,32 @@ class Storage:
     """The inbox, transcript, threads, runs, memory, approvals, tasks, schedules and audit
     of one database."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, semantic: bool = False) -> None:
+        """``semantic``: memory search by meaning too (``CORRAL_EMBEDDINGS``); raises
+        ``EmbeddingsUnavailable`` when that cannot run."""
         self.db = db
         self.inbox = InboxStore(db)
         self.threads = ThreadStore(db)
         self.transcript = TranscriptStore(db, self.threads)
         self.runs = RunStore(db)
-        self.memory: MemoryStore = SqlMemoryStore(db)
+        self.memory: MemoryStore = SqlMemoryStore(db, semantic=semantic)
         self.approvals = ApprovalStore(db)
         self.tasks = TaskStore(db)
         self.audit = AuditLog(db)
         self.schedules = ScheduleStore(db)
 
     @classmethod
-    async def open(cls, url: str, *, migrate: bool = True) -> Storage:
-        """Connect to ``url`` and, when ``migrate``, bring the schema up to date."""
+    async def open(cls, url: str, *, migrate: bool = True, semantic: bool = False) -> Storage:
+        """Connect to ``url`` and, when ``migrate``, bring the schema up to date;
+        ``semantic`` as for the constructor."""
         db = Database(url)
-        if migrate:
-            try:
+        try:
+            if migrate:
                 await db.upgrade()
-            except BaseException:
-                await db.dispose()
-                raise
-        return cls(db)
+            return cls(db, semantic=semantic)
+        except BaseException:
+            await db.dispose()
+            raise
 
     async def claim(
         self,

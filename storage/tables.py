@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     DateTime,
+    Double,
     Index,
     Integer,
     LargeBinary,
@@ -296,3 +297,15 @@ class LockRow(Base):
     #: The holder's secret: only it may renew or release the lock.
     token: Mapped[str] = mapped_column(String(40))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class LimitRow(Base):
+    """A rate limit's token bucket (the database limiter, used without Redis)."""
+
+    __tablename__ = "limits"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    #: Units left when last counted; below zero after work used more than it reserved.
+    tokens: Mapped[float] = mapped_column(Double)
+    #: When ``tokens`` was counted, in seconds since the epoch.
+    refilled_at: Mapped[float] = mapped_column(Double)

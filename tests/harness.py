@@ -16,7 +16,7 @@ from fakes.model_server import FakeModelServer
 from corral.agents.conversation import Place, Reply
 from corral.agents.llm.anthropic_provider import AnthropicProvider
 from corral.agents.llm.openai_provider import OpenAIProvider
-from corral.agents.llm.registry import ModelRegistry
+from corral.agents.llm.registry import ModelRegistry, ProviderSettings
 from corral.agents.llm.retry import RetryPolicy
 from corral.agents.runtime import Runtime
 from corral.agents.seams import Seams
@@ -100,7 +100,7 @@ def fake_models(
     }
     return ModelRegistry(
         team.models,
-        env=server.env() if env is None else env,
+        ProviderSettings.from_variables(server.env() if env is None else env),
         policy=policy,
         provider_factories=factories,
         sleep=sleep,

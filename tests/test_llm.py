@@ -19,7 +19,7 @@ from fakes.model_server import CallTool, Fail, FakeModelServer, Reply
 from corral.agents.llm.anthropic_provider import AnthropicProvider
 from corral.agents.llm.chain import FallbackChain
 from corral.agents.llm.openai_provider import LOCAL_SERVER_API_KEY, OpenAIProvider
-from corral.agents.llm.registry import ModelRegistry
+from corral.agents.llm.registry import ModelRegistry, ProviderSettings
 from corral.agents.llm.retry import RetryPolicy, parse_retry_after
 from corral.agents.llm.types import (
     AllModelsFailed,
@@ -133,7 +133,7 @@ def make_registry(server: FakeModelServer, sleep: RecordingSleep, closer: Closer
         return closer(
             ModelRegistry(
                 models or {},
-                env=KEYS if env is None else env,
+                ProviderSettings.from_variables(KEYS if env is None else env),
                 provider_factories=factories(server),
                 sleep=sleep,
             )
@@ -471,7 +471,8 @@ async def test_unconfigured_providers_are_left_out_of_the_chain(
 
 def test_registry_resolves_tiers_and_literal_models() -> None:
     models_registry = ModelRegistry(
-        {"fast": ["anthropic/claude-haiku-4-5", "openai/gpt-5-mini"]}, env=KEYS
+        {"fast": ["anthropic/claude-haiku-4-5", "openai/gpt-5-mini"]},
+        ProviderSettings.from_variables(KEYS),
     )
 
     assert models_registry.resolve("fast") == [
@@ -487,7 +488,9 @@ def test_registry_resolves_tiers_and_literal_models() -> None:
 
 
 def test_registry_rejects_unknown_specs() -> None:
-    models_registry = ModelRegistry({"fast": ["google/gemini"]}, env=KEYS)
+    models_registry = ModelRegistry(
+        {"fast": ["google/gemini"]}, ProviderSettings.from_variables(KEYS)
+    )
 
     with pytest.raises(ValueError, match=r"unknown model provider `google` in `google/gemini`"):
         models_registry.client_for("fast")
@@ -511,7 +514,7 @@ async def test_providers_are_created_once_and_shared(
     models_registry = closer(
         ModelRegistry(
             {"fast": ["anthropic/a"], "smart": ["anthropic/b"]},
-            env=KEYS,
+            ProviderSettings.from_variables(KEYS),
             provider_factories={"anthropic": anthropic},
             sleep=sleep,
         )
@@ -522,12 +525,16 @@ async def test_providers_are_created_once_and_shared(
     assert created == ["anthropic"]
 
 
-async def test_sdks_read_their_own_environment(
+async def test_the_default_providers_connect_as_the_settings_say(
     server: FakeModelServer, closer: Closer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name, value in server.env().items():
-        monkeypatch.setenv(name, value)
-    models_registry = closer(ModelRegistry({"fast": ["anthropic/a"], "local": ["openai/b"]}))
+    # What the process environment says is the composition root's business, not theirs.
+    for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9/wrong")
+    settings = ProviderSettings.from_variables(server.env())
+    models_registry = closer(
+        ModelRegistry({"fast": ["anthropic/a"], "local": ["openai/b"]}, settings)
+    )
 
     assert (await models_registry.client_for("fast").complete(ask("hi"))).text == "[a] hi"
     assert (await models_registry.client_for("local").complete(ask("hi"))).text == "[b] hi"
@@ -538,8 +545,8 @@ async def test_local_openai_server_needs_no_key(
     server: FakeModelServer, closer: Closer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    monkeypatch.setenv("OPENAI_BASE_URL", server.openai_url)
-    models_registry = closer(ModelRegistry({"local": ["openai/llama3.2"]}))
+    settings = ProviderSettings(openai_base_url=server.openai_url)
+    models_registry = closer(ModelRegistry({"local": ["openai/llama3.2"]}, settings))
 
     completion = await models_registry.client_for("local").complete(ask("hi"))
 
@@ -554,9 +561,11 @@ async def test_local_openai_server_needs_no_key(
 def test_server_in_a_thread_serves_a_subprocess() -> None:
     program = (
         "import asyncio\n"
-        "from corral.agents.llm.registry import ModelRegistry\n"
+        "import os\n"
+        "from corral.agents.llm.registry import ModelRegistry, ProviderSettings\n"
         "from corral.agents.llm.types import ChatMessage, Request\n"
-        "client = ModelRegistry({'fast': ['openai/m1']}).client_for('fast')\n"
+        "settings = ProviderSettings.from_variables(os.environ)\n"
+        "client = ModelRegistry({'fast': ['openai/m1']}, settings).client_for('fast')\n"
         "request = Request('', (ChatMessage.user('ping'),))\n"
         "print(asyncio.run(client.complete(request)).text)\n"
     )
@@ -606,7 +615,7 @@ async def test_warm_up_creates_the_configured_providers_off_the_loop() -> None:
 
     registry = ModelRegistry(
         {"fast": ["anthropic/a", "openai/b"]},
-        env={"ANTHROPIC_API_KEY": "k"},
+        ProviderSettings(anthropic_api_key="k"),
         provider_factories={"anthropic": factory("anthropic"), "openai": factory("openai")},
     )
     await registry.warm_up()

@@ -62,23 +62,23 @@ def _texts(found: Sequence[MemoryRecord]) -> list[str]:
 
 @pytest.mark.parametrize("value", ["", "0", "false", "no", "off", "OFF"])
 def test_off_values(value: str) -> None:
-    assert embeddings.enabled({embeddings.ENV: value}) is False
+    assert embeddings.enabled(value) is False
 
 
 @pytest.mark.parametrize("value", ["1", "true", "yes", "on", " True "])
 def test_on_values(value: str) -> None:
-    assert embeddings.enabled({embeddings.ENV: value}) is True
+    assert embeddings.enabled(value) is True
 
 
 def test_a_value_that_is_neither_says_what_to_write() -> None:
     with pytest.raises(EmbeddingsUnavailable, match="CORRAL_EMBEDDINGS=1"):
-        embeddings.enabled({embeddings.ENV: "maybe"})
+        embeddings.enabled("maybe")
 
 
 async def test_semantic_search_is_off_by_default(
     storage: Storage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv(embeddings.ENV, raising=False)
+    monkeypatch.setenv(embeddings.ENV, "1")  # the storage reads no environment
     memory = SqlMemoryStore(storage.db)
     assert memory.semantic is None
     await memory.add(DEPLOY, scope="team", author="U1")
@@ -93,9 +93,8 @@ def test_without_the_extra_turning_it_on_names_the_fix(
 ) -> None:
     # A module set to None in sys.modules fails to import, as if not installed.
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
-    monkeypatch.setenv(embeddings.ENV, "1")
     with pytest.raises(EmbeddingsUnavailable) as raised:
-        SqlMemoryStore(Database(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"))
+        SqlMemoryStore(Database(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"), semantic=True)
     assert INSTALL in str(raised.value)
     assert "onnxruntime" in str(raised.value)
 

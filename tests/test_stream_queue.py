@@ -1,5 +1,6 @@
-"""The shared work queue on a real Redis: each id reaches one reader among all processes,
-only readers of its platform get it, and a Redis outage is survived."""
+"""What only the shared work queue on Redis does: ids are shared out among processes,
+only readers of its platform get one, and a Redis outage is survived. What every work
+queue does is in tests/test_conformance_queue.py."""
 
 from __future__ import annotations
 
@@ -19,13 +20,6 @@ async def client() -> AsyncIterator[Redis]:
     redis = Redis.from_url(REDIS_URL, socket_timeout=2.0)
     yield redis
     await redis.aclose()
-
-
-async def test_ids_come_out_in_order(client: Redis, redis_prefix: str) -> None:
-    queue = RedisStreamQueue(client, prefix=redis_prefix)
-    for n in range(5):
-        await queue.put(f"i{n}", "slack")
-    assert [await queue.get(["slack"]) for _ in range(5)] == [f"i{n}" for n in range(5)]
 
 
 async def test_each_id_reaches_exactly_one_of_several_processes(

@@ -31,8 +31,8 @@ if TYPE_CHECKING:
 class AnthropicProvider:
     """Calls ``messages.create`` on one shared ``AsyncAnthropic`` client.
 
-    The SDK reads ``ANTHROPIC_API_KEY`` and ``ANTHROPIC_BASE_URL`` itself; ``api_key`` and
-    ``base_url`` exist for tests that point the client at a local fake server.
+    ``api_key`` and ``base_url`` are ``ANTHROPIC_API_KEY`` and ``ANTHROPIC_BASE_URL`` as
+    the composition root read them; None leaves the SDK's default.
     """
 
     name = "anthropic"

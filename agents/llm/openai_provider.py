@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from typing import TYPE_CHECKING, Any
 
 from corral.agents.llm.retry import is_retryable_status, parse_retry_after
@@ -34,8 +33,8 @@ LOCAL_SERVER_API_KEY = "not-needed"
 class OpenAIProvider:
     """Calls ``chat.completions.create`` on one shared ``AsyncOpenAI`` client.
 
-    The SDK reads ``OPENAI_API_KEY`` and ``OPENAI_BASE_URL`` itself; ``api_key`` and
-    ``base_url`` exist for tests that point the client at a local fake server.
+    ``api_key`` and ``base_url`` are ``OPENAI_API_KEY`` and ``OPENAI_BASE_URL`` as the
+    composition root read them; None leaves the SDK's default (for a key: none at all).
     """
 
     name = "openai"
@@ -46,8 +45,7 @@ class OpenAIProvider:
         # Imported here: the SDK is slow to import and `corral --help` must stay quick.
         from openai import AsyncOpenAI
 
-        local_server = base_url or os.environ.get("OPENAI_BASE_URL")
-        if api_key is None and not os.environ.get("OPENAI_API_KEY") and local_server:
+        if not api_key and base_url:
             api_key = LOCAL_SERVER_API_KEY
         # max_retries=0: retries belong to the fallback chain, which can also switch model.
         self._client: AsyncOpenAI = AsyncOpenAI(

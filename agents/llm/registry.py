@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from corral.agents.llm.anthropic_provider import AnthropicProvider
@@ -19,11 +19,6 @@ DEFAULT_POLICY = RetryPolicy()
 
 PROVIDERS = ("anthropic", "openai")
 
-_DEFAULT_FACTORIES: dict[str, ProviderFactory] = {
-    "anthropic": AnthropicProvider,
-    "openai": OpenAIProvider,
-}
-
 #: What a user sets to enable each provider: the variables its SDK reads.
 _TO_SET = {
     "anthropic": "ANTHROPIC_API_KEY",
@@ -32,27 +27,57 @@ _TO_SET = {
 _WHERE = "in .env or the environment"
 
 
+@dataclass(frozen=True)
+class ProviderSettings:
+    """What the providers connect with: ``ANTHROPIC_API_KEY``, ``ANTHROPIC_BASE_URL``,
+    ``OPENAI_API_KEY`` and ``OPENAI_BASE_URL``, as the composition root read them (None:
+    not set, and the SDK's own default applies)."""
+
+    anthropic_api_key: str | None = None
+    anthropic_base_url: str | None = None
+    openai_api_key: str | None = None
+    openai_base_url: str | None = None
+
+    @classmethod
+    def from_variables(cls, variables: Mapping[str, str]) -> ProviderSettings:
+        """From variables named as the SDKs name them; empty values count as unset."""
+        return cls(
+            anthropic_api_key=variables.get("ANTHROPIC_API_KEY") or None,
+            anthropic_base_url=variables.get("ANTHROPIC_BASE_URL") or None,
+            openai_api_key=variables.get("OPENAI_API_KEY") or None,
+            openai_base_url=variables.get("OPENAI_BASE_URL") or None,
+        )
+
+
 class ModelRegistry:
     """Builds a fallback chain for a spec from the providers that have credentials.
 
-    ``env`` is only consulted to decide which providers are configured; the SDKs read their
-    own variables from the process environment. ``provider_factories`` replaces the default
-    provider of a name (tests point them at a fake server). Each provider is created once,
-    when first needed, and shared by every chain.
+    ``providers`` says which providers are configured, and what the default ones connect
+    with. ``provider_factories`` replaces the default provider of a name (tests point them
+    at a fake server). Each provider is created once, when first needed, and shared by
+    every chain.
     """
 
     def __init__(
         self,
         models: dict[str, list[str]],
-        env: Mapping[str, str] | None = None,
+        providers: ProviderSettings,
         policy: RetryPolicy = DEFAULT_POLICY,
         provider_factories: dict[str, ProviderFactory] | None = None,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._models = models
-        self._env: Mapping[str, str] = os.environ if env is None else env
+        self._settings = providers
         self._policy = policy
-        self._factories = {**_DEFAULT_FACTORIES, **(provider_factories or {})}
+        defaults: dict[str, ProviderFactory] = {
+            "anthropic": lambda: AnthropicProvider(
+                api_key=providers.anthropic_api_key, base_url=providers.anthropic_base_url
+            ),
+            "openai": lambda: OpenAIProvider(
+                api_key=providers.openai_api_key, base_url=providers.openai_base_url
+            ),
+        }
+        self._factories = {**defaults, **(provider_factories or {})}
         self._sleep = sleep
         self._providers: dict[str, Provider] = {}
 
@@ -82,10 +107,10 @@ class ModelRegistry:
         return [_split(entry) for entry in chain]
 
     def is_configured(self, provider: str) -> bool:
-        """Whether the environment has what ``provider``'s SDK needs to connect."""
+        """Whether the settings have what ``provider``'s SDK needs to connect."""
         if provider == "anthropic":
-            return bool(self._env.get("ANTHROPIC_API_KEY"))
-        return bool(self._env.get("OPENAI_API_KEY") or self._env.get("OPENAI_BASE_URL"))
+            return bool(self._settings.anthropic_api_key)
+        return bool(self._settings.openai_api_key or self._settings.openai_base_url)
 
     def configured_providers(self) -> list[str]:
         """The providers that have credentials, in a fixed order."""
@@ -96,12 +121,8 @@ class ModelRegistry:
         configured = self.configured_providers()
         if not configured:
             return f"No model provider configured: {_hint(PROVIDERS)}."
-        names = [
-            f"openai at {self._env['OPENAI_BASE_URL']}"
-            if p == "openai" and self._env.get("OPENAI_BASE_URL")
-            else p
-            for p in configured
-        ]
+        local = self._settings.openai_base_url
+        names = [f"openai at {local}" if p == "openai" and local else p for p in configured]
         return f"Model providers: {', '.join(names)}."
 
     def describe(self, spec: str) -> list[str]:

@@ -40,8 +40,11 @@ def intents() -> discord.Intents:
 def use_api_url(api_url: str) -> None:
     """Point discord.py's REST and webhook calls at ``api_url`` (proxies, tests).
 
-    discord.py builds every URL from one class attribute, so this is process-wide; one
-    process talks to one Discord.
+    The one process-wide change Corral makes to a library, and only here (called where
+    Discord is wired from the settings, and by ``corral check``): discord.py builds every
+    URL from the class attribute ``Route.BASE``, and posts through webhooks and answers
+    to interactions go through one module-level adapter, not through the client, so there
+    is no per-client address to give. One process talks to one Discord.
     """
     Route.BASE = api_url.rstrip("/")
 

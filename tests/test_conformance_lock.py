@@ -1,44 +1,36 @@
-"""One conformance suite for the lock, run against every implementation: the database lock
-on SQLite and PostgreSQL, and the Redis lock on a real Redis."""
+"""One conformance suite for the lock (storage/locks.py), run against every
+implementation: the database lock on SQLite and PostgreSQL, and the Redis lock. (A
+single process uses the database lock too, on SQLite: there is no in-process lock.)
+Several handles on one backend stand for several processes."""
 
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
-from redis.asyncio import Redis
+from backends import DATABASES, databases, redis_clients
 from sqlalchemy import func, select
 
 from corral.storage.locks import DatabaseLock, Lock, RedisLock
 from corral.storage.store import Storage
 from corral.storage.tables import LockRow
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 LONG = timedelta(seconds=30)
 SHORT = timedelta(milliseconds=200)
 
 
-@pytest.fixture(params=["database", "redis"])
-async def locks(
-    request: pytest.FixtureRequest, storage: Storage
-) -> AsyncIterator[tuple[Lock, Lock]]:
-    """Two locks on one backend, as two processes would hold them. The Redis variant
-    runs once per database parameter too: cheap, and it keeps the fixture simple."""
-    if request.param == "database":
-        yield DatabaseLock(storage.db), DatabaseLock(storage.db)
-        return
-    prefix = f"corral-test:{secrets.token_hex(4)}:"
-    clients = [Redis.from_url(REDIS_URL), Redis.from_url(REDIS_URL)]
-    try:
-        await clients[0].ping()
-    except OSError as exc:  # never skip: Redis is part of the test machine
-        raise RuntimeError(f"Redis is required at {REDIS_URL}: {exc}") from exc
-    yield RedisLock(clients[0], prefix), RedisLock(clients[1], prefix)
-    for client in clients:
-        await client.aclose()
+@pytest.fixture(params=[*DATABASES, "redis"])
+async def locks(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[Lock, Lock]]:
+    """Two locks on one backend, as two processes would hold them."""
+    if request.param == "redis":
+        async with redis_clients() as (client, prefix):
+            yield RedisLock(client(), prefix), RedisLock(client(), prefix)
+    else:
+        async with databases(request.param, tmp_path) as database:
+            yield DatabaseLock(database()), DatabaseLock(database())
 
 
 async def test_one_holder_at_a_time(locks: tuple[Lock, Lock]) -> None:
@@ -82,6 +74,31 @@ async def test_racing_processes_get_one_token(locks: tuple[Lock, Lock]) -> None:
     mine, theirs = locks
     tokens = await asyncio.gather(*[(mine, theirs)[i % 2].acquire("race", LONG) for i in range(10)])
     assert sum(token is not None for token in tokens) == 1
+
+
+async def test_holders_contending_for_a_while_never_overlap(locks: tuple[Lock, Lock]) -> None:
+    holding: list[int] = []
+    overlaps = 0
+    turns = [0] * 8
+
+    async def contend(n: int) -> None:
+        nonlocal overlaps
+        while turns[n] < 3:
+            token = await locks[n % 2].acquire("contended", LONG)
+            if token is None:
+                await asyncio.sleep(0)
+                continue
+            holding.append(n)
+            overlaps += len(holding) > 1
+            await asyncio.sleep(0)  # let every other contender try meanwhile
+            holding.remove(n)
+            turns[n] += 1
+            await locks[n % 2].release("contended", token)
+
+    async with asyncio.timeout(30):
+        await asyncio.gather(*[contend(n) for n in range(len(turns))])
+    assert overlaps == 0
+    assert turns == [3] * 8
 
 
 async def test_expired_database_locks_are_swept_out(storage: Storage) -> None:
