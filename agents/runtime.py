@@ -31,6 +31,7 @@ from corral.agents.speech import Speaker
 from corral.agents.team import Team
 from corral.agents.tool import Handoff, ToolContext, ToolOutcome, Toolset
 from corral.agents.tool_calls import ToolCall
+from corral.storage.approvals import ApprovalRecord
 from corral.storage.memory import MemoryRecord
 from corral.storage.store import RunEnd, RunStart, Storage
 
@@ -58,15 +59,11 @@ class Turn:
 
 @dataclass(frozen=True)
 class Outcome:
-    """How a chain of runs for one message ended: the last run's outcome and who ran.
-
-    ``inbox_done``: the turn's inbox message was marked done with the last run.
-    """
+    """How a chain of runs for one message ended: the last run's outcome and who ran."""
 
     outcome: str
     agents: tuple[str, ...]
     run_ids: tuple[str, ...]
-    inbox_done: bool = False
 
 
 @dataclass(frozen=True)
@@ -104,9 +101,7 @@ class Runtime:
 
     async def handle(self, turn: Turn, post: Poster) -> Outcome:
         """Run ``turn.agent`` on the message, following handoffs until one agent answers.
-
-        The turn's inbox message (if any) is marked done in the transaction that records
-        the last run, however that run ended."""
+        The turn's work item (if any) is the caller's to close."""
         state = await self._start(
             turn.place,
             turn.agent,
@@ -117,7 +112,7 @@ class Runtime:
             chain=(turn.agent,),
             task=None,
         )
-        return await self._follow(state, self._speaker(post), inbox_done=turn.inbox_id)
+        return await self._follow(state, self._speaker(post))
 
     async def waiting(self, approval_id: str) -> Place | None:
         """Where the run waiting for ``approval_id`` happens; None if nothing waits for it."""
@@ -127,21 +122,17 @@ class Runtime:
         return Place(record.platform, record.channel, record.thread)
 
     async def resume(
-        self, approval_id: str, approved: bool, by: str, post: Poster
-    ) -> Outcome | None:
-        """Decide ``approval_id`` and continue the run that waits for it.
-
-        None when no run waits for it: an unknown id, an escalation, or already decided.
-        Whether ``by`` may decide is the caller's check.
-        """
-        record = await self.storage.approvals.decide(
-            approval_id, status="approved" if approved else "rejected", by=by, kind="tool"
-        )
-        if record is None:
-            return None
-        log.info("approval %s %s by %s", approval_id, record.status, by)
-        state = RunState.from_json(dict(record.state))
-        return await self._follow(state, self._speaker(post), _Decision(approved, by))
+        self, decided: ApprovalRecord, post: Poster, *, inbox_id: str | None = None
+    ) -> Outcome:
+        """Continue the run that waited for the approval ``decided`` (decided already:
+        ``approved`` or else rejected, by ``decided_by``), on the account of the work
+        item ``inbox_id``. Run again after a crash, it starts from the same pause."""
+        log.info("approval %s %s by %s", decided.id, decided.status, decided.decided_by)
+        state = RunState.from_json(dict(decided.state))
+        if inbox_id is not None:
+            state = replace(state, inbox_id=inbox_id)
+        decision = _Decision(decided.status == "approved", decided.decided_by)
+        return await self._follow(state, self._speaker(post), decision)
 
     def _speaker(self, post: Poster) -> Speaker:
         return Speaker(self.storage.transcript, post)
@@ -185,19 +176,16 @@ class Runtime:
         state: RunState,
         speaker: Speaker,
         decision: _Decision | None = None,
-        *,
-        inbox_done: str | None = None,
     ) -> Outcome:
-        """Drive runs until the chain ends: an answer, a pause, a failure or a cut loop.
-        ``inbox_done`` is marked done with the chain's last run."""
+        """Drive runs until the chain ends: an answer, a pause, a failure or a cut loop."""
         agents: tuple[str, ...] = ()
         run_ids: tuple[str, ...] = ()
         while True:
-            step = await self._drive(state, speaker, decision, inbox_done)
+            step = await self._drive(state, speaker, decision)
             agents, run_ids = (*agents, state.agent), (*run_ids, state.run_id)
             if step.handoff is None:
                 await self._close_task(step)
-                return Outcome(step.outcome, agents, run_ids, inbox_done is not None)
+                return Outcome(step.outcome, agents, run_ids)
             state, decision = await self._hand_over(step.state, step.handoff, speaker), None
 
     async def _hand_over(self, state: RunState, handoff: Handoff, speaker: Speaker) -> RunState:
@@ -248,10 +236,8 @@ class Runtime:
         state: RunState,
         speaker: Speaker,
         decision: _Decision | None,
-        inbox_done: str | None = None,
     ) -> _Step:
-        """Run one agent's turn and record how it ended, with ``inbox_done`` marked done
-        when the chain ends here: in one transaction."""
+        """Run one agent's turn and record how it ended."""
         token = current_run_id.set(state.run_id)
         started = time.perf_counter()
         try:
@@ -285,7 +271,6 @@ class Runtime:
                 tokens_out=s.tokens_out,
                 latency_ms=int((time.perf_counter() - started) * 1000),
                 error=step.error,
-                inbox_done=inbox_done if step.handoff is None else None,
             )
         )
         log.info(

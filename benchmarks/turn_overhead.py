@@ -94,6 +94,9 @@ class RecordingAdapter:
     platform: str = "bench"
     posts: list[tuple[Place, Reply]] = field(default_factory=list)
 
+    async def with_names(self, inbound: Inbound) -> Inbound:
+        return inbound
+
     async def picked_up(self, inbound: Inbound, route: Route) -> None:
         pass
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from corral.agents.conversation import Place, Reply
 from corral.bot.coordinator import Route
 from corral.bot.inbound import Inbound
+
+#: Told of each part of a post as it is on the platform: its index and the platform's id.
+OnPart = Callable[[int, str], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,11 @@ class ChatAdapter(Protocol):
 
     platform: str
 
+    async def with_names(self, inbound: Inbound) -> Inbound:
+        """The message with the channel's and sender's names filled in where the adapter
+        left them to be asked of the platform here, off the path of the platform's ack."""
+        ...
+
     async def picked_up(self, inbound: Inbound, route: Route) -> None:
         """Show that the message was taken (who answers and why)."""
         ...
@@ -34,8 +43,13 @@ class ChatAdapter(Protocol):
         shown that it was taken."""
         ...
 
-    async def post(self, place: Place, reply: Reply) -> None:
-        """Post a reply under the agent's persona."""
+    async def post(
+        self, place: Place, reply: Reply, *, start: int = 0, on_part: OnPart | None = None
+    ) -> list[str]:
+        """Post a reply under the agent's persona, split into the messages the platform
+        takes; only the parts from ``start`` on (the earlier ones are there already).
+        ``on_part`` hears of each part as soon as it is posted. Returns the platform's
+        ids of the messages posted."""
         ...
 
     async def thread_history(self, place: Place, before: str) -> list[ThreadLine]:

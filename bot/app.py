@@ -84,22 +84,20 @@ class Core:
             scheduler=scheduler or self.running_scheduler,
         )
 
-    def fire_runner(self, adapters: Mapping[str, ChatAdapter]) -> FireRunner:
-        """Fires schedules, posting through ``adapters`` (keyed by platform)."""
+    def fire_runner(self, workers: Workers) -> FireRunner:
+        """Fires schedules of the platforms ``workers`` serve; the workers run them."""
         # Imported here: the scheduler loads APScheduler, which most commands never need.
         from corral.bot.scheduling.runner import FireRunner
 
         lock = self.lock or DatabaseLock(self.storage.db)
-        return FireRunner(
-            self.team, self.storage, self.runtime, adapters, lock, grace=self.schedule_grace
-        )
+        return FireRunner(self.team, self.storage, workers, lock, grace=self.schedule_grace)
 
-    def scheduler(self, adapters: Mapping[str, ChatAdapter]) -> Scheduler:
-        """The scheduler of this process, posting through ``adapters``; start it after
+    def scheduler(self, workers: Workers) -> Scheduler:
+        """The scheduler of this process, whose fires ``workers`` run; start it after
         the workers."""
         from corral.bot.scheduling.scheduler import Scheduler
 
-        self.running_scheduler = Scheduler(self.fire_runner(adapters), self.storage, self.team)
+        self.running_scheduler = Scheduler(self.fire_runner(workers), self.storage, self.team)
         return self.running_scheduler
 
     def workers(self, adapters: Mapping[str, ChatAdapter], concurrency: int = 4) -> Workers:

@@ -6,24 +6,24 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, TypeVar, cast
 
 import click
 
-from corral.bot.schedule_cli import schedule
+from corral.bot.commands.registry import Command, UsageError, Values, bind, commands, groups
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from corral.bot.app import Core
     from corral.bot.settings import Settings
+    from corral.storage.schedules import FireRecord
 
 T = TypeVar("T")
 
+_TEAM_HELP = "Path of team.yaml (default: $CORRAL_TEAM, else ./team.yaml)."
 team_option = click.option(
-    "--team",
-    "team",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Path of team.yaml (default: $CORRAL_TEAM, else ./team.yaml).",
+    "--team", "team", type=click.Path(dir_okay=False), default=None, help=_TEAM_HELP
 )
 
 
@@ -160,19 +160,30 @@ def check(team: str | None) -> None:
     click.echo(f"{path}: {len(loaded.agents)} agents, {len(loaded.schedules)} schedules — ok")
 
 
-def _command(team: str | None, line: str) -> None:
-    """Run a slash command from the shell, as the local operator."""
+def _run_command(team: str | None, command: Command, values: Values) -> None:
+    """Run a command of the table from the shell, as the local operator, and print its
+    reply."""
     import getpass
 
     from rich.console import Console
 
-    from corral.bot.commands.registry import dispatch
+    from corral.bot.commands.registry import execute
     from corral.bot.console import print_command_reply
+    from corral.bot.scheduling.reconcile import reconcile
+
+    out = Console(highlight=False)
 
     async def body(core: Core) -> None:
-        reply = await dispatch(core.command_context(getpass.getuser(), "console"), line)
+        scheduler = None
+        if command.path[:2] == ("corral", "schedule"):
+            # The shell acts on the database: team.yaml's schedules go into it first, and
+            # `run` fires here, its posts shown in the terminal.
+            await reconcile(core.team, core.storage)
+            scheduler = _HereAndNow(core, out)
+        ctx = core.command_context(getpass.getuser(), "console", scheduler=scheduler)
+        reply = await execute(ctx, command, lambda: values)
         if reply.attachment is None:
-            print_command_reply(Console(highlight=False), reply.text)
+            print_command_reply(out, reply.text)
             return
         # The document goes to stdout as it is, so that `> FILE` saves it; the note
         # about it to stderr.
@@ -182,68 +193,93 @@ def _command(team: str | None, line: str) -> None:
     _with_core(team, body)
 
 
-@main.command()
-@team_option
-def status(team: str | None) -> None:
-    """The team's status (as /corral status)."""
-    _command(team, "/corral status")
+class _HereAndNow:
+    """Runs a fire in this process and waits for it; its posts go to the terminal."""
+
+    def __init__(self, core: Core, out: Console) -> None:
+        from corral.bot.console import PLATFORM, ConsoleAdapter
+
+        self.workers = core.workers({PLATFORM: ConsoleAdapter(core, out)}, concurrency=1)
+        self.runner = core.fire_runner(self.workers)
+
+    async def run_now(self, name: str, by: str) -> FireRecord:
+        """Fire ``name`` and return its final record."""
+        self.workers.start()
+        try:
+            _, run = await self.runner.begin_manual(name, by)
+            return await run
+        finally:
+            await self.workers.stop()
+
+    async def changed(self) -> None:
+        """Nothing runs here to be told: a running ``corral run`` syncs by itself."""
 
 
-@main.group()
-def memory() -> None:
-    """Shared memory (as /memory)."""
+def _click_command(command: Command, name: str) -> click.Command:
+    """``command`` for the shell: its flags as options, its positional arguments as the
+    words after them. The values go to the command as given: a word with ``--agent`` in
+    it is text, not a flag."""
+    positional = [a for a in command.args if not a.flag]
+    params: list[click.Parameter] = [
+        click.Option(["--team"], type=click.Path(dir_okay=False), help=_TEAM_HELP),
+        *(
+            click.Option([f"--{a.name}"], metavar=a.label, help=a.help)
+            for a in command.args
+            if a.flag
+        ),
+    ]
+    if positional:
+        params.append(
+            click.Argument(
+                ["words"],
+                nargs=-1,
+                required=any(not a.optional for a in positional),
+                metavar=" ".join(a.usage() for a in positional),
+            )
+        )
+
+    def callback(team: str | None, words: tuple[str, ...] = (), **options: str | None) -> None:
+        try:
+            values = bind(command, options, words)
+        except UsageError as exc:
+            raise click.UsageError(str(exc)) from None
+        _run_command(team, command, values)
+
+    summary = f"{command.help[:1].upper()}{command.help[1:]} (as /{' '.join(command.path)})"
+    # \b keeps click from re-wrapping the list of arguments into one paragraph.
+    text = summary + "."
+    if positional:
+        text += "\n\n\b\n" + "\n".join(f"{a.label}: {a.help}" for a in positional)
+    return click.Command(name, callback=callback, params=params, help=text, short_help=summary)
 
 
-@memory.command("add")
-@team_option
-@click.option("--agent", default=None, help="Keep it as this agent's memory.")
-@click.option("--channel", default=None, help="Keep it as this channel's memory.")
-@click.argument("text", nargs=-1, required=True)
-def memory_add(
-    team: str | None, agent: str | None, channel: str | None, text: tuple[str, ...]
-) -> None:
-    """Remember TEXT (team-wide unless --agent or --channel)."""
-    flags = (f" --agent {agent}" if agent else "") + (f" --channel {channel}" if channel else "")
-    _command(team, "/memory add " + " ".join(text) + flags)
+def _subgroup(parent: click.Group, name: str, help: str) -> click.Group:
+    found = parent.commands.get(name)
+    if isinstance(found, click.Group):
+        return found
+    group = click.Group(name, help=help)
+    parent.add_command(group)
+    return group
 
 
-@memory.command("search")
-@team_option
-@click.argument("query", nargs=-1, required=True)
-def memory_search(team: str | None, query: tuple[str, ...]) -> None:
-    """Search memories for QUERY."""
-    _command(team, "/memory search " + " ".join(query))
+def _add_table(root: click.Group) -> None:
+    """The table's commands, ``/corral X`` as ``corral X`` and ``/memory X`` as
+    ``corral memory X``."""
+    helps = {g.path: g.help for g in groups()}
+    for command in commands():
+        if not command.cli:
+            continue
+        skip = 1 if command.path[0] == "corral" else 0
+        parent = root
+        for depth in range(skip + 1, len(command.path)):
+            path = command.path[:depth]
+            parent = _subgroup(parent, path[-1], f"{helps[path]} (as /{' '.join(path)}).")
+        parent.add_command(_click_command(command, command.name))
 
 
-@memory.command("list")
-@team_option
-@click.option("--agent", default=None, help="Only this agent's memories.")
-def memory_list(team: str | None, agent: str | None) -> None:
-    """The newest memories."""
-    _command(team, "/memory list" + (f" --agent {agent}" if agent else ""))
-
-
-@memory.command("forget")
-@team_option
-@click.argument("memory_id")
-def memory_forget(team: str | None, memory_id: str) -> None:
-    """Delete memory MEMORY_ID (audited)."""
-    _command(team, f"/memory forget {memory_id}")
-
-
-@memory.command("promote")
-@team_option
-@click.argument("memory_id")
-def memory_promote(team: str | None, memory_id: str) -> None:
-    """Make an agent's memory MEMORY_ID the team's (audited)."""
-    _command(team, f"/memory promote {memory_id}")
-
-
-@memory.command("export")
-@team_option
-def memory_export(team: str | None) -> None:
-    """Print the team memory as a MEMORY.md document (`> MEMORY.md` saves it)."""
-    _command(team, "/memory export")
+_add_table(main)
+# The table made the group; the shell's own memory commands join it.
+memory = cast(click.Group, main.commands["memory"])
 
 
 @memory.command("import")
@@ -319,6 +355,3 @@ def db_upgrade(team: str | None) -> None:
     except Exception as exc:
         _fail(f"cannot upgrade the database at {settings.database_url}: {exc}")
     click.echo(f"{settings.database_url}: up to date")
-
-
-main.add_command(schedule)

@@ -16,12 +16,14 @@ from rich.markdown import Markdown
 from rich.text import Text
 
 from corral.agents.conversation import Place, Reply
-from corral.bot.adapter import ThreadLine
+from corral.bot.adapter import OnPart, ThreadLine
 from corral.bot.app import Core
 from corral.bot.commands.registry import dispatch
 from corral.bot.coordinator import Route
-from corral.bot.gateway import DecisionError, Workers
+from corral.bot.decisions import DecisionContext, Verdict, decide
+from corral.bot.gateway import Workers
 from corral.bot.inbound import Inbound
+from corral.storage.inbox import work_id
 
 log = logging.getLogger("corral.console")
 
@@ -48,6 +50,14 @@ CONSOLE_HELP = (
 )
 
 
+#: The console's decision commands.
+CONSOLE_VERDICTS: dict[str, Verdict] = {
+    "/approve": "approve",
+    "/reject": "reject",
+    "/resolve": "resolve",
+}
+
+
 class ConsoleAdapter:
     """Renders replies with Rich: each agent's name in its own colour, Markdown bodies."""
 
@@ -58,6 +68,11 @@ class ConsoleAdapter:
         self.out = console
         self.colours = {h: PALETTE[i % len(PALETTE)] for i, h in enumerate(core.team.agents)}
         self.channel = ""
+        self._printed = 0
+
+    async def with_names(self, inbound: Inbound) -> Inbound:
+        """The console names its channel and user as it takes the line in."""
+        return inbound
 
     async def picked_up(self, inbound: Inbound, route: Route) -> None:
         self.out.print(Text(f"→ {route.agent} ({route.reason})", style="dim"))
@@ -69,7 +84,21 @@ class ConsoleAdapter:
         """The console's threads exist only in Corral's transcript."""
         return []
 
-    async def post(self, place: Place, reply: Reply) -> None:
+    async def post(
+        self, place: Place, reply: Reply, *, start: int = 0, on_part: OnPart | None = None
+    ) -> list[str]:
+        """Print ``reply`` (one part: the terminal takes any length), unless ``start``
+        says it is printed already. Returns a made-up id of the printed part."""
+        if start > 0:
+            return []
+        self._print(place, reply)
+        self._printed += 1
+        message_id = f"console-{self._printed}"
+        if on_part is not None:
+            await on_part(0, message_id)
+        return [message_id]
+
+    def _print(self, place: Place, reply: Reply) -> None:
         agent = self.core.team.agents.get(reply.agent)
         name = agent.display_name if agent else reply.agent
         colour = self.colours.get(reply.agent, "white")
@@ -84,6 +113,8 @@ class ConsoleAdapter:
             if reply.kind == "approval":
                 hint = f"  /approve {reply.approval_id}  or  /reject {reply.approval_id}"
                 self.out.print(Text(hint, style="bold yellow"))
+            elif reply.kind == "escalation" and reply.approval_id:
+                self.out.print(Text(f"  /resolve {reply.approval_id}", style="bold yellow"))
             return
         header = Text(where, style="dim")
         header.append(name, style=f"bold {colour}")
@@ -99,7 +130,7 @@ class ConsoleChat:
         self.out = console
         self.adapter = ConsoleAdapter(core, console)
         self.workers: Workers = core.workers({PLATFORM: self.adapter}, concurrency=2)
-        self.scheduler = core.scheduler({PLATFORM: self.adapter})
+        self.scheduler = core.scheduler(self.workers)
         self.user = getpass.getuser()
         self.session = uuid.uuid4().hex[:8]
         self.count = 0
@@ -195,10 +226,8 @@ class ConsoleChat:
         elif word == "/channel" and rest.strip():
             self.set_channel(rest.strip())
             self.out.print(Text(f"Now in {self.adapter.channel}, new thread.", style="dim"))
-        elif word in ("/approve", "/reject") and rest.strip():
-            await self._decide(rest.strip(), approved=word == "/approve")
-        elif word == "/resolve" and rest.strip():
-            await self._resolve(rest.strip())
+        elif word in CONSOLE_VERDICTS and rest.strip():
+            await self._decide(rest.strip(), CONSOLE_VERDICTS[word])
         elif word == "/help":
             self.out.print(Text(CONSOLE_HELP, style="dim"))
         else:
@@ -210,25 +239,16 @@ class ConsoleChat:
                 self.out.print(Text(f"── {filename} ──", style="dim"))
                 self.out.print(content, markup=False, highlight=False)
 
-    async def _decide(self, approval_id: str, approved: bool) -> None:
-        try:
-            outcome = await self.workers.decide(approval_id, approved, self.user)
-        except DecisionError as exc:
-            self.out.print(Text(str(exc), style="yellow"))
-            return
-        if outcome is None:
-            self.out.print(
-                Text(f"No run waits for {approval_id} (see /corral approvals).", style="yellow")
-            )
-
-    async def _resolve(self, escalation_id: str) -> None:
-        record = await self.core.storage.approvals.decide(
-            escalation_id, status="resolved", by=self.user, kind="escalation"
+    async def _decide(self, approval_id: str, verdict: Verdict) -> None:
+        context = DecisionContext(
+            self.core.team, self.core.storage.approvals, self.workers, PLATFORM, mention=str
         )
-        if record is None:
-            self.out.print(Text(f"No open escalation {escalation_id}.", style="yellow"))
-        else:
-            self.out.print(Text(f"Escalation {escalation_id} resolved.", style="dim"))
+        result = await decide(context, approval_id, verdict, self.user)
+        self.out.print(Text(result.text, style="dim" if result.ok else "yellow"))
+        if result.ok:
+            # The terminal shows the run's continuation before the next prompt.
+            item = work_id("resolve" if verdict == "resolve" else "decision", approval_id)
+            await self.workers.wait(item)
 
 
 def print_command_reply(out: Console, text: str) -> None:

@@ -1,5 +1,9 @@
 """The gateway: every inbound message is stored (deduplicated) before it is queued, and
-workers take it from the queue to route, run and post (DESIGN.md, "One message")."""
+workers take it from the queue to route, run and post (DESIGN.md, "One message").
+
+Messages are one kind of work item; decisions on approvals, escalations resolved and
+schedule fires are the others, stored in the same inbox and taken by the same workers,
+so all of them survive a process that dies and keep their thread's order."""
 
 from __future__ import annotations
 
@@ -10,14 +14,17 @@ from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, nullcontext, suppress
 
-from corral.agents.conversation import Place, Reply
-from corral.agents.runtime import Outcome, Runtime, Turn
+from corral.agents.conversation import Place, Poster, Reply
+from corral.agents.runtime import Runtime, Turn
 from corral.bot.adapter import ChatAdapter
 from corral.bot.coordinator import Coordinator, Route
 from corral.bot.inbound import Inbound
 from corral.bot.intake import Intake
+from corral.bot.posting import LedgerPoster
+from corral.bot.scheduling.fires import run_fire
+from corral.storage.approvals import ApprovalRecord
 from corral.storage.dedupe import Delivered, delivery_keys
-from corral.storage.inbox import InboxRecord, NewInbound
+from corral.storage.inbox import InboxRecord, NewInbound, NewWork, work_id
 from corral.storage.queue import WorkQueue
 from corral.storage.store import Storage
 from corral.storage.transcript import Line
@@ -85,17 +92,14 @@ class Gateway:
         return inbox_id
 
 
-class DecisionError(Exception):
-    """A decision this process cannot carry out; the message says where it can."""
-
-
 class Workers:
-    """Take messages from the queue; route, run and post each one.
+    """Take work items from the queue and handle each: answer a message, continue a run
+    after a decision, tell a thread its escalation was resolved, run a schedule's fire.
 
-    A thread's messages are handled one at a time and in the order they arrived, so an
+    A thread's items are handled one at a time and in the order they arrived, so an
     agent never runs twice in parallel on a thread and answers never cross. A worker holds
-    a message under a lease it renews; a message whose lease ran out (its process died) is
-    queued again by the sweep.
+    an item under a lease it renews; an item whose lease ran out (its process died) is
+    queued again by the sweep, and its run is closed as interrupted.
     """
 
     def __init__(
@@ -127,7 +131,7 @@ class Workers:
         self._waiters: dict[str, asyncio.Event] = {}
         #: Ids the sweep put in the queue, and when, that no worker here has taken yet.
         self._requeued: dict[str, float] = {}
-        #: Messages waiting to be queued again (see :meth:`_queue_later`).
+        #: Items waiting to be queued again (see :meth:`_queue_later`).
         self._later: set[asyncio.Task[None]] = set()
         #: Ids this process finished lately (insertion-ordered, bounded), for :meth:`wait`.
         self._finished: dict[str, None] = {}
@@ -141,9 +145,9 @@ class Workers:
         self._tasks.append(asyncio.create_task(self._sweep(), name="corral-sweep"))
 
     async def stop(self) -> None:
-        """Stop the workers; a message in progress goes back to the inbox for the next
+        """Stop the workers; an item in progress goes back to the inbox for the next
         start (its run is recorded as interrupted)."""
-        # A message waiting to be queued again stays pending: the next start takes it.
+        # An item waiting to be queued again stays pending: the next start takes it.
         tasks = [*self._tasks, *self._later]
         for task in tasks:
             task.cancel()
@@ -153,15 +157,14 @@ class Workers:
         self._tasks = []
 
     async def recover(self) -> int:
-        """Queue this process's platforms' messages that were stored but not finished."""
+        """Queue this process's platforms' items that were stored but not finished; the
+        runs of those whose worker died are closed as interrupted."""
         now = time.monotonic()
         # Forget what is long gone (taken by another process, or finished).
         self._requeued = {i: at for i, at in self._requeued.items() if now - at < self.stale_after}
         queued = 0
         for platform in self.adapters:
-            ids = await self.storage.inbox.unfinished(
-                stale_after=self.stale_after, platforms=[platform]
-            )
+            ids = await self.storage.unfinished(stale_after=self.stale_after, platforms=[platform])
             for inbox_id in ids:
                 # What this process queued lately is in line already, unless a worker
                 # (here or, with a shared queue, elsewhere) took it and then died.
@@ -171,12 +174,12 @@ class Workers:
                 await self.queue.put(inbox_id, platform)
                 queued += 1
         if queued:
-            log.info("queued %d unfinished messages again", queued)
+            log.info("queued %d unfinished work items again", queued)
         return queued
 
     async def wait(self, inbox_id: str) -> None:
-        """Wait until the message ``inbox_id`` has been handled, by this process (it says
-        so at once) or by another one (seen in the database within a second)."""
+        """Wait until the work item ``inbox_id`` has been handled, by this process (it
+        says so at once) or by another one (seen in the database within a second)."""
         while inbox_id not in self._finished:
             event = self._waiters.setdefault(inbox_id, asyncio.Event())
             try:
@@ -187,21 +190,35 @@ class Workers:
                     self._waiters.pop(inbox_id, None)
                     return
 
-    async def decide(self, approval_id: str, approved: bool, by: str) -> Outcome | None:
-        """Carry out a human's decision on a paused run, in its thread's turn.
+    async def decide(self, approval_id: str, approved: bool, by: str) -> ApprovalRecord | None:
+        """Record ``by``'s decision on the tool call ``approval_id`` and queue the paused
+        run's continuation as work of its thread (in one transaction with the decision);
+        returns at once with the decided approval. None when nothing waits for it: an
+        unknown id, an escalation, or decided already. The caller checks that ``by`` may
+        decide. Its work item is ``work_id("decision", approval_id)``, for :meth:`wait`."""
+        status = "approved" if approved else "rejected"
+        record = await self.storage.decide(approval_id, status=status, by=by, kind="tool")
+        if record is not None:
+            await self.queue.put(work_id("decision", approval_id), record.platform)
+        return record
 
-        None when no run waits for ``approval_id``. The caller checks that ``by`` may decide.
-        """
-        place = await self.runtime.waiting(approval_id)
-        if place is None:
-            return None
-        adapter = self.adapters.get(place.platform)
-        if adapter is None:
-            raise DecisionError(
-                f"{approval_id} belongs to a conversation on {place.platform}; decide it there"
-            )
-        async with self._thread_lock((place.platform, place.channel, place.thread)):
-            return await self.runtime.resume(approval_id, approved, by, adapter.post)
+    async def resolve(self, escalation_id: str, by: str) -> ApprovalRecord | None:
+        """Record that ``by`` resolved the escalation ``escalation_id`` and queue the
+        notice in its thread; None when no open escalation has that id. Its work item is
+        ``work_id("resolve", escalation_id)``."""
+        record = await self.storage.decide(
+            escalation_id, status="resolved", by=by, kind="escalation"
+        )
+        if record is not None:
+            await self.queue.put(work_id("resolve", escalation_id), record.platform)
+        return record
+
+    async def enqueue(self, work: NewWork) -> str | None:
+        """Store ``work`` and queue it; its id, or None when it was stored already."""
+        inbox_id = await self.storage.inbox.add_work(work)
+        if inbox_id is not None:
+            await self.queue.put(inbox_id, work.platform)
+        return inbox_id
 
     def _notify(self, inbox_id: str, finished: bool = False) -> None:
         if finished:
@@ -242,14 +259,14 @@ class Workers:
                 await self.intake.yield_to_acks()
             try:
                 await self.process(inbox_id)
-            except Exception:  # one bad message must not stop the worker
-                log.exception("message %s could not be handled", inbox_id)
+            except Exception:  # one bad item must not stop the worker
+                log.exception("work item %s could not be handled", inbox_id)
             finally:
                 self._notify(inbox_id)
 
     async def process(self, inbox_id: str) -> None:
-        """Handle one stored message, after the earlier messages of its thread."""
-        # Most messages have nothing before them in their thread: one statement checks
+        """Handle one stored work item, after the earlier items of its thread."""
+        # Most items have nothing before them in their thread: one statement checks
         # that and claims. The rest take the long way, which waits its turn.
         record = await self.storage.claim(
             inbox_id, _first_line, first_in_thread=list(self.adapters)
@@ -267,7 +284,7 @@ class Workers:
                 if status == "pending" and await self._claim_and_handle(item):
                     continue
                 if status == "working" or await self._being_answered(item):
-                    # Another process answers an earlier message of the thread (this one
+                    # Another process handles an earlier item of the thread (this one
                     # holds the thread): ours waits its turn, or answers would cross.
                     self._queue_later(inbox_id, record.platform)
                     return
@@ -288,7 +305,7 @@ class Workers:
         task.add_done_callback(self._later.discard)
 
     async def _claim_and_handle(self, inbox_id: str) -> bool:
-        """Claim and handle a message; False when it was not ours to take."""
+        """Claim and handle an item; False when it was not ours to take."""
         record = await self.storage.claim(inbox_id, _first_line)
         if record is None:
             return False
@@ -296,32 +313,61 @@ class Workers:
         return True
 
     async def _handle_claimed(self, record: InboxRecord, *, lock: bool = False) -> None:
-        """Handle a message this worker claimed, holding its lease; with ``lock``, once
-        nothing else in this process holds its thread (a resumed run may)."""
+        """Handle an item this worker claimed, holding its lease, and close it; with
+        ``lock``, once nothing else in this process holds its thread."""
         inbox_id = record.id
-        inbound = Inbound.from_stored(
-            platform=record.platform,
-            event_id=record.event_id,
-            channel=record.channel,
-            message_id=record.message_id,
-            thread=record.thread,
-            user=record.user,
-            text=record.text,
-            payload=dict(record.payload),
-        )
         lease = asyncio.create_task(self._keep_lease(inbox_id))
         key = (record.platform, record.channel, record.thread)
         try:
             async with self._thread_lock(key) if lock else nullcontext():
-                status = await self._handle(inbound, inbox_id, record)
+                status = await self._handle(record)
         except asyncio.CancelledError:
             await self.storage.inbox.release(inbox_id)
             raise
         finally:
             lease.cancel()
-        if status is not None:
-            await self.storage.inbox.finish(inbox_id, status)
+        await self.storage.inbox.finish(inbox_id, status)
         self._notify(inbox_id, finished=True)
+
+    async def _handle(self, record: InboxRecord) -> str:
+        """Handle the item; how it ended for the inbox (done, failed or ignored)."""
+        adapter = self.adapters[record.platform]
+        post = await LedgerPoster.open(adapter, self.storage.posts, record)
+        if record.kind == "message":
+            return await self._answer(record, adapter, post)
+        place = Place(record.platform, record.channel, record.thread)
+        try:
+            if record.kind == "decision":
+                await self._continue(record, post)
+            elif record.kind == "resolve":
+                await self._resolved(record, place, post)
+            else:
+                await run_fire(self.runtime, self.storage, record, post)
+        except Exception:  # never a silent failure: the thread hears of it
+            log.exception("work item %s (%s) failed", record.id, record.kind)
+            text = f"Corral could not finish this {record.kind}: internal error ({record.id})"
+            with suppress(Exception):
+                await post(place, Reply("corral", text, kind="error"))
+            return "failed"
+        return "done"
+
+    async def _continue(self, record: InboxRecord, post: Poster) -> None:
+        """Continue the run that waited for the decided approval."""
+        approval = await self.storage.approvals.get(str(record.payload["approval_id"]))
+        if approval is None or approval.kind != "tool":
+            raise LookupError(f"{record.payload['approval_id']} is no decided tool call")
+        # Its run is this item's now: the sweep closes it if this process dies.
+        await self.storage.runs.reopen(approval.run_id, record.id)
+        await self.runtime.resume(approval, post, inbox_id=record.id)
+
+    async def _resolved(self, record: InboxRecord, place: Place, post: Poster) -> None:
+        """Tell the escalation's thread who resolved it."""
+        approval = await self.storage.approvals.get(str(record.payload["approval_id"]))
+        by = str(record.payload["by"])
+        # Slack and Discord both render <@id> as the person's name.
+        who = f"<@{by}>" if record.platform in ("slack", "discord") else by
+        agent = approval.agent if approval is not None else "corral"
+        await post(place, Reply(agent, f"Resolved by {who}.", kind="notice"))
 
     async def _backfill(self, adapter: ChatAdapter, inbound: Inbound) -> None:
         """A reply in a thread Corral has not seen (it started before Corral was there, or
@@ -341,50 +387,57 @@ class Workers:
             await asyncio.sleep(self.stale_after / 3)
             await self.storage.inbox.renew(inbox_id)
 
-    async def _handle(self, inbound: Inbound, inbox_id: str, record: InboxRecord) -> str | None:
-        """Route, run and post; how the message ended for the inbox, or None when the
-        runtime marked it done already (with its last run)."""
-        adapter = self.adapters[inbound.platform]
+    async def _answer(self, record: InboxRecord, adapter: ChatAdapter, post: Poster) -> str:
+        """Route, run and post a message; how it ended for the inbox."""
+        inbound = Inbound.from_stored(
+            platform=record.platform,
+            event_id=record.event_id,
+            channel=record.channel,
+            message_id=record.message_id,
+            thread=record.thread,
+            user=record.user,
+            text=record.text,
+            payload=dict(record.payload),
+        )
         place = inbound.place
         route: Route | None = None
         try:
+            inbound = await adapter.with_names(inbound)
+            place = inbound.place
             # A message taken up again after a stop is in the thread's history already;
             # one that starts its thread went in with its claim.
             if record.attempts == 1 and _first_line(record) is None:
                 await self._backfill(adapter, inbound)
-                await self.storage.transcript.append_lines(*_key(place), [_line(record)])
+                line = Line(record.text, user=inbound.user_name or record.user)
+                await self.storage.transcript.append_lines(*_key(place), [line])
             route = await self.coordinator.route(inbound)
             if route is None:
                 log.info("not for the team: %s/%s", inbound.platform, inbound.message_id)
                 await adapter.unanswered(inbound)
                 return "ignored"
             await adapter.picked_up(inbound, route)
-            outcome = await self.runtime.handle(
-                Turn(place, route.agent, route.reason, inbound.text, inbox_id=inbox_id),
-                adapter.post,
+            await self.runtime.handle(
+                Turn(place, route.agent, route.reason, inbound.text, inbox_id=record.id), post
             )
         except Exception:  # never a silent failure: the thread hears of it, in plain words
-            log.exception("message %s failed", inbox_id)
+            log.exception("message %s failed", record.id)
             who = route.agent if route else "corral"
-            text = f"Corral could not handle this message: internal error (message {inbox_id})"
+            text = f"Corral could not handle this message: internal error (message {record.id})"
             with suppress(Exception):
-                await adapter.post(place, Reply(who, text, kind="error"))
+                await post(place, Reply(who, text, kind="error"))
             return "failed"
-        return None if outcome.inbox_done else "done"
+        return "done"
 
 
 def _first_line(record: InboxRecord) -> Line | None:
     """The message's line in its thread's history, to add with its first claim; None
-    for a retry (it is there already) and for a reply, whose thread may need to be
-    brought in from the platform first."""
-    if record.attempts != 1 or record.thread != record.message_id:
+    for a retry (it is there already), for a reply, whose thread may need to be brought
+    in from the platform first, for work that is not a message, and for a message whose
+    sender's name the worker is still to ask the platform for."""
+    if record.kind != "message" or record.attempts != 1 or record.thread != record.message_id:
         return None
-    return _line(record)
-
-
-def _line(record: InboxRecord) -> Line:
-    """The message's text and who said it, by name where the adapter knew it."""
-    return Line(record.text, user=str(record.payload.get("user_name") or "") or record.user)
+    name = str(record.payload.get("user_name") or "")
+    return Line(record.text, user=name) if name else None
 
 
 def _key(place: Place) -> tuple[str, str, str]:

@@ -43,7 +43,7 @@ async def serve(core: Core, stop: asyncio.Event | None = None) -> None:
         adapters, slack, discord = platforms.adapters, platforms.slack, platforms.discord
         socket: SocketModeConnection | None = None
         workers = core.workers(adapters)
-        scheduler = core.scheduler(adapters)
+        scheduler = core.scheduler(workers)
         if slack is not None:
             bolt = slack.attach(core, workers, settings.slack_signing_secret)
             if settings.slack_app_token:

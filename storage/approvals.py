@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from corral.storage.audit import audit_row
 from corral.storage.db import Database, utc
 from corral.storage.ids import new_id
-from corral.storage.tables import ApprovalRow, utcnow
+from corral.storage.tables import ApprovalRow, AuditRow, utcnow
 
 #: Statuses that still wait for a person: ``pending`` for tool calls, ``open`` for
 #: escalations.
@@ -35,9 +35,13 @@ class ApprovalRecord:
     decided_by: str
     created_at: datetime
     decided_at: datetime | None
+    #: The platform message that carries the request's buttons ("" until it is posted).
+    message_channel: str = ""
+    message_id: str = ""
 
 
-def _record(row: ApprovalRow) -> ApprovalRecord:
+def _record(row: Any) -> ApprovalRecord:
+    """An approval row (ORM object or Core row: both have the columns as attributes)."""
     return ApprovalRecord(
         id=row.id,
         kind=row.kind,
@@ -52,6 +56,8 @@ def _record(row: ApprovalRow) -> ApprovalRecord:
         decided_by=row.decided_by,
         created_at=utc(row.created_at),
         decided_at=utc(row.decided_at) if row.decided_at else None,
+        message_channel=row.message_channel,
+        message_id=row.message_id,
     )
 
 
@@ -90,6 +96,8 @@ class ApprovalStore:
             status=status,
             decided_by="",
             created_at=utcnow(),
+            message_channel="",
+            message_id="",
         )
         async with self.db.session() as session, session.begin():
             session.add(row)
@@ -100,6 +108,18 @@ class ApprovalStore:
         async with self.db.session() as session:
             row = await session.get(ApprovalRow, approval_id)
             return _record(row) if row else None
+
+    async def attach(self, approval_id: str, channel: str, message_id: str) -> None:
+        """Record the platform message (``channel``, ``message_id``) that carries the
+        buttons of ``approval_id``'s request; a click on any other message is refused."""
+        statement = (
+            update(ApprovalRow)
+            .where(ApprovalRow.id == approval_id)
+            .values(message_channel=channel, message_id=message_id)
+            .execution_options(synchronize_session=False)
+        )
+        async with self.db.session() as session, session.begin():
+            await session.execute(statement)
 
     async def pending(self) -> list[ApprovalRecord]:
         """The approvals still waiting for a decision, oldest first."""
@@ -112,13 +132,20 @@ class ApprovalStore:
             return [_record(row) for row in (await session.scalars(statement)).all()]
 
     async def decide(
-        self, approval_id: str, *, status: str, by: str, kind: str | None = None
+        self,
+        approval_id: str,
+        *,
+        status: str,
+        by: str,
+        kind: str | None = None,
+        on: AsyncConnection | None = None,
     ) -> ApprovalRecord | None:
         """Decide (``approved`` or ``rejected`` for tool calls, ``resolved`` for
         escalations …) and audit it. Only the first decision counts: None when the
         approval was already decided or does not exist. With ``kind``, only an approval
         of that kind is decided: None, and nothing changes, for one of another kind (an
-        escalation id given where a tool approval is expected)."""
+        escalation id given where a tool approval is expected). With ``on``, in that
+        connection's transaction (with the work the decision starts)."""
         if status in UNDECIDED:
             raise ValueError(f"{status!r} is not a decision")
         conditions = [ApprovalRow.id == approval_id, ApprovalRow.status.in_(UNDECIDED)]
@@ -130,12 +157,18 @@ class ApprovalStore:
             update(ApprovalRow)
             .where(*conditions)
             .values(status=status, decided_by=by, decided_at=utcnow())
-            .returning(ApprovalRow)
-            .execution_options(synchronize_session=False)
+            .returning(*ApprovalRow.__table__.columns)
         )
-        async with self.db.session() as session, session.begin():
-            row = (await session.scalars(statement)).one_or_none()
+        async with self.db.transaction(on) as connection:
+            row = (await connection.execute(statement)).one_or_none()
             if row is None:
                 return None
-            session.add(audit_row(by, "approval.decide", approval_id, status))
+            audit = insert(AuditRow).values(
+                actor=by,
+                action="approval.decide",
+                subject=approval_id,
+                detail=status,
+                created_at=utcnow(),
+            )
+            await connection.execute(audit)
             return _record(row)

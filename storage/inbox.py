@@ -1,4 +1,7 @@
-"""The durable inbox: every inbound message is stored, once, before anything handles it."""
+"""The durable inbox: every inbound message is stored, once, before anything handles it,
+and so is every other piece of work the workers take (a decision on an approval, an
+escalation resolved, a schedule fire): all of it has the same claim, lease and sweep, and
+a thread's items are handled in the order they arrived."""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import asyncio
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Select, and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -18,6 +21,9 @@ from corral.storage.ids import new_id
 from corral.storage.tables import InboxRow, utcnow
 
 FINISHED = frozenset({"done", "failed", "ignored"})
+#: What a work item asks for: answer a message, continue a run after a decision on its
+#: approval, tell a thread its escalation was resolved, run a schedule's fire.
+WorkKind = Literal["message", "decision", "resolve", "fire"]
 UNFINISHED = ("pending", "working")
 #: The most messages one group commit stores.
 ADD_BATCH = 200
@@ -38,10 +44,31 @@ class NewInbound:
 
 
 @dataclass(frozen=True)
+class NewWork:
+    """A work item other than a message, in the thread it belongs to. ``ref`` names what
+    it is about (an approval, a fire): one item per kind and ref, ever."""
+
+    kind: WorkKind
+    ref: str
+    platform: str
+    channel: str
+    thread: str
+    user: str
+    payload: dict[str, Any]
+
+
+def work_id(kind: WorkKind, ref: str) -> str:
+    """The id of the work item of ``kind`` about ``ref`` (an approval's id, a fire's id):
+    known in advance, so that the one who asked for the work can wait for it."""
+    return f"{kind}:{ref}"
+
+
+@dataclass(frozen=True)
 class InboxRecord:
-    """A stored message and where its handling stands."""
+    """A stored work item and where its handling stands."""
 
     id: str
+    kind: WorkKind
     platform: str
     event_id: str
     channel: str
@@ -62,6 +89,7 @@ def _record(row: Any) -> InboxRecord:
     """An inbox row (ORM object or Core row: both have the columns as attributes)."""
     return InboxRecord(
         id=row.id,
+        kind=row.kind,
         platform=row.platform,
         event_id=row.event_id,
         channel=row.channel,
@@ -100,6 +128,7 @@ class InboxStore:
         then waits for one commit, not for a queue of them."""
         params = {
             "id": new_id("in"),
+            "kind": "message",
             "platform": item.platform,
             "event_id": item.event_id,
             "channel": item.channel,
@@ -147,6 +176,30 @@ class InboxStore:
         """Insert ``rows`` in one transaction; the ids of those that were new."""
         async with self.db.transaction() as connection:
             return set((await connection.execute(self._add, rows)).scalars().all())
+
+    async def add_work(self, work: NewWork, *, on: AsyncConnection | None = None) -> str | None:
+        """Store a work item (not a message) and return its id (:func:`work_id`); None
+        when it was stored already. With ``on``, in that connection's transaction."""
+        item_id = work_id(work.kind, work.ref)
+        params = {
+            "id": item_id,
+            "kind": work.kind,
+            "platform": work.platform,
+            # Its own keys for deduplication: one item per kind and ref.
+            "event_id": item_id,
+            "channel": work.channel,
+            "message_id": item_id,
+            "thread": work.thread,
+            "user": work.user,
+            "text": "",
+            "payload": work.payload,
+            "status": "pending",
+            "attempts": 0,
+            "received_at": utcnow(),
+        }
+        async with self.db.transaction(on) as connection:
+            added = (await connection.execute(self._add, [params])).scalars().all()
+        return item_id if added else None
 
     async def get(self, inbox_id: str) -> InboxRecord | None:
         """The message stored as ``inbox_id``, if any."""
@@ -229,35 +282,56 @@ class InboxStore:
     async def unfinished(
         self, stale_after: float = 30.0, platforms: Collection[str] | None = None
     ) -> list[str]:
-        """Ids of messages waiting to be handled, oldest first: the pending ones, and the
+        """Ids of items waiting to be handled, oldest first: the pending ones, and the
         ones whose worker has held them for more than ``stale_after`` seconds (it died);
         those go back to pending so that they can be claimed again.
 
-        With ``platforms``, only messages of those platforms are put back and returned:
-        a process serving some platforms must leave the others' messages alone on a
-        shared database. An empty collection matches nothing."""
+        With ``platforms``, only items of those platforms are put back and returned:
+        a process serving some platforms must leave the others' items alone on a shared
+        database. An empty collection matches nothing."""
+        async with self.db.transaction() as connection:
+            await self.requeue_stale(stale_after, platforms, on=connection)
+            return await self.pending(platforms, on=connection)
+
+    async def requeue_stale(
+        self,
+        stale_after: float,
+        platforms: Collection[str] | None = None,
+        *,
+        on: AsyncConnection | None = None,
+    ) -> list[str]:
+        """Put back in line the items whose worker has held them for more than
+        ``stale_after`` seconds (it died); their ids. ``platforms`` as in
+        :meth:`unfinished`; with ``on``, in that connection's transaction."""
         cutoff = utcnow() - timedelta(seconds=stale_after)
         release = (
             update(InboxRow)
             .where(InboxRow.status == "working", InboxRow.claimed_at < cutoff)
             .values(status="pending")
+            .returning(InboxRow.id)
             .execution_options(synchronize_session=False)
         )
+        only = _on_platforms(platforms)
+        if only is not None:
+            release = release.where(only)
+        async with self.db.transaction(on) as connection:
+            return list((await connection.execute(release)).scalars().all())
+
+    async def pending(
+        self, platforms: Collection[str] | None = None, *, on: AsyncConnection | None = None
+    ) -> list[str]:
+        """Ids of the pending items (of ``platforms``, as in :meth:`unfinished`), oldest
+        first; with ``on``, in that connection's transaction."""
         waiting = (
             select(InboxRow.id)
             .where(InboxRow.status == "pending")
             .order_by(InboxRow.received_at, InboxRow.id)
         )
-        if platforms is not None:
-            # A str is a Collection[str] too; "slack" would silently mean s, l, a, c, k.
-            if isinstance(platforms, str):
-                raise TypeError("platforms is a collection of platform names, not a str")
-            only = InboxRow.platform.in_(list(platforms))
-            release = release.where(only)
+        only = _on_platforms(platforms)
+        if only is not None:
             waiting = waiting.where(only)
-        async with self.db.session() as session, session.begin():
-            await session.execute(release)
-            return list((await session.scalars(waiting)).all())
+        async with self.db.transaction(on) as connection:
+            return list((await connection.execute(waiting)).scalars().all())
 
     async def earlier_unfinished(
         self, platform: str, channel: str, thread: str, before: str
@@ -276,6 +350,15 @@ class InboxStore:
         async with self.db.reading() as connection:
             rows = (await connection.execute(_EARLIER_UNFINISHED, params)).all()
         return [(str(row.id), str(row.status)) for row in rows]
+
+
+def _on_platforms(platforms: Collection[str] | None) -> ColumnElement[bool] | None:
+    if platforms is None:
+        return None
+    # A str is a Collection[str] too; "slack" would silently mean s, l, a, c, k.
+    if isinstance(platforms, str):
+        raise TypeError("platforms is a collection of platform names, not a str")
+    return InboxRow.platform.in_(list(platforms))
 
 
 def _settle(future: asyncio.Future[str | None], result: str | BaseException | None) -> None:

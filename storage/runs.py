@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -155,6 +156,37 @@ class RunStore:
         }
         async with self.db.transaction(on) as connection:
             await connection.execute(_FINISH, params)
+
+    async def interrupt(
+        self, inbox_ids: Collection[str], *, on: AsyncConnection | None = None
+    ) -> None:
+        """Close the runs still ``running`` for the work items ``inbox_ids`` as
+        ``interrupted``: their process died (the sweep found the items stale). With
+        ``on``, in that connection's transaction."""
+        if not inbox_ids:
+            return
+        statement = (
+            update(RunRow)
+            .where(RunRow.inbox_id.in_(list(inbox_ids)), RunRow.outcome == "running")
+            .values(
+                outcome="interrupted",
+                error="Corral stopped during this run; its work is taken up again",
+                finished_at=utcnow(),
+            )
+        )
+        async with self.db.transaction(on) as connection:
+            await connection.execute(statement)
+
+    async def reopen(self, run_id: str, inbox_id: str) -> None:
+        """A paused run continues for the work item ``inbox_id`` (a decision on its
+        approval): it is ``running`` again, on that item's account."""
+        statement = (
+            update(RunRow)
+            .where(RunRow.id == run_id)
+            .values(outcome="running", inbox_id=inbox_id, finished_at=None)
+        )
+        async with self.db.transaction() as connection:
+            await connection.execute(statement)
 
     async def get(self, run_id: str) -> RunRecord | None:
         """The run ``run_id``, if recorded."""

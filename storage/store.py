@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from typing import Literal
 
-from corral.storage.approvals import ApprovalStore
+from corral.storage.approvals import ApprovalRecord, ApprovalStore
 from corral.storage.audit import AuditLog
 from corral.storage.db import Database
-from corral.storage.inbox import InboxRecord, InboxStore
+from corral.storage.inbox import InboxRecord, InboxStore, NewWork
 from corral.storage.memory import MemoryStore, SqlMemoryStore
+from corral.storage.posts import PostLedger
 from corral.storage.runs import RunStore
 from corral.storage.schedules import ScheduleStore
 from corral.storage.tasks import TaskStore
@@ -32,7 +34,7 @@ class RunStart:
 
 @dataclass(frozen=True)
 class RunEnd:
-    """How a run ended, what it used, and the inbox message it finished."""
+    """How a run ended and what it used."""
 
     run_id: str
     platform: str
@@ -44,19 +46,18 @@ class RunEnd:
     tokens_out: int = 0
     latency_ms: int = 0
     error: str = ""
-    #: The inbox message to mark ``done`` with the run: the last run of its turn.
-    inbox_done: str | None = None
 
 
 class Storage:
-    """The inbox, transcript, threads, runs, memory, approvals, tasks, schedules and audit
-    of one database."""
+    """The inbox, post ledger, transcript, threads, runs, memory, approvals, tasks,
+    schedules and audit of one database."""
 
     def __init__(self, db: Database, *, semantic: bool = False) -> None:
         """``semantic``: memory search by meaning too (``CORRAL_EMBEDDINGS``); raises
         ``EmbeddingsUnavailable`` when that cannot run."""
         self.db = db
         self.inbox = InboxStore(db)
+        self.posts = PostLedger(db)
         self.threads = ThreadStore(db)
         self.transcript = TranscriptStore(db, self.threads)
         self.runs = RunStore(db)
@@ -100,6 +101,48 @@ class Storage:
                 )
         return record
 
+    async def decide(
+        self,
+        approval_id: str,
+        *,
+        status: str,
+        by: str,
+        kind: Literal["tool", "escalation"],
+    ) -> ApprovalRecord | None:
+        """Decide the approval ``approval_id`` of ``kind`` (:meth:`ApprovalStore.decide`)
+        and store the work that follows in its thread, in one transaction: a ``decision``
+        (the paused run continues) for a tool call, a ``resolve`` (the thread is told)
+        for an escalation. None, and nothing changes, when nothing waits for it."""
+        async with self.db.transaction() as connection:
+            record = await self.approvals.decide(
+                approval_id, status=status, by=by, kind=kind, on=connection
+            )
+            if record is None:
+                return None
+            await self.inbox.add_work(
+                NewWork(
+                    kind="decision" if kind == "tool" else "resolve",
+                    ref=approval_id,
+                    platform=record.platform,
+                    channel=record.channel,
+                    thread=record.thread,
+                    user=by,
+                    payload={"approval_id": approval_id, "status": status, "by": by},
+                ),
+                on=connection,
+            )
+        return record
+
+    async def unfinished(
+        self, stale_after: float = 30.0, platforms: Collection[str] | None = None
+    ) -> list[str]:
+        """:meth:`InboxStore.unfinished`, and the runs of the items whose worker died
+        closed as ``interrupted`` (their items are handled again), in one transaction."""
+        async with self.db.transaction() as connection:
+            stale = await self.inbox.requeue_stale(stale_after, platforms, on=connection)
+            await self.runs.interrupt(stale, on=connection)
+            return await self.inbox.pending(platforms, on=connection)
+
     async def start_run(self, start: RunStart, history: int) -> tuple[str, list[TranscriptEntry]]:
         """Record a run that begins now and read the last ``history`` messages of its
         thread, in one transaction; returns the run's id and the messages."""
@@ -119,21 +162,16 @@ class Storage:
         return run_id, entries
 
     async def end_run(self, end: RunEnd) -> None:
-        """Record how a run ended and the inbox message it finished, in one transaction:
-        both, or neither."""
-        async with self.db.transaction() as connection:
-            await self.runs.finish(
-                end.run_id,
-                outcome=end.outcome,
-                model=end.model,
-                tokens_in=end.tokens_in,
-                tokens_out=end.tokens_out,
-                latency_ms=end.latency_ms,
-                error=end.error,
-                on=connection,
-            )
-            if end.inbox_done is not None:
-                await self.inbox.finish(end.inbox_done, "done", on=connection)
+        """Record how a run ended."""
+        await self.runs.finish(
+            end.run_id,
+            outcome=end.outcome,
+            model=end.model,
+            tokens_in=end.tokens_in,
+            tokens_out=end.tokens_out,
+            latency_ms=end.latency_ms,
+            error=end.error,
+        )
 
     async def close(self) -> None:
         """Close the database's connections."""

@@ -51,6 +51,8 @@ class InboxRow(Base):
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    #: message | decision | resolve | fire (``storage.inbox.WorkKind``)
+    kind: Mapped[str] = mapped_column(String(20), default="message", server_default="message")
     platform: Mapped[str] = mapped_column(String(20))
     event_id: Mapped[str] = mapped_column(String(200))
     channel: Mapped[str] = mapped_column(String(200))
@@ -66,6 +68,21 @@ class InboxRow(Base):
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class PostPartRow(Base):
+    """A part of a post that is on the platform: the ledger that lets a work item handled
+    again after a crash post only what is not there yet."""
+
+    __tablename__ = "post_parts"
+
+    inbox_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    #: The post's place in the handling of its work item: 0, 1, 2 ...
+    post: Mapped[int] = mapped_column(Integer, primary_key=True)
+    part: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: The platform's id of the message the part became.
+    message_id: Mapped[str] = mapped_column(String(200), default="")
+    posted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class TranscriptRow(Base):
@@ -217,6 +234,9 @@ class ApprovalRow(Base):
     decided_by: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: The platform message that carries the request's buttons: a click counts only there.
+    message_channel: Mapped[str] = mapped_column(String(200), default="")
+    message_id: Mapped[str] = mapped_column(String(200), default="")
 
 
 class AuditRow(Base):

@@ -21,12 +21,14 @@ from corral.agents.llm.retry import RetryPolicy
 from corral.agents.runtime import Runtime
 from corral.agents.seams import Seams
 from corral.agents.team import Team
-from corral.bot.adapter import ThreadLine
+from corral.bot.adapter import OnPart, ThreadLine
 from corral.bot.app import Core
 from corral.bot.coordinator import Coordinator, Route
 from corral.bot.gateway import Gateway, Workers
 from corral.bot.inbound import Inbound
 from corral.bot.settings import Settings
+from corral.storage.approvals import ApprovalRecord
+from corral.storage.inbox import work_id
 from corral.storage.queue import InProcessQueue
 from corral.storage.store import Storage
 
@@ -134,14 +136,26 @@ class RecordingAdapter:
     #: What the platform has of threads Corral has not seen (thread → lines).
     history: dict[str, list[ThreadLine]] = field(default_factory=dict)
 
+    async def with_names(self, inbound: Inbound) -> Inbound:
+        return inbound
+
     async def picked_up(self, inbound: Inbound, route: Route) -> None:
         self.routes.append(route)
 
     async def unanswered(self, inbound: Inbound) -> None:
         pass
 
-    async def post(self, place: Place, reply: Reply) -> None:
+    async def post(
+        self, place: Place, reply: Reply, *, start: int = 0, on_part: OnPart | None = None
+    ) -> list[str]:
+        """Record the reply, as one part (this platform takes any length)."""
+        if start > 0:
+            return []
         self.posts.append((place, reply))
+        message_id = f"p{len(self.posts)}"
+        if on_part is not None:
+            await on_part(0, message_id)
+        return [message_id]
 
     async def thread_history(self, place: Place, before: str) -> list[ThreadLine]:
         return list(self.history.get(place.thread, []))
@@ -164,6 +178,8 @@ class Harness:
     #: Delays the retry policy asked for (nobody actually waits in tests).
     slept: list[float]
     _ids: itertools.count[int] = field(default_factory=itertools.count)
+    #: Workers for other adapters (:meth:`workers_for`), stopped with the harness.
+    others: list[Workers] = field(default_factory=list)
 
     @staticmethod
     def build(
@@ -242,6 +258,31 @@ class Harness:
             await self.workers.wait(inbox_id)
         return inbox_id
 
+    async def decide(
+        self, approval_id: str, approved: bool = True, by: str = "U0ADMIN"
+    ) -> ApprovalRecord | None:
+        """Decide an approval as a surface does, and wait until its run has continued."""
+        record = await self.workers.decide(approval_id, approved, by)
+        if record is not None:
+            await self.workers.wait(work_id("decision", approval_id))
+        return record
+
+    def workers_for(self, adapter: RecordingAdapter) -> Workers:
+        """Started workers of this harness's runtime that post through ``adapter``."""
+        workers = Workers(
+            self.storage,
+            InProcessQueue(),
+            self.coordinator,
+            self.runtime,
+            {adapter.platform: adapter},
+            2,
+        )
+        workers.start()
+        self.others.append(workers)
+        return workers
+
     async def close(self) -> None:
+        for other in self.others:
+            await other.stop()
         await self.workers.stop()
         await self.models.aclose()

@@ -105,7 +105,18 @@ def test_an_unreachable_database_is_one_clear_error(tmp_path: Path) -> None:
 def test_help_lists_the_commands(tmp_path: Path) -> None:
     done = _corral("--help", cwd=tmp_path)
     assert done.returncode == 0
-    for command in ("chat", "check", "status", "memory", "db", "run"):
+    # The chat commands are there as generated from the command table, beside the rest.
+    for command in (
+        "chat",
+        "check",
+        "status",
+        "agents",
+        "tasks",
+        "memory",
+        "schedule",
+        "db",
+        "run",
+    ):
         assert f"  {command}" in done.stdout
 
 

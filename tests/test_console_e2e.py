@@ -136,6 +136,35 @@ def test_chat_in_a_terminal(server: FakeModelServer, tmp_path: Path) -> None:
     assert child.exitstatus == 0
 
 
+def test_resolve_in_the_console(server: FakeModelServer, tmp_path: Path) -> None:
+    """An escalation shows how to close it; ``/resolve`` closes it once."""
+    for model in ("claude-sonnet-4-5", "gpt-5"):
+        server.fail_always(model, 500)
+    child = pexpect.spawn(
+        CORRAL,
+        ["chat"],
+        cwd=str(tmp_path),
+        env=_env({**server.env(), "TERM": "xterm"}),
+        encoding="utf-8",
+        timeout=30,
+        dimensions=(40, 160),
+    )
+    try:
+        child.expect("#console ›")
+        child.sendline("@beaver fix the build")
+        child.expect(r"/resolve (a-[0-9a-f]+)")
+        escalation = child.match.group(1)
+        child.sendline(f"/resolve {escalation}")
+        child.expect(f"{escalation}: Resolved by ")
+        child.sendline(f"/resolve {escalation}")
+        child.expect(f"{escalation} was already resolved by ")
+        child.sendline("/quit")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 0
+
+
 def test_chat_with_a_broken_team_file_names_file_and_line(tmp_path: Path) -> None:
     broken = tmp_path / "team.yaml"
     broken.write_text("models:\n  fast: [anthropic/x]\nagents:\n  roo:\n    display_name: Roo\n")

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import discord
 import pytest
 from fakes.discord_server import FakeDiscordServer
 from fakes.model_server import CallTool, FakeModelServer, Reply
@@ -20,6 +21,7 @@ from corral.agents.conversation import Reply as AgentReply
 from corral.agents.llm.retry import RetryPolicy
 from corral.bot.app import Core
 from corral.bot.discord.app import DiscordParts
+from corral.bot.discord.approvals import request_view
 from corral.bot.gateway import Workers
 from corral.bot.settings import Settings
 from corral.storage.store import Storage
@@ -302,6 +304,13 @@ async def test_each_command_answers(rig: DiscordRig) -> None:
     assert scheduled.type == 4 and scheduled.data["content"]
 
 
+async def test_command_options_are_taken_as_given(rig: DiscordRig) -> None:
+    added = await _command(rig, "memory", "add", text="Mind the --channel flag", agent="@Beaver")
+    assert added.data["content"] == "Remembered `#1` (agent): Mind the --channel flag"
+    refused = await _command(rig, "memory", "forget", id="soon")
+    assert refused.data["content"] == ("Give the memory's number. Usage: `/memory forget ID`")
+
+
 async def test_a_slow_command_is_deferred_then_followed_up(
     rig: DiscordRig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -374,6 +383,53 @@ async def test_a_rejection_is_told_to_the_agent(rig: DiscordRig) -> None:
     assert response.data["content"].endswith(f"Rejected by <@{ADMIN}>")
     await rig.until(lambda: len(_in(rig, "general")) == 2)
     assert _in(rig, "dev") == []
+
+
+async def test_resolve_from_the_escalation_button(rig: DiscordRig) -> None:
+    rig.models.script(
+        "smart-a", CallTool("escalate", {"reason": "the deploy key expired"}), Reply("Asked.")
+    )
+    await rig.mention("beaver deploy v2")
+    await rig.settled()
+    (ask,) = [e for e in rig.fake.webhook_executions if e.components]
+    (button,) = ask.components[0]["components"]  # type: ignore[index]
+    assert button["label"] == "Resolve"
+    action, escalation_id = button["custom_id"].split(":", 1)
+    assert action == "corral_resolve" and f"escalation {escalation_id}" in str(ask.content)
+    refused = await _click(rig, action, escalation_id, USER, ask.message)
+    assert (
+        refused.ephemeral
+        and refused.data["content"] == "Only the team's approvers can decide this."
+    )
+    response = await _click(rig, action, escalation_id, ADMIN, ask.message)
+    assert response.type == 7 and response.data["components"] == []
+    assert response.data["content"].endswith(f"Resolved by <@{ADMIN}>")
+    resolved = await rig.storage.approvals.get(escalation_id)
+    assert resolved is not None and (resolved.status, resolved.decided_by) == ("resolved", ADMIN)
+
+
+async def test_a_button_acts_only_on_its_own_message(rig: DiscordRig) -> None:
+    """Another message carrying the request's buttons (a copy, as a crafted click would
+    need) decides nothing and stamps nothing."""
+    message, approval_id = await _approval_request(rig)
+    channel = rig.parts.client.get_channel(int(GENERAL))
+    assert isinstance(channel, discord.TextChannel)
+    view = request_view("approval", approval_id)
+    assert view is not None
+    copied = await channel.send("A copy of the request", view=view)
+    elsewhere = rig.fake.message(copied.id)
+    response = await _click(rig, "corral_approve", approval_id, ADMIN, elsewhere)
+    assert response.type == 4 and response.ephemeral
+    assert response.data["content"] == (
+        f"This button does not belong to {approval_id}'s request; nothing was decided."
+    )
+    assert _in(rig, "dev") == []
+    (pending,) = await rig.storage.approvals.pending()
+    assert pending.id == approval_id
+    # On its own message the same click counts.
+    response = await _click(rig, "corral_approve", approval_id, ADMIN, message)
+    assert response.type == 7 and response.data["content"].endswith(f"Approved by <@{ADMIN}>")
+    await rig.until(lambda: _in(rig, "dev") == ["v2 is out"])
 
 
 async def test_approval_buttons_work_after_a_restart(

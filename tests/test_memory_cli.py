@@ -60,3 +60,20 @@ def test_import_of_a_missing_file_is_one_clear_error(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "'nowhere.md' does not exist" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_text_with_a_flag_in_it_is_stored_as_given(tmp_path: Path) -> None:
+    added = corral("memory", "add", "Call it with --agent beaver, not -a", cwd=tmp_path)
+    assert added.returncode == 0, added.stderr
+    assert "Remembered #1 (team): Call it with --agent beaver, not -a" in added.stdout
+    owl = corral("memory", "add", "--agent", "@Owl", "Pass --channel C1", "to it", cwd=tmp_path)
+    assert "Remembered #2 (agent): Pass --channel C1 to it" in owl.stdout
+    listed = corral("memory", "list", "--agent", "owl", cwd=tmp_path)
+    assert "#2 [agent:owl] Pass --channel C1 to it" in listed.stdout
+
+
+def test_a_malformed_argument_is_a_usage_error(tmp_path: Path) -> None:
+    done = corral("memory", "forget", "soon", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "Error: Give the memory's number" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -54,6 +54,11 @@ async def test_add_in_each_scope_and_search_ranked(storage: Storage) -> None:
     ).text == "No memory matches “kubernetes”."
 
 
+async def test_quoted_text_is_text_even_with_a_flag_in_it(storage: Storage) -> None:
+    added = await run(storage, '/memory add "Pass --agent to pick one" --agent owl')
+    assert added.text == "Remembered `#1` (agent): Pass --agent to pick one"
+
+
 async def test_add_refuses_what_it_cannot_store(storage: Storage) -> None:
     assert (await run(storage, "/memory add")).text.startswith("Say what to remember. Usage:")
     unknown = await run(storage, "/memory add Something --agent hawk")

@@ -23,6 +23,8 @@ TABLES |= {"schedules", "schedule_fires", "locks"}
 TABLES |= {"tasks"}
 #: Vectors for semantic memory search (migration 0004).
 TABLES |= {"memory_vectors"}
+#: Added by 0010 (the ledger of posted parts).
+TABLES |= {"post_parts"}
 #: Rate limits' token buckets (migration 0009).
 TABLES |= {"limits"}
 

@@ -68,8 +68,9 @@ async def test_a_rejection_skips_the_rest_of_the_answer(harness: Harness) -> Non
     )
     await harness.say("@beaver announce and hand over", message_id="t9")
     approval_id = harness.adapter.posts[-1][1].approval_id
-    outcome = await harness.workers.decide(approval_id, False, "U0ADMIN")
-    assert outcome is not None and outcome.agents == ("beaver",)
+    assert await harness.decide(approval_id, False) is not None
+    (run,) = await harness.storage.runs.recent()
+    assert run.agent == "beaver" and run.outcome == "ok"
     assert harness.adapter.texts("handoff") == []
     assert await harness.storage.threads.owner("test", "C0GEN", "t9") == "beaver"
     results = harness.server.requests_for("smart-a")[-1].json["messages"][-1]["content"]
@@ -93,9 +94,9 @@ async def test_resume_after_the_agent_left_the_team_fails_visibly(harness: Harne
     agents["owl"] = {**agents["owl"], "handoff_to": []}
     smaller = Team.model_validate({**TEAM, "agents": agents})
     h = Harness.build(harness.storage, harness.server, smaller)
+    h.workers.start()
     try:
-        outcome = await h.workers.decide(approval_id, True, "U0ADMIN")
-        assert outcome is not None and outcome.outcome == "failed"
+        assert await h.decide(approval_id) is not None
         (reply,) = h.adapter.texts("escalation")
         assert reply.startswith("beaver could not finish: internal error")
     finally:

@@ -15,8 +15,7 @@ from harness import Harness, make_team
 from corral.agents import runtime as runtime_module
 from corral.agents.builtin_tools import BUILTIN_TOOLS
 from corral.bot.logs import configure
-from corral.storage.inbox import NewInbound
-from corral.storage.store import RunEnd, RunStart, Storage
+from corral.storage.store import Storage
 
 
 async def test_handoff_continues_in_the_same_thread(harness: Harness) -> None:
@@ -198,16 +197,13 @@ async def test_approval_pauses_then_resumes_after_a_restart(harness: Harness) ->
 
     # A new runtime (as after a restart) resumes from what the database holds.
     fresh = Harness.build(harness.storage, harness.server)
+    fresh.workers.start()
     try:
-        outcome = await fresh.runtime.resume(ask.approval_id, True, "U0ADMIN", fresh.adapter.post)
-        assert outcome is not None and outcome.outcome == "ok"
+        assert await fresh.decide(ask.approval_id) is not None
         posted = [(p.channel, r.text) for p, r in fresh.adapter.posts]
         assert posted == [("#releases", "v2 is out"), ("C0GEN", "Announced in #releases.")]
         # Deciding twice does nothing.
-        assert (
-            await fresh.runtime.resume(ask.approval_id, False, "U0ADMIN", fresh.adapter.post)
-            is None
-        )
+        assert await fresh.decide(ask.approval_id, False) is None
     finally:
         await fresh.close()
     (run,) = await harness.storage.runs.recent()
@@ -222,7 +218,7 @@ async def test_rejection_is_told_to_the_agent(harness: Harness) -> None:
     )
     await harness.say("@beaver announce v2")
     approval_id = harness.adapter.posts[0][1].approval_id
-    await harness.runtime.resume(approval_id, False, "U0ADMIN", harness.adapter.post)
+    await harness.decide(approval_id, False)
     assert harness.adapter.texts()[-1] == "Understood, I will not announce it."
     assert all(p.channel != "#releases" for p, _ in harness.adapter.posts)
     sent = json.dumps(harness.server.requests_for("smart-a")[-1].json["messages"][-1])
@@ -264,37 +260,6 @@ async def test_the_answer_the_run_and_the_inbox_are_recorded_together(
     history = await harness.storage.transcript.history("test", "C0GEN", "t7")
     assert [(e.agent, e.text) for e in history][-1] == ("beaver", "On it.")
     assert await harness.storage.threads.owner("test", "C0GEN", "t7") == "beaver"
-
-
-async def test_recording_a_run_is_all_or_nothing(
-    storage: Storage, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A run whose record fails leaves its message unfinished: it is taken up again."""
-    inbox_id = await storage.inbox.add(
-        NewInbound("test", "E1", "C0GEN", "t8", "t8", "U1", "hello", {})
-    )
-    assert inbox_id is not None and await storage.inbox.claim(inbox_id) is not None
-    run_id, _ = await storage.start_run(RunStart("beaver", "test", "test", "C0GEN", "t8"), 10)
-
-    async def fails(*_args: object, **_kwargs: object) -> None:
-        raise RuntimeError("database away")
-
-    monkeypatch.setattr(storage.inbox, "finish", fails)
-    with pytest.raises(RuntimeError):
-        await storage.end_run(
-            RunEnd(
-                run_id,
-                "test",
-                "C0GEN",
-                "t8",
-                outcome="ok",
-                inbox_done=inbox_id,
-            )
-        )
-    run = await storage.runs.get(run_id)
-    assert run is not None and run.outcome == "running"
-    record = await storage.inbox.get(inbox_id)
-    assert record is not None and record.status == "working"
 
 
 async def test_an_empty_memory_store_is_not_searched_until_something_is_remembered(

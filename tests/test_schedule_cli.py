@@ -50,6 +50,10 @@ def test_schedule_commands_from_the_shell(tmp_path: Path) -> None:
         assert "Removed lark-1" in corral("remove", "lark-1")
         every = corral("add", "--tz", "Europe/Berlin", "every 30m", "@owl", "C0QA", "Check CI")
         assert "Added owl-1: @owl in C0QA, every 30m (Europe/Berlin)" in every
+        # A prompt is text as given, flags in it too.
+        flagged = corral("add", "every 1h", "@owl", "C0QA", "Rerun with --agent owl --name x")
+        assert "Added owl-2: @owl in C0QA, every 1h (UTC)" in flagged
+        assert "Rerun with --agent owl --name x" in corral("run", "owl-2")
 
 
 def test_a_wrong_grace_setting_is_one_clear_error(tmp_path: Path) -> None:

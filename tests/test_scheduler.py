@@ -21,11 +21,14 @@ from corral.agents.conversation import Place
 from corral.agents.conversation import Reply as Said
 from corral.agents.cron import cron_trigger, first_after
 from corral.agents.runtime import Turn
+from corral.bot.adapter import OnPart
 from corral.bot.commands.registry import CommandContext, dispatch
+from corral.bot.gateway import Workers
 from corral.bot.scheduling.reconcile import reconcile
 from corral.bot.scheduling.runner import FireError, FireRunner
 from corral.bot.scheduling.scheduler import Scheduler
 from corral.storage.locks import DatabaseLock, Lock, RedisLock
+from corral.storage.queue import InProcessQueue
 from corral.storage.schedules import FireRecord, ScheduleRecord, ScheduleSpec
 from corral.storage.store import Storage
 from corral.storage.tables import ScheduleRow, utcnow
@@ -41,12 +44,12 @@ def scheduler_for(
     lock: Lock | None = None,
     grace: timedelta = timedelta(hours=1),
 ) -> Scheduler:
-    """A scheduler posting through ``adapter`` (the harness's by default)."""
+    """A scheduler whose fires workers post through ``adapter`` (through the harness's
+    own workers and adapter by default)."""
     runner = FireRunner(
         h.team,
         h.storage,
-        h.runtime,
-        {(adapter or h.adapter).platform: adapter or h.adapter},
+        h.workers if adapter is None else h.workers_for(adapter),
         lock or DatabaseLock(h.storage.db),
         grace=grace,
     )
@@ -154,9 +157,11 @@ class GatedAdapter(RecordingAdapter):
 
     gate: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def post(self, place: Place, reply: Said) -> None:
+    async def post(
+        self, place: Place, reply: Said, *, start: int = 0, on_part: OnPart | None = None
+    ) -> list[str]:
         await self.gate.wait()
-        await super().post(place, reply)
+        return await super().post(place, reply, start=start, on_part=on_part)
 
 
 async def test_a_slot_while_the_previous_fire_runs_is_skipped_and_recorded(
@@ -301,6 +306,7 @@ async def test_team_yaml_changes_are_reconciled_on_start(
     )
     for team in (first, second):
         h = Harness.build(storage, model_server, team)
+        h.workers.start()
         scheduler = scheduler_for(h)
         await scheduler.start()
         await scheduler.stop()
@@ -491,11 +497,11 @@ async def test_the_schedule_tool_creates_one_after_approval(
         (ask,) = h.adapter.texts("approval")
         assert "wants to run `schedule`" in ask and "0 9 * * 1-5" in ask
         assert await storage.schedules.all() == []
-        await h.runtime.resume(h.adapter.posts[-1][1].approval_id, True, "U0ADMIN", h.adapter.post)
+        await h.decide(h.adapter.posts[-1][1].approval_id)
         assert h.adapter.texts()[-1] == "Scheduled."
 
         await h.say("@roo and one every zero seconds")
-        await h.runtime.resume(h.adapter.posts[-1][1].approval_id, True, "U0ADMIN", h.adapter.post)
+        await h.decide(h.adapter.posts[-1][1].approval_id)
     finally:
         await h.close()
     (record,) = await storage.schedules.all()
@@ -508,11 +514,15 @@ async def test_the_schedule_tool_creates_one_after_approval(
 
 def test_a_schedule_posts_on_the_platform_its_channel_belongs_to(h: Harness) -> None:
     slack, discord = RecordingAdapter("slack"), RecordingAdapter("discord")
+
+    def workers(*adapters: RecordingAdapter) -> Workers:
+        served = {a.platform: a for a in adapters}
+        return Workers(h.storage, InProcessQueue(), h.coordinator, h.runtime, served)
+
     runner = FireRunner(
         h.team,
         h.storage,
-        h.runtime,
-        {"slack": slack, "discord": discord},
+        workers(slack, discord),
         DatabaseLock(h.storage.db),
         grace=timedelta(hours=1),
     )
@@ -529,8 +539,7 @@ def test_a_schedule_posts_on_the_platform_its_channel_belongs_to(h: Harness) -> 
     alone = FireRunner(
         h.team,
         h.storage,
-        h.runtime,
-        {"slack": slack},
+        workers(slack),
         DatabaseLock(h.storage.db),
         grace=timedelta(hours=1),
     )

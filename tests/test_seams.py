@@ -207,8 +207,12 @@ async def test_a_run_paused_by_the_previous_version_resumes(harness: Harness) ->
         state=state,
     )
     harness.server.script("smart-a", Reply("Announced."))
-    outcome = await harness.runtime.resume(record.id, True, "U0ADMIN", harness.adapter.post)
-    assert outcome is not None and outcome.outcome == "ok"
+    decided = await harness.storage.approvals.decide(
+        record.id, status="approved", by="U0ADMIN", kind="tool"
+    )
+    assert decided is not None
+    outcome = await harness.runtime.resume(decided, harness.adapter.post)
+    assert outcome.outcome == "ok"
     posted = [(p.channel, r.text) for p, r in harness.adapter.posts]
     assert posted == [("#releases", "v2 is out"), ("C0GEN", "Announced.")]
     run = await harness.storage.runs.get(run_id)

@@ -29,6 +29,7 @@ from corral.bot.slack.app import SlackParts, slack_parts
 from corral.storage.store import Storage
 
 GENERAL, DEV, DM = "C0GENERAL1", "C0DEV00001", "D0DM000001"
+OPS = "C0OPS00001"
 PLACES = {"general": GENERAL, "dev": DEV, "dm": DM}
 ADMIN = "U0ADMIN"
 
@@ -399,6 +400,109 @@ async def test_a_rejection_is_told_to_the_agent(rig: SlackRig) -> None:
     await rig.until(lambda: len(rig.posts(GENERAL)) == 2)
     assert rig.slack.calls_to("chat.update")[0].params["text"] == f"Rejected by <@{ADMIN}>"
     assert rig.posts(DEV) == []
+
+
+def _click(action: str, request_id: str, user: str, message: dict[str, Any]) -> se.SignedRequest:
+    return se.block_actions(
+        action,
+        request_id,
+        user_id=user,
+        channel=GENERAL,
+        message_ts=message["ts"],
+        thread_ts=message.get("thread_ts"),
+        message=message,
+    )
+
+
+async def _escalation(rig: SlackRig) -> tuple[dict[str, Any], str]:
+    """Beaver asks a human; the escalation is one message with a Resolve button."""
+    rig.models.script(
+        "smart-a", CallTool("escalate", {"reason": "the deploy key expired"}), Reply("Asked.")
+    )
+    event = await rig.mention("beaver deploy v2")
+    await rig.settled()
+    (stored,) = [m for m in rig.slack.thread(GENERAL, event["ts"]) if m.get("blocks")]
+    (button,) = stored["blocks"][1]["elements"]
+    assert (button["action_id"], button["text"]["text"]) == ("corral_resolve", "Resolve")
+    return stored, button["value"]
+
+
+async def test_resolve_from_the_escalation_button(rig: SlackRig) -> None:
+    message, escalation_id = await _escalation(rig)
+    assert f"escalation {escalation_id}" in message["text"]
+    await rig.send(_click("corral_resolve", escalation_id, se.USER_ID, message))
+    await rig.until(lambda: bool(rig.slack.ephemerals))
+    assert rig.slack.ephemerals[0]["text"] == "Only the team's approvers can decide this."
+    await rig.send(_click("corral_resolve", escalation_id, ADMIN, message))
+    await rig.until(lambda: bool(rig.slack.calls_to("chat.update")))
+    (update,) = rig.slack.calls_to("chat.update")
+    assert (update.params["ts"], update.params["text"]) == (
+        message["ts"],
+        f"Resolved by <@{ADMIN}>",
+    )
+    # The button is gone: the message keeps what it said, and says who resolved it.
+    shown = rig.slack.message(GENERAL, message["ts"])
+    assert shown is not None
+    assert [b["type"] for b in shown["blocks"]] == ["section", "context"]
+    resolved = await rig.storage.approvals.get(escalation_id)
+    assert resolved is not None and (resolved.status, resolved.decided_by) == ("resolved", ADMIN)
+
+
+async def test_a_button_acts_only_on_its_own_message(rig: SlackRig) -> None:
+    """Message B's button carrying A's id (as a crafted click would) decides nothing and
+    stamps nothing."""
+    rig.models.script(
+        "smart-a",
+        CallTool("post_message", {"channel": DEV, "text": "v2 is out"}),
+        CallTool("post_message", {"channel": DEV, "text": "v3 is out"}),
+    )
+    # One after the other: two runs at once could take the scripted replies in either order.
+    roots = []
+    for version in ("v2", "v3"):
+        roots.append((await rig.mention(f"beaver announce {version}"))["ts"])
+        await rig.settled()
+    first, second = (rig.slack.thread(GENERAL, root)[-1] for root in roots)
+    first_id = first["blocks"][1]["elements"][0]["value"]
+    await rig.send(_click("corral_approve", first_id, ADMIN, second))
+    await rig.until(lambda: bool(rig.slack.ephemerals))
+    assert rig.slack.ephemerals[0]["text"] == (
+        f"This button does not belong to {first_id}'s request; nothing was decided."
+    )
+    assert rig.slack.calls_to("chat.update") == [] and rig.posts(DEV) == []
+    assert [a.status for a in await rig.storage.approvals.pending()] == ["pending", "pending"]
+    # On its own message the same click counts.
+    rig.models.script("smart-a", Reply("Announced."))
+    await rig.send(_click("corral_approve", first_id, ADMIN, first))
+    await rig.until(lambda: [p["text"] for p in rig.posts(DEV)] == ["v2 is out"])
+    (update,) = rig.slack.calls_to("chat.update")
+    assert update.params["ts"] == first["ts"]
+
+
+async def test_an_ack_never_waits_on_a_name_look_up(rig: SlackRig) -> None:
+    """The channel's and sender's names are asked of Slack by the worker: Slack holding
+    those calls back (429, retry after a second) does not hold back the ack."""
+    rig.slack.add_channel(OPS, "ops")
+    rig.slack.rate_limit("conversations.info", retry_after=1)
+    rig.slack.rate_limit("users.info", retry_after=1)
+    rig.models.script("fast-a", Reply("Looking at the queue."))
+    stored = rig.slack.add_message(OPS, None, "the queue is stuck", user=se.USER_ID)
+    started = time.monotonic()
+    response = await rig.send(
+        se.event_callback(se.message("the queue is stuck", channel=OPS, ts=stored["ts"]))
+    )
+    assert response.status == 200 and time.monotonic() - started < 1.0
+    await rig.settled()
+    # Both names were asked for, and used: the channel's default agent (by #name)
+    # answered, and the model read the message under the sender's name.
+    assert {c.method for c in rig.slack.calls if c.method.endswith(".info")} == {
+        "conversations.info",
+        "users.info",
+    }
+    assert [(p["username"], p["text"]) for p in rig.posts(OPS)] == [
+        ("Roo", "Looking at the queue.")
+    ]
+    sent = str(rig.models.requests_for("fast-a")[-1].json["messages"])
+    assert "[alice]: the queue is stuck" in sent
 
 
 async def test_healthz_and_metrics(rig: SlackRig) -> None:

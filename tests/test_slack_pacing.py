@@ -8,6 +8,7 @@ import pytest
 from harness import make_team
 from slack_sdk.web.async_client import AsyncWebClient
 
+from corral.bot.decisions import RequestMessages
 from corral.bot.slack.adapter import SlackAdapter
 from corral.bot.slack.directory import Directory
 
@@ -15,7 +16,8 @@ from corral.bot.slack.directory import Directory
 def adapter(interval: float, burst: int) -> SlackAdapter:
     # Pacing is bookkeeping only: no client call is made.
     client = cast(AsyncWebClient, None)
-    return SlackAdapter(client, make_team(), Directory(client), interval, burst)
+    requests = cast(RequestMessages, None)
+    return SlackAdapter(client, make_team(), Directory(client), interval, burst, requests=requests)
 
 
 def test_a_burst_goes_at_once_then_one_per_interval() -> None:

@@ -128,8 +128,9 @@ async def test_a_task_waits_with_its_run_and_ends_after_the_approval(harness: Ha
     approval = next(r.approval_id for _, r in harness.adapter.posts if r.kind == "approval")
     # As after a restart: a new runtime resumes the stored run, task and all.
     fresh = Harness.build(harness.storage, harness.server)
+    fresh.workers.start()
     try:
-        await fresh.runtime.resume(approval, True, "U0ADMIN", fresh.adapter.post)
+        await fresh.decide(approval)
     finally:
         await fresh.close()
     done = await harness.storage.tasks.get(open_task.id)

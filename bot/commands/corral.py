@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from corral.bot.commands.registry import (
+    Command,
     CommandContext,
-    CommandDef,
     CommandReply,
+    Group,
+    Values,
     format_age,
     help_text,
 )
-from corral.storage.tasks import TaskRecord
+
+if TYPE_CHECKING:
+    from corral.storage.tasks import TaskRecord
 
 
-async def status(ctx: CommandContext, args: list[str]) -> CommandReply:
+async def status(ctx: CommandContext, values: Values) -> CommandReply:
     """Each agent's runs and failures today, what is running, pending approvals."""
     since = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     stats = await ctx.storage.runs.stats_since(since)
@@ -36,7 +41,7 @@ async def status(ctx: CommandContext, args: list[str]) -> CommandReply:
     return CommandReply("\n".join(lines))
 
 
-async def agents(ctx: CommandContext, args: list[str]) -> CommandReply:
+async def agents(ctx: CommandContext, values: Values) -> CommandReply:
     """Who is on the team: handle, role, model, channels, tools."""
     lines = []
     for handle, agent in ctx.team.agents.items():
@@ -51,7 +56,7 @@ async def agents(ctx: CommandContext, args: list[str]) -> CommandReply:
     return CommandReply("\n".join(lines))
 
 
-async def approvals(ctx: CommandContext, args: list[str]) -> CommandReply:
+async def approvals(ctx: CommandContext, values: Values) -> CommandReply:
     """What waits for a human."""
     pending = await ctx.storage.approvals.pending()
     if not pending:
@@ -86,7 +91,7 @@ def _task_line(ctx: CommandContext, task: TaskRecord, now: datetime) -> str:
     return f"{head}, {status} {age} ago: {_short(task.task)} — {_short(task.result)}"
 
 
-async def tasks(ctx: CommandContext, args: list[str]) -> CommandReply:
+async def tasks(ctx: CommandContext, values: Values) -> CommandReply:
     """Tasks agents handed each other: the open ones, then the recently closed."""
     open_tasks = await ctx.storage.tasks.open()
     closed = await ctx.storage.tasks.recent(limit=10)
@@ -101,15 +106,18 @@ async def tasks(ctx: CommandContext, args: list[str]) -> CommandReply:
     return CommandReply("\n".join(lines))
 
 
-async def show_help(ctx: CommandContext, args: list[str]) -> CommandReply:
+async def show_help(ctx: CommandContext, values: Values) -> CommandReply:
     """Every command."""
     return CommandReply(help_text())
 
 
+GROUPS = [Group(("corral",), "See and steer the agent team")]
+
 COMMANDS = [
-    CommandDef("corral", "status", "", "agents, what each is doing, runs today", status),
-    CommandDef("corral", "agents", "", "who is on the team", agents),
-    CommandDef("corral", "approvals", "", "what waits for a human", approvals),
-    CommandDef("corral", "tasks", "", "open and recent tasks agents handed each other", tasks),
-    CommandDef("corral", "help", "", "this list", show_help),
+    Command(("corral", "status"), "agents, what each is doing, runs today", status),
+    Command(("corral", "agents"), "who is on the team", agents),
+    Command(("corral", "approvals"), "what waits for a human", approvals),
+    Command(("corral", "tasks"), "open and recent tasks agents handed each other", tasks),
+    # The shell has --help; this lists the chat commands.
+    Command(("corral", "help"), "this list", show_help, cli=False),
 ]

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from corral.bot.commands.registry import (
+    Arg,
+    Command,
     CommandContext,
-    CommandDef,
     CommandReply,
+    Group,
     UsageError,
+    Values,
     format_age,
-    parse_flags,
 )
-from corral.storage import memory_file
-from corral.storage.memory import MemoryRecord, Scope
+
+if TYPE_CHECKING:
+    from corral.storage.memory import MemoryRecord, Scope
 
 #: Memory ids are 32-bit on PostgreSQL; a larger number cannot name one.
 _MAX_ID = 2**31 - 1
@@ -24,49 +28,40 @@ def _line(m: MemoryRecord, now: datetime) -> str:
     return f"• `#{m.id}` [{scope}] {m.text} — {m.author}, {format_age(now - m.created_at)} ago"
 
 
-def _agent(ctx: CommandContext, flags: dict[str, str]) -> str:
+def _agent(ctx: CommandContext, values: Values) -> str:
     """The ``--agent`` flag as a handle of the team ('' when absent)."""
-    agent = flags.get("agent", "").lstrip("@").lower()
+    agent = values.text("agent").lower()
     if agent and agent not in ctx.team.agents:
         raise UsageError(f"There is no agent `{agent}`; the team is {', '.join(ctx.team.agents)}")
     return agent
-
-
-def _memory_id(args: list[str]) -> int:
-    if len(args) != 1 or not args[0].lstrip("#").isdigit():
-        raise UsageError("Give the memory's number")
-    return int(args[0].lstrip("#"))
 
 
 async def _existing(ctx: CommandContext, memory_id: int) -> MemoryRecord | None:
     return await ctx.storage.memory.get(memory_id) if memory_id <= _MAX_ID else None
 
 
-async def add(ctx: CommandContext, args: list[str]) -> CommandReply:
+async def add(ctx: CommandContext, values: Values) -> CommandReply:
     """Remember a fact: team-wide, or one agent's (``--agent``) or channel's (``--channel``)."""
-    flags, words = parse_flags(args, ("agent", "channel"))
-    text = " ".join(words).strip()
-    if not text:
-        raise UsageError("Say what to remember")
-    agent = _agent(ctx, flags)
-    if agent and "channel" in flags:
+    agent = _agent(ctx, values)
+    if agent and "channel" in values:
         raise UsageError("A memory is an agent's or a channel's, not both")
-    scope: Scope = "agent" if agent else "channel" if "channel" in flags else "team"
+    scope: Scope = "agent" if agent else "channel" if "channel" in values else "team"
     record, new = await ctx.storage.memory.add(
-        text, scope=scope, author=ctx.user, agent=agent, channel=flags.get("channel", "")
+        values.text("text"),
+        scope=scope,
+        author=ctx.user,
+        agent=agent,
+        channel=values.text("channel"),
     )
     verb = "Remembered" if new else "Already remembered"
     return CommandReply(f"{verb} `#{record.id}` ({scope}): {record.text}", ephemeral=False)
 
 
-async def search(ctx: CommandContext, args: list[str]) -> CommandReply:
+async def search(ctx: CommandContext, values: Values) -> CommandReply:
     """Search memories, best match first."""
-    flags, words = parse_flags(args, ("agent",))
-    query = " ".join(words).strip()
-    if not query:
-        raise UsageError("Say what to search for")
+    query = values.text("query")
     found = await ctx.storage.memory.search(
-        query, agent=_agent(ctx, flags) or None, channel=ctx.channel or None, limit=10
+        query, agent=_agent(ctx, values) or None, channel=ctx.channel or None, limit=10
     )
     if not found:
         return CommandReply(f"No memory matches “{query}”.")
@@ -74,10 +69,9 @@ async def search(ctx: CommandContext, args: list[str]) -> CommandReply:
     return CommandReply("\n".join(_line(m, now) for m in found))
 
 
-async def list_(ctx: CommandContext, args: list[str]) -> CommandReply:
+async def list_(ctx: CommandContext, values: Values) -> CommandReply:
     """The newest memories, all or one agent's."""
-    flags, _ = parse_flags(args, ("agent",))
-    agent = _agent(ctx, flags) or None
+    agent = _agent(ctx, values) or None
     found = await ctx.storage.memory.list(agent=agent, scope="agent" if agent else None, limit=20)
     if not found:
         return CommandReply("No memories yet. Add one with `/memory add …`.")
@@ -85,9 +79,9 @@ async def list_(ctx: CommandContext, args: list[str]) -> CommandReply:
     return CommandReply("\n".join(_line(m, now) for m in found))
 
 
-async def forget(ctx: CommandContext, args: list[str]) -> CommandReply:
+async def forget(ctx: CommandContext, values: Values) -> CommandReply:
     """Delete a memory (its author or an approver only); the deletion is audited."""
-    memory_id = _memory_id(args)
+    memory_id = values.number("id")
     record = await _existing(ctx, memory_id)
     if record is None:
         return CommandReply(f"There is no memory `#{memory_id}`.")
@@ -97,9 +91,9 @@ async def forget(ctx: CommandContext, args: list[str]) -> CommandReply:
     return CommandReply(f"Forgot `#{memory_id}`: {record.text}", ephemeral=False)
 
 
-async def promote(ctx: CommandContext, args: list[str]) -> CommandReply:
+async def promote(ctx: CommandContext, values: Values) -> CommandReply:
     """Make an agent's memory the whole team's; the promotion is audited."""
-    memory_id = _memory_id(args)
+    memory_id = values.number("id")
     record = await _existing(ctx, memory_id)
     if record is None:
         return CommandReply(f"There is no memory `#{memory_id}`.")
@@ -118,8 +112,10 @@ async def promote(ctx: CommandContext, args: list[str]) -> CommandReply:
     )
 
 
-async def export(ctx: CommandContext, args: list[str]) -> CommandReply:
+async def export(ctx: CommandContext, values: Values) -> CommandReply:
     """The team memory as a MEMORY.md document."""
+    from corral.storage import memory_file
+
     team = await ctx.storage.memory.list(scope="team", limit=None)
     document = memory_file.render(team, datetime.now(UTC))
     return CommandReply(
@@ -133,6 +129,8 @@ async def export(ctx: CommandContext, args: list[str]) -> CommandReply:
 async def import_document(ctx: CommandContext, document: str, name: str) -> CommandReply:
     """Load the team memories of a MEMORY.md document (``name`` is where it came from):
     the ones already known are merged, not added twice. The import is audited."""
+    from corral.storage import memory_file
+
     parsed = memory_file.parse(document, author=ctx.user, now=datetime.now(UTC))
     result = await ctx.storage.memory.add_many(parsed.memories)
     await ctx.storage.audit.record(
@@ -147,11 +145,30 @@ async def import_document(ctx: CommandContext, document: str, name: str) -> Comm
     return CommandReply("\n".join(lines), ephemeral=False)
 
 
+_AGENT = Arg("agent", flag=True, metavar="NAME", prefix="@", help="An agent's handle")
+_ID = Arg("id", "int", "The memory's number", prefix="#", hint="Give the memory's number")
+
+GROUPS = [Group(("memory",), "The team's shared memory")]
+
 COMMANDS = [
-    CommandDef("memory", "add", "TEXT [--agent NAME] [--channel #NAME]", "remember a fact", add),
-    CommandDef("memory", "search", "QUERY [--agent NAME]", "find memories, best first", search),
-    CommandDef("memory", "list", "[--agent NAME]", "the newest memories", list_),
-    CommandDef("memory", "forget", "ID", "delete a memory (author or approver)", forget),
-    CommandDef("memory", "promote", "ID", "share an agent's memory with the team", promote),
-    CommandDef("memory", "export", "", "the team memory as MEMORY.md", export),
+    Command(
+        ("memory", "add"),
+        "remember a fact",
+        add,
+        (
+            Arg("text", "text", "The fact to remember", hint="Say what to remember"),
+            Arg("agent", flag=True, metavar="NAME", prefix="@", help="Keep it as this agent's"),
+            Arg("channel", flag=True, metavar="#NAME", help="Keep it as this channel's"),
+        ),
+    ),
+    Command(
+        ("memory", "search"),
+        "find memories, best first",
+        search,
+        (Arg("query", "text", "What to look for", hint="Say what to search for"), _AGENT),
+    ),
+    Command(("memory", "list"), "the newest memories", list_, (_AGENT,)),
+    Command(("memory", "forget"), "delete a memory (author or approver)", forget, (_ID,)),
+    Command(("memory", "promote"), "share an agent's memory with the team", promote, (_ID,)),
+    Command(("memory", "export"), "the team memory as MEMORY.md", export),
 ]

@@ -1,17 +1,29 @@
-"""The one table of slash commands and the dispatcher every surface calls."""
+"""The one table of commands and what every surface needs from it.
+
+Each command is declared once, with typed arguments (:class:`Arg`). Its arguments are
+parsed into :class:`Values` before its handler runs: from a chat line by
+:func:`parse_line` (the console, Slack, Discord's free-text subcommands), or from values
+already separated by :func:`bind` (the CLI's arguments, Discord's options). The CLI, the
+Discord application commands, the help text and the Slack manifest's slash commands are
+generated from the table.
+
+This module and the handler modules import only what their declarations need: the CLI
+builds its commands from the table on every start, and ``corral --help`` must stay fast.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING
-
-from corral.agents.team import Team
-from corral.storage.store import Storage
+from itertools import pairwise
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
+    from corral.agents.team import Team
     from corral.bot.commands.schedule import ScheduleControl
+    from corral.storage.store import Storage
 
 
 @dataclass(frozen=True)
@@ -47,39 +59,327 @@ class CommandReply:
     attachment: tuple[str, str] | None = None
 
 
-Handler = Callable[[CommandContext, list[str]], Awaitable[CommandReply]]
+class UsageError(Exception):
+    """The command's arguments are off; the message says what is wrong."""
+
+
+#: ``word``: one word; ``int``: a whole number; ``text``: any number of words (in a chat
+#: line, up to the next argument's prefix, or to the end).
+ArgKind = Literal["word", "int", "text"]
 
 
 @dataclass(frozen=True)
-class CommandDef:
-    """One subcommand: ``/<group> <name> <usage>``."""
+class Arg:
+    """One argument of a command: positional, or ``--name VALUE`` when ``flag``."""
 
-    group: str
     name: str
-    usage: str
+    kind: ArgKind = "word"
+    help: str = ""
+    required: bool = True
+    flag: bool = False
+    #: How usage lines write it (default: the name in capitals).
+    metavar: str = ""
+    #: A mark the value may be written with (``@`` for an agent, ``#`` for an id),
+    #: taken off the value. In a chat line, a positional that follows a ``text`` argument
+    #: must be written with it: that is where the text ends.
+    prefix: str = ""
+    #: What to tell the caller when it is missing or malformed.
+    hint: str = ""
+
+    @property
+    def label(self) -> str:
+        """The argument as usage lines write it."""
+        return self.metavar or self.name.upper()
+
+    @property
+    def optional(self) -> bool:
+        """Flags are always optional."""
+        return self.flag or not self.required
+
+    def usage(self) -> str:
+        """``TEXT``, ``[NAME]`` or ``[--name NAME]``."""
+        if self.flag:
+            return f"[--{self.name} {self.label}]"
+        return f"[{self.label}]" if not self.required else self.label
+
+    def convert(self, raw: str) -> str | int:
+        """The typed value of what the caller wrote."""
+        value = raw.strip()
+        if self.prefix and value.startswith(self.prefix):
+            value = value[len(self.prefix) :]
+        if not value:
+            raise UsageError(self.hint or f"Give {self.label}")
+        if self.kind == "int":
+            if not (value.isascii() and value.isdigit()):
+                raise UsageError(self.hint or f"{self.label} is a number")
+            return int(value)
+        return value
+
+
+Handler = Callable[["CommandContext", "Values"], Awaitable[CommandReply]]
+
+
+@dataclass(frozen=True)
+class Values:
+    """A command's arguments, parsed: an absent optional argument has no value."""
+
+    given: Mapping[str, str | int] = field(default_factory=dict)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.given
+
+    def text(self, name: str) -> str:
+        """A ``word`` or ``text`` argument ('' when absent)."""
+        value = self.given.get(name, "")
+        return value if isinstance(value, str) else str(value)
+
+    def number(self, name: str) -> int:
+        """An ``int`` argument (it is required where this is called)."""
+        value = self.given[name]
+        if not isinstance(value, int):
+            raise TypeError(f"{name} is not a number")
+        return value
+
+
+@dataclass(frozen=True)
+class Command:
+    """``/<path…> <args>``, run by ``handler``. ``cli=False`` keeps it out of the CLI."""
+
+    path: tuple[str, ...]
     help: str
     handler: Handler
+    args: tuple[Arg, ...] = ()
+    cli: bool = True
+
+    def __post_init__(self) -> None:
+        positional = [a for a in self.args if not a.flag]
+        for before, after in pairwise(positional):
+            if before.kind == "text" and not after.prefix:
+                raise ValueError(f"{self.path}: `{after.name}` ends a text, so it needs a prefix")
+
+    @property
+    def name(self) -> str:
+        """The last word of the path."""
+        return self.path[-1]
+
+    @property
+    def usage(self) -> str:
+        """The arguments as one usage string: positionals first, then flags."""
+        positional = [a.usage() for a in self.args if not a.flag]
+        return " ".join([*positional, *(a.usage() for a in self.args if a.flag)])
+
+    @property
+    def line(self) -> str:
+        """The usage line: ``/memory add TEXT [--agent NAME]``."""
+        return " ".join(["/" + " ".join(self.path), self.usage]).strip()
 
 
-class UsageError(Exception):
-    """The command's words are off; the message says how to write it."""
+@dataclass(frozen=True)
+class Group:
+    """A word that commands share (``/corral``, ``/corral schedule``), with its help."""
+
+    path: tuple[str, ...]
+    help: str
 
 
-def parse_flags(words: Sequence[str], flags: Sequence[str]) -> tuple[dict[str, str], list[str]]:
-    """Split ``--flag value`` pairs from the rest of the words."""
-    found: dict[str, str] = {}
-    rest: list[str] = []
-    it = iter(words)
-    for word in it:
-        name = word[2:] if word.startswith("--") else ""
-        if name in flags:
-            value = next(it, None)
-            if value is None:
-                raise UsageError(f"`--{name}` needs a value")
-            found[name] = value
+def commands() -> list[Command]:
+    """Every command, in help order."""
+    from corral.bot.commands import corral, memory, schedule
+
+    return [*corral.COMMANDS, *schedule.COMMANDS, *memory.COMMANDS]
+
+
+def groups() -> list[Group]:
+    """Every group of commands, top-level ones first."""
+    from corral.bot.commands import corral, memory, schedule
+
+    return [*corral.GROUPS, *memory.GROUPS, *schedule.GROUPS]
+
+
+def children(path: tuple[str, ...]) -> list[str]:
+    """The next words after ``path``, in help order."""
+    found: list[str] = []
+    for command in commands():
+        if command.path[: len(path)] == path and len(command.path) > len(path):
+            word = command.path[len(path)]
+            if word not in found:
+                found.append(word)
+    return found
+
+
+def find(path: tuple[str, ...]) -> Command | None:
+    """The command at ``path``, if one is there."""
+    return next((c for c in commands() if c.path == path), None)
+
+
+def help_text(path: tuple[str, ...] = ()) -> str:
+    """The help listing of the commands under ``path`` (all by default)."""
+    return "\n".join(f"`{c.line}` — {c.help}" for c in commands() if c.path[: len(path)] == path)
+
+
+@dataclass(frozen=True)
+class _Token:
+    """A word of a chat line as typed (``raw``) and as meant (``value``: unquoted)."""
+
+    raw: str
+    value: str
+
+
+#: A quoted stretch followed by a space or the end, else a run of non-spaces. An
+#: apostrophe inside a word ("week's") is just an apostrophe.
+_TOKEN_RE = re.compile(r"\"[^\"]*\"(?=\s|$)|'[^']*'(?=\s|$)|\S+")
+
+
+def _tokens(text: str) -> list[_Token]:
+    found = []
+    for match in _TOKEN_RE.finditer(text):
+        raw = match.group()
+        quoted = len(raw) > 1 and raw[0] == raw[-1] and raw[0] in "\"'"
+        found.append(_Token(raw, raw[1:-1] if quoted else raw))
+    return found
+
+
+def _joined(tokens: Sequence[_Token]) -> str:
+    # One word keeps its quotes off; a stretch of words is kept as typed.
+    return tokens[0].value if len(tokens) == 1 else " ".join(t.raw for t in tokens)
+
+
+def _positionals(command: Command, tokens: Sequence[_Token]) -> dict[str, str | int]:
+    args = [a for a in command.args if not a.flag]
+    given: dict[str, str | int] = {}
+    at = 0
+    for n, arg in enumerate(args):
+        if arg.kind == "text":
+            after = args[n + 1] if n + 1 < len(args) else None
+            end: int | None = len(tokens)
+            if after is not None:
+                end = next(
+                    (
+                        i
+                        for i in range(at + 1, len(tokens))
+                        if tokens[i].raw.startswith(after.prefix)
+                    ),
+                    None,
+                )
+                if end is None:
+                    raise UsageError(after.hint or f"Give {after.label}")
+            taken = tokens[at:end]
         else:
-            rest.append(word)
-    return found, rest
+            taken = tokens[at : at + 1]
+        if not taken:
+            if arg.required:
+                raise UsageError(arg.hint or f"Give {arg.label}")
+            continue
+        given[arg.name] = arg.convert(_joined(taken))
+        at += len(taken)
+    if at < len(tokens):
+        raise UsageError(f"`{tokens[at].raw}` is more than the command takes")
+    return given
+
+
+def parse_line(command: Command, text: str) -> Values:
+    """The values of a chat line's arguments (the words after the command's path).
+
+    Declared flags (``--agent NAME``) may stand anywhere; a quoted stretch is one word and
+    never a flag, so ``"mind the --agent flag"`` is text.
+    """
+    flags = {a.name: a for a in command.args if a.flag}
+    given: dict[str, str | int] = {}
+    rest: list[_Token] = []
+    tokens = iter(_tokens(text))
+    for token in tokens:
+        arg = flags.get(token.raw[2:]) if token.raw.startswith("--") else None
+        if arg is None:
+            rest.append(token)
+            continue
+        value = next(tokens, None)
+        if value is None:
+            raise UsageError(f"`--{arg.name}` needs a value")
+        given[arg.name] = arg.convert(value.value)
+    given.update(_positionals(command, rest))
+    return Values(given)
+
+
+def bind(
+    command: Command, options: Mapping[str, str | None], words: Sequence[str] | None = None
+) -> Values:
+    """The values of arguments given separately: each by name in ``options`` (None or
+    blank: not given), or, when ``words`` is given, the positional ones as those words
+    (each one word as it is: a shell's argument, never re-split or read as a flag)."""
+    given: dict[str, str | int] = {}
+    for arg in command.args:
+        if words is not None and not arg.flag:
+            continue
+        value = options.get(arg.name)
+        if value is not None and value.strip():
+            given[arg.name] = arg.convert(value)
+        elif not arg.optional:
+            raise UsageError(arg.hint or f"Give {arg.label}")
+    if words is not None:
+        given.update(_positionals(command, [_Token(w, w) for w in words]))
+    return Values(given)
+
+
+async def execute(
+    ctx: CommandContext, command: Command, values: Callable[[], Values]
+) -> CommandReply:
+    """Run ``command`` with the values ``values`` reads; a usage error is answered with
+    what is wrong and the usage line."""
+    try:
+        return await command.handler(ctx, values())
+    except UsageError as exc:
+        return CommandReply(f"{exc}. Usage: `{command.line}`")
+
+
+_WORD_RE = re.compile(r"\s*(\S+)\s*")
+
+
+async def dispatch(ctx: CommandContext, line: str) -> CommandReply:
+    """Run a chat line such as ``/memory add The deploy window is Friday``."""
+    path: tuple[str, ...] = ()
+    rest = line.strip()
+    while (command := find(path) if path else None) is None:
+        match = _WORD_RE.match(rest)
+        if match is None:
+            return CommandReply(help_text(path))
+        word = match.group(1).lower()
+        word = word if path else word.lstrip("/")
+        rest = rest[match.end() :]
+        if word in children(path):
+            path = (*path, word)
+        elif word == "help" and path:
+            return CommandReply(help_text(path))
+        elif not path:
+            return CommandReply(f"Unknown command `/{word}`. Commands:\n{help_text()}")
+        else:
+            return CommandReply(f"Unknown `{word}`. Try:\n{help_text(path)}")
+    arguments = rest
+    return await execute(ctx, command, lambda: parse_line(command, arguments))
+
+
+def manifest_slash_commands() -> list[dict[str, str | bool]]:
+    """The ``slash_commands`` of deploy/slack/manifest.yaml, as the table has them."""
+    listed: list[dict[str, str | bool]] = []
+    for group in groups():
+        if len(group.path) != 1:
+            continue
+        hints = []
+        for word in children(group.path):
+            command = find((*group.path, word))
+            if command is None:
+                hints.append(f"{word} …")
+                continue
+            words = [f"<{a.label.lower()}>" for a in command.args if not a.optional]
+            hints.append(" ".join([word, *words]))
+        listed.append(
+            {
+                "command": f"/{group.path[0]}",
+                "description": group.help,
+                "usage_hint": " | ".join(hints),
+                "should_escape": False,
+            }
+        )
+    return listed
 
 
 def format_age(delta: timedelta) -> str:
@@ -92,42 +392,3 @@ def format_age(delta: timedelta) -> str:
     if seconds < 172800:
         return f"{seconds // 3600}h"
     return f"{seconds // 86400}d"
-
-
-def commands() -> list[CommandDef]:
-    """Every command, in help order."""
-    from corral.bot.commands import corral, memory, schedule
-
-    return [*corral.COMMANDS, *schedule.COMMANDS, *memory.COMMANDS]
-
-
-def help_text(group: str | None = None) -> str:
-    """The help listing, generated from the table."""
-    lines = [
-        f"`/{c.group} {c.name}{' ' + c.usage if c.usage else ''}` — {c.help}"
-        for c in commands()
-        if group is None or c.group == group
-    ]
-    return "\n".join(lines)
-
-
-async def dispatch(ctx: CommandContext, line: str) -> CommandReply:
-    """Run a command line such as ``/memory add The deploy window is Friday``."""
-    words = line.strip().split()
-    if not words:
-        return CommandReply(help_text())
-    group = words[0].lstrip("/")
-    name = words[1].lower() if len(words) > 1 else "help"
-    matches = [c for c in commands() if c.group == group]
-    if not matches:
-        return CommandReply(f"Unknown command `/{group}`. Commands:\n{help_text()}")
-    if name == "help" and not any(c.name == "help" for c in matches):
-        return CommandReply(help_text(group))
-    for command in matches:
-        if command.name == name:
-            try:
-                return await command.handler(ctx, words[2:])
-            except UsageError as exc:
-                usage = f"/{group} {command.name} {command.usage}".strip()
-                return CommandReply(f"{exc}. Usage: `{usage}`")
-    return CommandReply(f"Unknown subcommand `{name}`. Try:\n{help_text(group)}")

@@ -1,25 +1,28 @@
 """``/corral schedule …``: the team's scheduled tasks — list, add, remove, pause, resume,
-and run one now."""
+and run one now.
+
+The scheduling modules are imported where they are used: the CLI loads this table on
+every start (``corral --help`` included).
+"""
 
 from __future__ import annotations
 
 import re
-import shlex
-from datetime import datetime, tzinfo
-from typing import Protocol
+from datetime import UTC, datetime, tzinfo
+from typing import TYPE_CHECKING, Protocol
 
-from corral.agents.cron import first_after, split_timing, zone
 from corral.bot.commands.registry import (
+    Arg,
+    Command,
     CommandContext,
-    CommandDef,
     CommandReply,
+    Group,
     UsageError,
-    parse_flags,
+    Values,
 )
-from corral.bot.scheduling.plan import COUNT_CAP, trigger_of
-from corral.bot.scheduling.runner import FireError
-from corral.storage.schedules import FireRecord, ScheduleRecord, ScheduleSpec
-from corral.storage.tables import utcnow
+
+if TYPE_CHECKING:
+    from corral.storage.schedules import FireRecord, ScheduleRecord, ScheduleSpec
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 #: A channel as Slack writes it in a command's text: <#C0123|general>.
@@ -29,6 +32,11 @@ _ADD_USAGE = (
     "instead of the cron line; `--tz Europe/Berlin` for the cron's time zone, "
     "`--name NAME` to name it)"
 )
+
+
+def utcnow() -> datetime:
+    """Now, in UTC, as the schedules' records keep their times."""
+    return datetime.now(UTC)
 
 
 class ScheduleControl(Protocol):
@@ -44,16 +52,7 @@ class ScheduleControl(Protocol):
         ...
 
 
-async def schedule(ctx: CommandContext, args: list[str]) -> CommandReply:
-    """Dispatch ``/corral schedule <subcommand> …``."""
-    name = args[0].lower() if args else "help"
-    handler = _SUBCOMMANDS.get(name)
-    if handler is None:
-        return CommandReply(_help() if name == "help" else f"Unknown `{name}`.\n{_help()}")
-    return await handler(ctx, args[1:])
-
-
-async def list_(ctx: CommandContext, args: list[str]) -> CommandReply:
+async def list_(ctx: CommandContext, values: Values) -> CommandReply:
     """Every schedule: source, agent, channel, next fire, last fire and how it ended."""
     records = await ctx.storage.schedules.all()
     if not records:
@@ -68,25 +67,29 @@ async def list_(ctx: CommandContext, args: list[str]) -> CommandReply:
     return CommandReply("\n".join(lines))
 
 
-async def add(ctx: CommandContext, args: list[str]) -> CommandReply:
+async def add(ctx: CommandContext, values: Values) -> CommandReply:
     """Create a schedule in chat: it is stored, and survives restarts."""
-    flags, timing, agent, channel, prompt = _parse_add(args)
+    from corral.agents.cron import split_timing, zone
+    from corral.storage.schedules import ScheduleSpec
+
+    agent = values.text("agent").lower()
     if agent not in ctx.team.agents:
         raise UsageError(f"There is no agent `@{agent}`; the team: {_handles(ctx)}")
-    name = flags.get("name", "").lower() or None
+    name = values.text("name").lower() or None
     if name is not None and not _NAME_RE.fullmatch(name):
         raise UsageError(
             f"`{name}` is not a valid name: use lowercase letters, digits, `-` and `_`"
         )
     try:
-        cron, every = split_timing(timing)
-        timezone = flags.get("tz", "UTC")
+        cron, every = split_timing(values.text("when"))
+        timezone = values.text("tz") or "UTC"
         zone(timezone)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     # The console and the CLI post on the platform of whichever process runs the schedule.
     platform = "" if ctx.platform == "console" else ctx.platform
-    spec = ScheduleSpec(agent, channel, prompt, cron, every, timezone, platform)
+    channel = _channel(values.text("channel"))
+    spec = ScheduleSpec(agent, channel, values.text("prompt"), cron, every, timezone, platform)
     record = await ctx.storage.schedules.add(spec, source="chat", created_by=ctx.user, name=name)
     if record is None:
         return CommandReply(f"There is already a schedule `{name}`; choose another `--name`.")
@@ -98,9 +101,9 @@ async def add(ctx: CommandContext, args: list[str]) -> CommandReply:
     )
 
 
-async def remove(ctx: CommandContext, args: list[str]) -> CommandReply:
+async def remove(ctx: CommandContext, values: Values) -> CommandReply:
     """Delete a schedule made in chat, and its record."""
-    record = await _own(ctx, args, "remove")
+    record = await _own(ctx, values, "remove")
     if record.source == "team.yaml":
         return CommandReply(
             f"`{record.name}` comes from team.yaml: delete it there (it goes when Corral "
@@ -111,9 +114,9 @@ async def remove(ctx: CommandContext, args: list[str]) -> CommandReply:
     return CommandReply(f"Removed `{record.name}`.", ephemeral=False)
 
 
-async def pause(ctx: CommandContext, args: list[str]) -> CommandReply:
+async def pause(ctx: CommandContext, values: Values) -> CommandReply:
     """Stop firing a schedule until it is resumed; its fire times meanwhile are not due."""
-    record = await _own(ctx, args, "pause")
+    record = await _own(ctx, values, "pause")
     if record.paused:
         return CommandReply(f"`{record.name}` is paused already.")
     await ctx.storage.schedules.set_paused(record.name, True, by=ctx.user)
@@ -124,9 +127,9 @@ async def pause(ctx: CommandContext, args: list[str]) -> CommandReply:
     )
 
 
-async def resume(ctx: CommandContext, args: list[str]) -> CommandReply:
+async def resume(ctx: CommandContext, values: Values) -> CommandReply:
     """Fire a paused schedule again, from its next fire time on."""
-    record = await _own(ctx, args, "resume")
+    record = await _own(ctx, values, "resume")
     if not record.paused:
         return CommandReply(f"`{record.name}` is not paused.")
     resumed = await ctx.storage.schedules.set_paused(record.name, False, by=ctx.user)
@@ -136,13 +139,15 @@ async def resume(ctx: CommandContext, args: list[str]) -> CommandReply:
     )
 
 
-async def run(ctx: CommandContext, args: list[str]) -> CommandReply:
+async def run(ctx: CommandContext, values: Values) -> CommandReply:
     """Fire a schedule now, whatever its timing (paused ones too)."""
-    record = await _own(ctx, args, "run")
+    record = await _own(ctx, values, "run")
     if ctx.scheduler is None:
         return CommandReply(
             f"No scheduler runs here; run it from a shell: `corral schedule run {record.name}`."
         )
+    from corral.bot.scheduling.runner import FireError
+
     try:
         fire = await ctx.scheduler.run_now(record.name, ctx.user)
     except FireError as exc:
@@ -156,67 +161,18 @@ async def run(ctx: CommandContext, args: list[str]) -> CommandReply:
     return CommandReply(f"`{record.name}` ran: {_outcome(fire, _zone_of(record))}.")
 
 
-_SUBCOMMANDS = {
-    "list": list_,
-    "add": add,
-    "remove": remove,
-    "pause": pause,
-    "resume": resume,
-    "run": run,
-}
-
-
-def _help() -> str:
-    return "\n".join(
-        [
-            "`/corral schedule list` — every schedule, its next fire and how the last ended",
-            f"{_ADD_USAGE} — a new schedule",
-            "`/corral schedule remove NAME` — delete one made in chat",
-            "`/corral schedule pause NAME` / `resume NAME` — stop and restart one",
-            "`/corral schedule run NAME` — fire one now",
-        ]
-    )
-
-
-def _parse_add(args: list[str]) -> tuple[dict[str, str], str, str, str, str]:
-    """(flags, timing, agent, channel, prompt) of ``add``'s words."""
-    # The command line arrives split on spaces; quotes group words again.
-    text = " ".join(args)
-    try:
-        words = shlex.split(text)
-    except ValueError:
-        words = text.split()  # an apostrophe in an unquoted prompt: take the words as typed
-    flags, words = parse_flags(words, ("tz", "name"))
-    at = next((i for i, word in enumerate(words) if word.startswith("@")), None)
-    if at is None or at == 0 or len(words) < at + 3:
-        raise UsageError(f"Say when, which agent, where and what: {_ADD_USAGE}")
-    timing = _unquote(" ".join(words[:at]))
-    agent = words[at][1:].lower()
-    channel = _channel(words[at + 1])
-    prompt = _unquote(" ".join(words[at + 2 :]))
-    return flags, timing, agent, channel, prompt
-
-
-def _unquote(text: str) -> str:
-    text = text.strip()
-    if len(text) > 1 and text[0] == text[-1] and text[0] in "\"'":
-        return text[1:-1].strip()
-    return text
-
-
 def _channel(word: str) -> str:
     match = _SLACK_CHANNEL_RE.fullmatch(word)
     return match.group(1) if match else word
 
 
-async def _own(ctx: CommandContext, args: list[str], verb: str) -> ScheduleRecord:
-    """The schedule named by ``args``, if the caller may change it (an approver, or who
+async def _own(ctx: CommandContext, values: Values, verb: str) -> ScheduleRecord:
+    """The schedule named by ``values``, if the caller may change it (an approver, or who
     made it)."""
-    if len(args) != 1:
-        raise UsageError(f"Name the schedule: `/corral schedule {verb} NAME`")
-    record = await ctx.storage.schedules.get(args[0].lower())
+    name = values.text("name")
+    record = await ctx.storage.schedules.get(name.lower())
     if record is None:
-        raise UsageError(f"There is no schedule `{args[0]}` (see `/corral schedule list`)")
+        raise UsageError(f"There is no schedule `{name}` (see `/corral schedule list`)")
     if not ctx.is_approver and record.created_by != ctx.user:
         raise UsageError(f"Only an approver or whoever made `{record.name}` can {verb} it")
     return record
@@ -247,6 +203,9 @@ def _timing(spec: ScheduleSpec) -> str:
 
 
 def _next(record: ScheduleRecord, now: datetime) -> str:
+    from corral.agents.cron import first_after
+    from corral.bot.scheduling.plan import trigger_of
+
     if record.paused:
         return "none: paused"
     try:
@@ -257,6 +216,8 @@ def _next(record: ScheduleRecord, now: datetime) -> str:
 
 
 def _outcome(fire: FireRecord, where: tzinfo) -> str:
+    from corral.bot.scheduling.plan import COUNT_CAP
+
     if fire.count > 1:
         many = f"{fire.count}+" if fire.count >= COUNT_CAP else str(fire.count)
         when = f"{many} fires from {_when(fire.first_slot, where)} to {_when(fire.slot, where)}"
@@ -273,6 +234,8 @@ def _outcome(fire: FireRecord, where: tzinfo) -> str:
 
 
 def _zone_of(record: ScheduleRecord) -> tzinfo:
+    from corral.agents.cron import zone
+
     try:
         return zone(record.spec.timezone)
     except ValueError:
@@ -286,12 +249,32 @@ def _when(moment: datetime, where: tzinfo) -> str:
     return f"{local:%a %d %b}{year} {clock} {local:%Z}"
 
 
+_WHAT = "Say when, which agent, where and what"
+_NAME = Arg("name", help="The schedule's name", hint="Name the schedule")
+
+GROUPS = [Group(("corral", "schedule"), "Scheduled tasks: list, add, remove, pause, resume, run")]
+
 COMMANDS = [
-    CommandDef(
-        "corral",
-        "schedule",
-        "list | add WHEN @agent #channel PROMPT | remove|pause|resume|run NAME",
-        "scheduled tasks",
-        schedule,
+    Command(
+        ("corral", "schedule", "list"),
+        "every schedule, its next fire and how the last ended",
+        list_,
     ),
+    Command(
+        ("corral", "schedule", "add"),
+        "a new schedule",
+        add,
+        (
+            Arg("when", "text", 'A cron line ("0 9 * * 1-5") or "every 30m"', hint=_WHAT),
+            Arg("agent", metavar="@AGENT", prefix="@", help="The agent that does it", hint=_WHAT),
+            Arg("channel", metavar="#CHANNEL", help="Where it posts", hint=_WHAT),
+            Arg("prompt", "text", "What the agent is asked", hint=_WHAT),
+            Arg("tz", flag=True, metavar="ZONE", help="The cron line's time zone (default UTC)"),
+            Arg("name", flag=True, help="Its name (default: the agent's, numbered)"),
+        ),
+    ),
+    Command(("corral", "schedule", "remove"), "delete one made in chat", remove, (_NAME,)),
+    Command(("corral", "schedule", "pause"), "stop firing one until resumed", pause, (_NAME,)),
+    Command(("corral", "schedule", "resume"), "fire a paused one again", resume, (_NAME,)),
+    Command(("corral", "schedule", "run"), "fire one now", run, (_NAME,)),
 ]

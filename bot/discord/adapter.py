@@ -14,9 +14,10 @@ import discord
 
 from corral.agents.conversation import Place, Reply
 from corral.agents.team import Team
-from corral.bot.adapter import ThreadLine
+from corral.bot.adapter import OnPart, ThreadLine
 from corral.bot.coordinator import Route
-from corral.bot.discord.approvals import approval_view
+from corral.bot.decisions import RequestMessages
+from corral.bot.discord.approvals import request_view
 from corral.bot.discord.events import NEW_THREAD, PLATFORM, WHERE
 from corral.bot.inbound import Inbound
 from corral.bot.text_split import split_message
@@ -69,11 +70,14 @@ class DiscordAdapter:
         client: discord.Client,
         team: Team,
         *,
+        requests: RequestMessages,
         threads: ThreadMode = "busy",
         busy_window: float = 300.0,
     ) -> None:
         self.client = client
         self.team = team
+        #: Where the message carrying a request's buttons is recorded.
+        self.requests = requests
         self.threads = threads
         self.busy_window = busy_window
         #: Persona name → agent handle, to attribute the team's posts.
@@ -125,6 +129,10 @@ class DiscordAdapter:
         line = self._line(replied)
         return line.agent if line is not None and line.agent else None
 
+    async def with_names(self, inbound: Inbound) -> Inbound:
+        """discord.py's events carry the names already (see :func:`inbound_from_message`)."""
+        return inbound
+
     async def picked_up(self, inbound: Inbound, route: Route) -> None:
         """React with 👀 (cleared when the answer comes); open a thread for a new
         conversation when :attr:`threads` says so."""
@@ -159,9 +167,13 @@ class DiscordAdapter:
     async def unanswered(self, inbound: Inbound) -> None:
         """Nothing to take back: 👀 goes on only once an agent has the message."""
 
-    async def post(self, place: Place, reply: Reply) -> None:
+    async def post(
+        self, place: Place, reply: Reply, *, start: int = 0, on_part: OnPart | None = None
+    ) -> list[str]:
         """Post ``reply`` in the conversation under the agent's persona, split into
-        messages Discord accepts; approval requests get Approve/Reject buttons."""
+        messages Discord accepts, from part ``start`` on, telling ``on_part`` of each;
+        approval requests get Approve/Reject buttons and escalations a Resolve button, on
+        their last message, recorded as the request's. Returns the messages' ids."""
         target = await self._target(place)
         persona = self._persona(reply.agent)
         webhook = await self._webhook(target.channel)
@@ -169,12 +181,19 @@ class DiscordAdapter:
         prefix = "" if webhook is not None else f"**{persona.name}**: "
         parts = split_message(reply.text, MESSAGE_LIMIT - len(prefix))
         conversation = place.thread or place.channel
-        for i, part in enumerate(parts):
-            last = i == len(parts) - 1
-            view = approval_view(reply.approval_id) if reply.kind == "approval" and last else None
-            sent = await self._send(target, webhook, persona, prefix + part, view)
+        posted: list[str] = []
+        for index in range(start, len(parts)):
+            last = index == len(parts) - 1
+            view = request_view(reply.kind, reply.approval_id) if last else None
+            sent = await self._send(target, webhook, persona, prefix + parts[index], view)
             self._remember(sent.id, conversation)
+            posted.append(str(sent.id))
+            if view is not None:
+                await self.requests.attach(reply.approval_id, str(sent.channel.id), str(sent.id))
+            if on_part is not None:
+                await on_part(index, str(sent.id))
         await self._clear_reaction(place)
+        return posted
 
     async def thread_history(self, place: Place, before: str) -> list[ThreadLine]:
         """A Discord thread's (or DM's) messages before ``before``, oldest first: people

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine
 from typing import Any
 
 import discord
@@ -15,11 +14,12 @@ from discord.http import Route
 
 from corral.bot.app import Core, StartupError
 from corral.bot.commands.registry import CommandContext
+from corral.bot.decisions import ClickedMessage, DecisionContext, Verdict, decide
 from corral.bot.discord.adapter import DiscordAdapter, ThreadMode
-from corral.bot.discord.approvals import ApproveButton, DecidingClient, RejectButton
+from corral.bot.discord.approvals import BUTTONS, DecidingClient
 from corral.bot.discord.commands import command_groups
 from corral.bot.discord.events import PLATFORM, inbound_from_message, is_from_person
-from corral.bot.gateway import DecisionError, Workers
+from corral.bot.gateway import Workers
 
 log = logging.getLogger("corral.discord")
 
@@ -59,8 +59,8 @@ class CorralClient(DecidingClient):
         self.tree: app_commands.CommandTree[CorralClient] = app_commands.CommandTree(self)
 
     async def setup_hook(self) -> None:
-        # Persistent: a click on any Approve/Reject button reaches this process.
-        self.add_dynamic_items(ApproveButton, RejectButton)
+        # Persistent: a click on any Approve/Reject/Resolve button reaches this process.
+        self.add_dynamic_items(*BUTTONS)
         await self.parts.sync_commands()
 
     async def on_ready(self) -> None:
@@ -95,12 +95,13 @@ class DiscordParts:
         self.core = core
         self.guild_ids = guild_ids
         self.client = CorralClient(self, guild_ready_timeout=guild_ready_timeout)
-        self.adapter = DiscordAdapter(self.client, core.team, threads=threads)
+        self.adapter = DiscordAdapter(
+            self.client, core.team, requests=core.storage.approvals, threads=threads
+        )
         self.workers: Workers | None = None
         self.connected_since: float | None = None
         self.disconnected_since: float | None = time.monotonic()
         self._task: asyncio.Task[None] | None = None
-        self._background: set[asyncio.Task[None]] = set()
         self.failure: str | None = None
         for group in command_groups(self._command_context):
             self.client.tree.add_command(group)
@@ -201,48 +202,30 @@ class DiscordParts:
         return self.core.command_context(user, PLATFORM, channel)
 
     async def decide(
-        self, interaction: discord.Interaction[Any], approval_id: str, approved: bool
+        self, interaction: discord.Interaction[Any], approval_id: str, verdict: Verdict
     ) -> None:
-        """An approver's click resumes the paused run; anyone else is told, only them,
-        that they may not."""
-        user = str(interaction.user.id)
-        if user not in self.core.team.approvers:
-            await interaction.response.send_message(
-                "Only the team's approvers can decide this.", ephemeral=True
-            )
-            return
+        """A click on a request's button: the decision is made (or refused) and the
+        clicked message shows its verdict; a refusal is told only to the person."""
         workers = self.workers
-        if workers is None or await workers.runtime.waiting(approval_id) is None:
+        if workers is None:
             await interaction.response.send_message(
-                f"{approval_id} was already decided.", ephemeral=True
+                "This Corral cannot decide approvals right now.", ephemeral=True
             )
             return
-        verdict = f"{'Approved' if approved else 'Rejected'} by <@{user}>"
-        original = interaction.message.content if interaction.message is not None else ""
-        # The buttons go at once; the resumed run's answer follows in the thread.
-        await interaction.response.edit_message(content=f"{original}\n{verdict}".strip(), view=None)
-        self._in_background(self._resume(interaction, workers, approval_id, approved, user))
-
-    async def _resume(
-        self,
-        interaction: discord.Interaction[Any],
-        workers: Workers,
-        approval_id: str,
-        approved: bool,
-        user: str,
-    ) -> None:
-        try:
-            await workers.decide(approval_id, approved, user)
-        except DecisionError as exc:
-            await interaction.followup.send(str(exc), ephemeral=True)
-        except Exception:  # the run itself tells the thread; this is for what precedes it
-            log.exception("deciding %s failed", approval_id)
-
-    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(work)
-        # The loop keeps only weak references to tasks: hold one until it is done.
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        message = interaction.message
+        clicked = ClickedMessage(
+            str(interaction.channel_id or ""), str(message.id) if message is not None else ""
+        )
+        context = DecisionContext(self.core.team, self.core.storage.approvals, workers, PLATFORM)
+        result = await decide(context, approval_id, verdict, str(interaction.user.id), clicked)
+        if not result.ok:
+            await interaction.response.send_message(result.text, ephemeral=True)
+            return
+        original = message.content if message is not None else ""
+        # The buttons go at once; a resumed run's answer follows in the thread.
+        await interaction.response.edit_message(
+            content=f"{original}\n{result.verdict}".strip(), view=None
+        )
 
 
 def parse_guild_ids(value: str) -> tuple[int, ...]:

@@ -1,6 +1,7 @@
-"""Approve / Reject buttons as persistent Discord components.
+"""Approve / Reject (approval requests) and Resolve (escalations) buttons as persistent
+Discord components.
 
-The buttons are :class:`discord.ui.DynamicItem` s whose custom id carries the approval's
+The buttons are :class:`discord.ui.DynamicItem` s whose custom id carries the request's
 id (``corral_approve:<id>``), registered on the client at start, so a click is handled
 by whichever process runs — also after a restart, with no view kept in memory.
 """
@@ -12,11 +13,14 @@ from typing import Any
 
 import discord
 
+from corral.bot.decisions import Verdict
+
 APPROVE_ACTION = "corral_approve"
 REJECT_ACTION = "corral_reject"
+RESOLVE_ACTION = "corral_resolve"
 
-#: What a click calls: (interaction, approval id, approved?).
-Decide = Callable[[discord.Interaction[Any], str, bool], Awaitable[None]]
+#: What a click calls: (interaction, request id, verdict).
+Decide = Callable[[discord.Interaction[Any], str, Verdict], Awaitable[None]]
 
 
 class DecidingClient(discord.Client):
@@ -26,7 +30,7 @@ class DecidingClient(discord.Client):
 
 
 async def _dispatch(
-    interaction: discord.Interaction[Any], approval_id: str, approved: bool
+    interaction: discord.Interaction[Any], approval_id: str, verdict: Verdict
 ) -> None:
     client = interaction.client
     decide = client.decide if isinstance(client, DecidingClient) else None
@@ -35,7 +39,7 @@ async def _dispatch(
             "This Corral cannot decide approvals right now.", ephemeral=True
         )
         return
-    await decide(interaction, approval_id, approved)
+    await decide(interaction, approval_id, verdict)
 
 
 class _DecisionButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"(?!)"):
@@ -45,7 +49,7 @@ class _DecisionButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r
     action = ""
     label = ""
     style = discord.ButtonStyle.secondary
-    approves = False
+    verdict: Verdict
 
     def __init__(self, approval_id: str) -> None:
         super().__init__(
@@ -62,7 +66,7 @@ class _DecisionButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r
         return cls(match["id"])
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        await _dispatch(interaction, self.approval_id, self.approves)
+        await _dispatch(interaction, self.approval_id, self.verdict)
 
 
 class ApproveButton(_DecisionButton, template=APPROVE_ACTION + r":(?P<id>[\w-]+)"):
@@ -71,7 +75,7 @@ class ApproveButton(_DecisionButton, template=APPROVE_ACTION + r":(?P<id>[\w-]+)
     action = APPROVE_ACTION
     label = "Approve"
     style = discord.ButtonStyle.success
-    approves = True
+    verdict = "approve"
 
 
 class RejectButton(_DecisionButton, template=REJECT_ACTION + r":(?P<id>[\w-]+)"):
@@ -80,11 +84,36 @@ class RejectButton(_DecisionButton, template=REJECT_ACTION + r":(?P<id>[\w-]+)")
     action = REJECT_ACTION
     label = "Reject"
     style = discord.ButtonStyle.danger
+    verdict = "reject"
 
 
-def approval_view(approval_id: str) -> discord.ui.View:
-    """The two buttons for one approval request (no timeout: they work until decided)."""
+class ResolveButton(_DecisionButton, template=RESOLVE_ACTION + r":(?P<id>[\w-]+)"):
+    """**Resolve**: the escalation is closed."""
+
+    action = RESOLVE_ACTION
+    label = "Resolve"
+    verdict = "resolve"
+
+
+#: Every decision button, registered on the client at start.
+BUTTONS = (ApproveButton, RejectButton, ResolveButton)
+
+
+def request_view(kind: str, approval_id: str) -> discord.ui.View | None:
+    """The buttons for a request (no timeout: they work until decided): Approve and
+    Reject for an approval, Resolve for an escalation; None for any other reply."""
+    if not approval_id:
+        return None
+    if kind == "approval":
+        buttons: tuple[_DecisionButton, ...] = (
+            ApproveButton(approval_id),
+            RejectButton(approval_id),
+        )
+    elif kind == "escalation":
+        buttons = (ResolveButton(approval_id),)
+    else:
+        return None
     view = discord.ui.View(timeout=None)
-    view.add_item(ApproveButton(approval_id))
-    view.add_item(RejectButton(approval_id))
+    for button in buttons:
+        view.add_item(button)
     return view

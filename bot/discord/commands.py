@@ -1,13 +1,17 @@
-"""``/corral`` and ``/memory`` as Discord application commands.
+"""``/corral`` and ``/memory`` as Discord application commands, generated from the one
+command table (bot/commands), so Discord answers exactly what Slack, the console and the
+CLI answer.
 
-Each subcommand is a line for the one command table (bot/commands), so Discord answers
-exactly what Slack, the console and the CLI answer. Discord wants a response within
-3 seconds: a command that takes longer is deferred, then followed up.
+A command of the table becomes a subcommand with one string option per argument; a group
+below the top (``/corral schedule``) becomes one subcommand whose ``args`` option is read as
+a chat line. Discord wants a response within 3 seconds: a command that takes longer is
+deferred, then followed up.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import io
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -16,102 +20,110 @@ import discord
 from discord import app_commands
 
 from corral.bot.commands.registry import (
+    Command,
     CommandContext,
-    CommandDef,
     CommandReply,
+    Group,
+    bind,
+    children,
     commands,
     dispatch,
+    execute,
+    groups,
 )
 from corral.bot.text_split import split_message
 
 #: Answer directly when the command is done this soon; defer otherwise.
 ANSWER_WITHIN_S = 2.0
 MESSAGE_LIMIT = 2_000
+#: Discord's limit on a command's and an option's description.
+_DESCRIPTION_CHARS = 100
 
 #: Builds the command context for (user id, channel id).
 ContextFor = Callable[[str, str], CommandContext]
-Run = Callable[[discord.Interaction[Any], str], Awaitable[None]]
+#: Runs the command for an interaction, given its context.
+Work = Callable[[CommandContext], Awaitable[CommandReply]]
+Run = Callable[[discord.Interaction[Any], Work], Awaitable[None]]
 
 
-def _plain(command: CommandDef, run: Run) -> app_commands.Command[Any, ..., None]:
-    """A subcommand without arguments, described as the command table describes it."""
+def _description(text: str) -> str:
+    return (text[:1].upper() + text[1:])[:_DESCRIPTION_CHARS]
 
-    async def callback(interaction: discord.Interaction[Any]) -> None:
-        await run(interaction, f"/{command.group} {command.name}")
 
-    description = command.help[:1].upper() + command.help[1:]
-    return app_commands.Command(name=command.name, description=description[:100], callback=callback)
+def _leaf(command: Command, run: Run) -> app_commands.Command[Any, ..., None]:
+    """A subcommand with one string option per argument of ``command``."""
+
+    async def callback(interaction: discord.Interaction[Any], **options: str | None) -> None:
+        await run(interaction, lambda ctx: execute(ctx, command, lambda: bind(command, options)))
+
+    # discord.py reads a command's options from its callback's signature.
+    parameters = [
+        inspect.Parameter("interaction", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+        *(
+            inspect.Parameter(
+                arg.name,
+                inspect.Parameter.KEYWORD_ONLY,
+                annotation=str | None if arg.optional else str,
+                default=None if arg.optional else inspect.Parameter.empty,
+            )
+            for arg in command.args
+        ),
+    ]
+    setattr(callback, "__signature__", inspect.Signature(parameters))  # noqa: B010
+    described = app_commands.describe(
+        **{arg.name: _description(arg.help or arg.label) for arg in command.args}
+    )(callback)
+    return app_commands.Command(
+        name=command.name, description=_description(command.help), callback=described
+    )
+
+
+def _free_text(group: Group, run: Run) -> app_commands.Command[Any, ..., None]:
+    """A subcommand for a whole group, its words in one ``args`` option (a chat line)."""
+    prefix = "/" + " ".join(group.path)
+
+    @app_commands.describe(args=(" | ".join(children(group.path)) + " …")[:_DESCRIPTION_CHARS])
+    async def callback(interaction: discord.Interaction[Any], args: str = "") -> None:
+        await run(interaction, lambda ctx: dispatch(ctx, f"{prefix} {args}"))
+
+    return app_commands.Command(
+        name=group.path[-1], description=_description(group.help), callback=callback
+    )
 
 
 def command_groups(context_for: ContextFor) -> list[app_commands.Group]:
-    """The two command groups, each subcommand dispatching a line to the command table."""
+    """The top-level groups of the table, each with its subcommands."""
 
-    async def run(interaction: discord.Interaction[Any], line: str) -> None:
+    async def run(interaction: discord.Interaction[Any], work: Work) -> None:
         ctx = context_for(str(interaction.user.id), str(interaction.channel_id or ""))
-        await answer(interaction, ctx, line)
+        await answer(interaction, work(ctx))
 
-    corral = app_commands.Group(name="corral", description="The team: status, agents, tasks")
-    memory = app_commands.Group(name="memory", description="The team's shared memory")
-    groups = {"corral": corral, "memory": memory}
+    top = {
+        g.path: app_commands.Group(name=g.path[0], description=_description(g.help))
+        for g in groups()
+        if len(g.path) == 1
+    }
+    for group in groups():
+        if len(group.path) == 2:
+            top[group.path[:1]].add_command(_free_text(group, run))
     for command in commands():
-        if not command.usage and command.group in groups:
-            groups[command.group].add_command(_plain(command, run))
-
-    @corral.command(name="schedule", description="Recurring tasks: list, add, remove, pause …")
-    @app_commands.describe(
-        args="list | add WHEN @agent #channel PROMPT | remove|pause|resume|run NAME"
-    )
-    async def schedule(interaction: discord.Interaction[Any], args: str = "list") -> None:
-        await run(interaction, f"/corral schedule {args}")
-
-    @memory.command(name="add", description="Remember a fact (the team's, unless told)")
-    @app_commands.describe(
-        agent="Keep it as this agent's memory", channel="Keep it as this channel's memory"
-    )
-    async def add(
-        interaction: discord.Interaction[Any],
-        text: str,
-        agent: str | None = None,
-        channel: str | None = None,
-    ) -> None:
-        flags = (f" --agent {agent}" if agent else "") + (
-            f" --channel {channel}" if channel else ""
-        )
-        await run(interaction, f"/memory add {text}{flags}")
-
-    @memory.command(name="search", description="Find memories, best first")
-    async def search(
-        interaction: discord.Interaction[Any], query: str, agent: str | None = None
-    ) -> None:
-        await run(interaction, f"/memory search {query}" + (f" --agent {agent}" if agent else ""))
-
-    @memory.command(name="list", description="The newest memories")
-    async def list_(interaction: discord.Interaction[Any], agent: str | None = None) -> None:
-        await run(interaction, "/memory list" + (f" --agent {agent}" if agent else ""))
-
-    @memory.command(name="forget", description="Delete a memory (its author or an approver)")
-    async def forget(interaction: discord.Interaction[Any], id: str) -> None:
-        await run(interaction, f"/memory forget {id}")
-
-    @memory.command(name="promote", description="Share an agent's memory with the team")
-    async def promote(interaction: discord.Interaction[Any], id: str) -> None:
-        await run(interaction, f"/memory promote {id}")
-
-    return [corral, memory]
+        if len(command.path) == 2:
+            top[command.path[:1]].add_command(_leaf(command, run))
+    return list(top.values())
 
 
-async def answer(interaction: discord.Interaction[Any], ctx: CommandContext, line: str) -> None:
-    """Run ``line`` and answer the interaction: at once when the command is quick,
+async def answer(interaction: discord.Interaction[Any], work: Awaitable[CommandReply]) -> None:
+    """Answer the interaction with what ``work`` replies: at once when it is quick,
     deferred (privately) and followed up when it is not."""
-    work = asyncio.ensure_future(dispatch(ctx, line))
-    done, _ = await asyncio.wait({work}, timeout=ANSWER_WITHIN_S)
+    task = asyncio.ensure_future(work)
+    done, _ = await asyncio.wait({task}, timeout=ANSWER_WITHIN_S)
     if done:
-        reply = work.result()
+        reply = task.result()
         first, *rest = _parts(reply)
         await interaction.response.send_message(first, ephemeral=reply.ephemeral, **_file(reply))
     else:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        reply = await work
+        reply = await task
         first, *rest = _parts(reply)
         await interaction.followup.send(first, ephemeral=True, **_file(reply))
     for part in rest:

@@ -1,5 +1,5 @@
-"""Firing a schedule: each slot settled by exactly one process, the agent's run through
-the real runtime, and a record of how every slot ended.
+"""Firing a schedule: each slot settled by exactly one process, the fire stored as a work
+item that the workers run (``scheduling.fires``), and a record of how every slot ended.
 
 Two locks (:mod:`storage.locks`) keep processes that share a database apart:
 
@@ -7,9 +7,10 @@ Two locks (:mod:`storage.locks`) keep processes that share a database apart:
   never released, only left to expire once no process could still try that slot (grace
   time plus a margin). The record of the slot, unique per schedule and slot, guards it
   after that.
-- ``schedule:<name>:running`` is held (and renewed) while a fire runs, so that a fire is
-  not started while the previous one still runs in any process (APScheduler's
-  ``max_instances=1`` sees only its own process). A process that dies lets it expire.
+- ``schedule:<name>:running`` is held (and renewed) until a fire's work item is finished,
+  so that a fire is not started while the previous one still runs in any process
+  (APScheduler's ``max_instances=1`` sees only its own process). A process that dies
+  lets it expire; the fire's work item is taken up again by the workers.
 """
 
 from __future__ import annotations
@@ -17,18 +18,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Coroutine, Mapping
-from contextlib import suppress
+from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from corral.agents.conversation import Place, Poster, Reply
-from corral.agents.runtime import Runtime, Turn
 from corral.agents.team import Team
-from corral.bot.adapter import ChatAdapter
+from corral.bot.gateway import Workers
+from corral.bot.scheduling.fires import INTERRUPTED, fire_work
 from corral.bot.scheduling.plan import Plan, Span, plan_slots, trigger_of
+from corral.storage.inbox import FINISHED, work_id
 from corral.storage.locks import Lock
-from corral.storage.schedules import FireOutcome, FireRecord, ScheduleRecord
+from corral.storage.schedules import FireRecord, ScheduleRecord
 from corral.storage.store import Storage
 from corral.storage.tables import utcnow
 
@@ -37,15 +37,12 @@ DISCORD_CHANNEL_ID = re.compile(r"\d{15,21}")
 
 log = logging.getLogger("corral.scheduler")
 
-#: An agent that has nothing worth posting answers exactly this.
-NOTHING = "NOTHING"
 #: How long a slot's lock outlives the grace time.
 SLOT_LOCK_MARGIN = timedelta(minutes=10)
 #: How long the "running" lock lasts without renewal (it is renewed thrice as often).
 RUNNING_TTL = timedelta(seconds=60)
 #: Records of slots older than this are forgotten (the latest is always kept).
 KEEP_RECORDS = timedelta(days=30)
-INTERRUPTED = "Corral stopped during this fire"
 STILL_RUNNING = "the previous fire was still running"
 
 
@@ -64,26 +61,25 @@ def running_key(name: str) -> str:
 
 
 class FireRunner:
-    """Settles due slots and runs fires, posting through the adapters of this process."""
+    """Settles due slots and hands fires to ``workers``, for the platforms they serve."""
 
     def __init__(
         self,
         team: Team,
         storage: Storage,
-        runtime: Runtime,
-        adapters: Mapping[str, ChatAdapter],
+        workers: Workers,
         lock: Lock,
         *,
         grace: timedelta,
     ) -> None:
         self.team = team
         self.storage = storage
-        self.runtime = runtime
-        self.adapters = adapters
+        self.workers = workers
+        self.adapters = workers.adapters
         self.lock = lock
         self.grace = grace
         #: Schedules that name no platform post on the first one this process serves.
-        self.default_platform = next(iter(adapters), "")
+        self.default_platform = next(iter(self.adapters), "")
 
     def platform_of(self, record: ScheduleRecord) -> str:
         """The platform the schedule posts on: the one it names; Discord for a Discord
@@ -179,14 +175,27 @@ class FireRunner:
 
     async def recover(self, name: str) -> None:
         """Mark fires that a stopped process left ``running`` as interrupted, unless a
-        process runs the schedule now."""
+        process runs the schedule now or their work item is still to be done (the
+        workers take it up again)."""
         token = await self.lock.acquire(running_key(name), RUNNING_TTL)
         if token is None:
             return
         try:
-            await self.storage.schedules.interrupt_running(name, reason=INTERRUPTED)
+            await self._interrupt_dead(name)
         finally:
             await self.lock.release(running_key(name), token)
+
+    async def _interrupt_dead(self, name: str, keep: str = "") -> None:
+        """Fires of ``name`` still ``running`` (but ``keep``) whose work item is gone or
+        finished: nothing runs them any more."""
+        for fire in await self.storage.schedules.fires(name):
+            if fire.outcome != "running" or fire.id == keep:
+                continue
+            item = await self.storage.inbox.get(work_id("fire", fire.id))
+            if item is None or item.status in FINISHED:
+                await self.storage.schedules.finish_fire(
+                    fire.id, outcome="interrupted", reason=INTERRUPTED
+                )
 
     async def begin_manual(
         self, name: str, by: str
@@ -230,25 +239,17 @@ class FireRunner:
     async def _execute(
         self, record: ScheduleRecord, fire: FireRecord, token: str, route_reason: str
     ) -> None:
-        """Run the fire's agent and record how it ended, holding the running lock."""
+        """Store the fire as work for the workers and wait until it is done, holding the
+        running lock. Stopped meanwhile, the work stays stored and is taken up again."""
         keeper = asyncio.create_task(self._keep(running_key(record.name), token))
         try:
             # We hold the running lock: any other fire still marked running is a dead one.
-            await self.storage.schedules.interrupt_running(
-                record.name, reason=INTERRUPTED, keep=fire.id
-            )
-            outcome, reason, run_id = await self._run_agent(record, fire, route_reason)
-        except asyncio.CancelledError:
-            await self.storage.schedules.finish_fire(
-                fire.id, outcome="interrupted", reason=INTERRUPTED
-            )
-            raise
+            await self._interrupt_dead(record.name, keep=fire.id)
+            work = fire_work(record, fire, self.platform_of(record), route_reason)
+            inbox_id = await self.workers.enqueue(work)
+            await self.workers.wait(inbox_id or work_id("fire", fire.id))
         finally:
             keeper.cancel()
-        await self.storage.schedules.finish_fire(
-            fire.id, outcome=outcome, reason=reason, run_id=run_id
-        )
-        log.info("schedule %s: fire %s %s", record.name, fire.id, outcome)
 
     async def _keep(self, key: str, token: str) -> None:
         while True:
@@ -256,83 +257,6 @@ class FireRunner:
             if not await self.lock.renew(key, token, RUNNING_TTL):
                 log.warning("lost the lock %s while a fire was running", key)
                 return
-
-    async def _run_agent(
-        self, record: ScheduleRecord, fire: FireRecord, route_reason: str
-    ) -> tuple[FireOutcome, str, str]:
-        """Run the agent on the schedule's prompt in a new thread; (outcome, reason, run id)."""
-        spec = record.spec
-        adapter = self.adapters[self.platform_of(record)]
-        place = Place(
-            self.platform_of(record),
-            spec.channel,
-            fire_thread(fire.id),
-            spec.channel if spec.channel.startswith("#") else "",
-        )
-        poster = FirePoster(adapter.post, place)
-        if spec.agent not in self.team.agents:
-            why = f"`{spec.agent}` is not an agent of this team"
-            await _tell(poster, place, spec.agent, f"Scheduled task `{record.name}`: {why}.")
-            return "failed", why, ""
-        try:
-            outcome = await self.runtime.handle(
-                Turn(place, spec.agent, route_reason, _task_text(record)), poster
-            )
-        except Exception:  # the channel hears of it; the fire is recorded as failed
-            log.exception("schedule %s: fire %s failed", record.name, fire.id)
-            why = "internal error (the log has the details)"
-            text = f"Scheduled task `{record.name}` could not run: {why} (fire {fire.id})"
-            await _tell(poster, place, spec.agent, text)
-            return "failed", why, ""
-        run_id = outcome.run_ids[0] if outcome.run_ids else ""
-        if outcome.outcome == "ok":
-            return ("nothing" if poster.nothing else "ran"), "", run_id
-        if outcome.outcome == "waiting":
-            return "waiting", "waiting for a human's approval", run_id
-        # The runtime has told the channel and escalated; the record says why.
-        last = await self.storage.runs.get(outcome.run_ids[-1]) if outcome.run_ids else None
-        return "failed", (last.error if last and last.error else outcome.outcome), run_id
-
-
-def fire_thread(fire_id: str) -> str:
-    """The thread a fire's conversation is kept under: a new one for every fire."""
-    return f"schedule-{fire_id}"
-
-
-class FirePoster:
-    """Posts a fire's replies through the adapter, except an answer of exactly
-    ``NOTHING``, which is only noted.
-
-    The fire's thread is Corral's own (the transcript keeps each fire apart); the platform
-    has no such thread, so the adapter is asked to start a new conversation instead.
-    """
-
-    def __init__(self, post: Poster, place: Place) -> None:
-        self.post = post
-        self.place = place
-        self.nothing = False
-
-    async def __call__(self, place: Place, reply: Reply) -> None:
-        """Post ``reply`` unless it is the fire's ``NOTHING``."""
-        if place == self.place:
-            if reply.kind == "answer" and reply.text.strip() == NOTHING:
-                self.nothing = True
-                return
-            place = Place(place.platform, place.channel, "", place.channel_name)
-        await self.post(place, reply)
-
-
-async def _tell(post: Poster, place: Place, agent: str, text: str) -> None:
-    # Telling the channel is best effort: the record of the fire is what must not fail.
-    with suppress(Exception):
-        await post(place, Reply(agent, text, kind="error"))
-
-
-def _task_text(record: ScheduleRecord) -> str:
-    return (
-        f"{record.spec.prompt}\n\n(This is the scheduled task `{record.name}`. If there is "
-        f"nothing worth posting this time, answer with exactly {NOTHING}.)"
-    )
 
 
 def _duration(delta: timedelta) -> str:

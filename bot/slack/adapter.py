@@ -6,7 +6,7 @@ import asyncio
 import logging
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -15,8 +15,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from corral.agents.conversation import Place, Reply
 from corral.agents.team import Team
-from corral.bot.adapter import ThreadLine
+from corral.bot.adapter import OnPart, ThreadLine
 from corral.bot.coordinator import Route
+from corral.bot.decisions import RequestMessages
 from corral.bot.inbound import Inbound
 from corral.bot.slack.directory import Directory
 from corral.bot.slack.events import PLATFORM
@@ -41,6 +42,7 @@ SLACK_TS = re.compile(r"\d+\.\d+")
 
 APPROVE_ACTION = "corral_approve"
 REJECT_ACTION = "corral_reject"
+RESOLVE_ACTION = "corral_resolve"
 
 
 @dataclass(frozen=True)
@@ -65,10 +67,14 @@ class SlackAdapter:
         post_interval: float = POST_INTERVAL_S,
         post_burst: int = POST_BURST,
         react_after: float = REACT_AFTER_S,
+        *,
+        requests: RequestMessages,
     ) -> None:
         self.client = client
         self.team = team
         self.directory = directory
+        #: Where the message carrying a request's buttons is recorded.
+        self.requests = requests
         self.post_interval = post_interval
         self.post_burst = post_burst
         self.react_after = react_after
@@ -95,6 +101,15 @@ class SlackAdapter:
         :attr:`react_after` seconds, counted from now unless :meth:`received` started
         counting already; the reaction goes when the answer comes."""
         self._react_later_unless_timed((inbound.channel, inbound.thread), inbound.message_id)
+
+    async def with_names(self, inbound: Inbound) -> Inbound:
+        """The message with its channel's ``#name`` and its sender's display name, asked
+        of Slack here, on the worker's side, where the listener did not know them."""
+        channel_name = await self.directory.channel_name(inbound.channel)
+        user_name = inbound.user_name or await self.directory.user_name(inbound.user)
+        if (channel_name, user_name) == (inbound.channel_name, inbound.user_name):
+            return inbound
+        return replace(inbound, channel_name=channel_name, user_name=user_name)
 
     async def unanswered(self, inbound: Inbound) -> None:
         """Take :eyes: back from a message no agent will answer."""
@@ -141,19 +156,34 @@ class SlackAdapter:
         elif added:
             self._reacted[key] = message
 
-    async def post(self, place: Place, reply: Reply) -> None:
+    async def post(
+        self, place: Place, reply: Reply, *, start: int = 0, on_part: OnPart | None = None
+    ) -> list[str]:
         """Post ``reply`` in the thread under the agent's name and icon, split into
-        messages Slack shows whole; approval requests get Approve/Reject buttons."""
+        messages Slack shows whole, from part ``start`` on, telling ``on_part`` of each;
+        approval requests get Approve/Reject buttons and escalations a Resolve button, on
+        one message recorded as the request's. Returns the messages' ts."""
         channel = await self.directory.channel_id(place.channel)
         persona = self._persona(reply.agent)
         # Corral's own threads (a scheduled fire's) are not Slack messages: post top-level.
         thread = place.thread if SLACK_TS.fullmatch(place.thread) else None
-        if reply.kind == "approval":
-            await self._send(channel, thread, persona, reply.text, approval_blocks(reply))
+        parts: list[tuple[str, list[dict[str, Any]] | None]]
+        request = request_blocks(reply)
+        if request is not None:
+            parts = [(reply.text, request)]
         else:
-            for part in split_message(to_mrkdwn(reply.text), MESSAGE_LIMIT):
-                await self._send(channel, thread, persona, part, None)
+            parts = [(part, None) for part in split_message(to_mrkdwn(reply.text), MESSAGE_LIMIT)]
+        posted: list[str] = []
+        for index in range(start, len(parts)):
+            text, blocks = parts[index]
+            channel_id, ts = await self._send(channel, thread, persona, text, blocks)
+            posted.append(ts)
+            if blocks is not None:
+                await self.requests.attach(reply.approval_id, channel_id, ts)
+            if on_part is not None:
+                await on_part(index, ts)
         await self._clear_reaction(channel, place.thread)
+        return posted
 
     async def thread_history(self, place: Place, before: str) -> list[ThreadLine]:
         """The thread's messages before ``before`` from ``conversations.replies``: people
@@ -197,11 +227,12 @@ class SlackAdapter:
         persona: Persona,
         text: str,
         blocks: list[dict[str, Any]] | None,
-    ) -> None:
+    ) -> tuple[str, str]:
+        """Post one message; its channel id and ts."""
         wait = self._pace(channel)
         if wait > 0:
             await asyncio.sleep(wait)
-        await self.client.chat_postMessage(
+        response = await self.client.chat_postMessage(
             channel=channel,
             thread_ts=thread,
             text=text,
@@ -210,6 +241,7 @@ class SlackAdapter:
             icon_emoji=persona.icon_emoji,
             icon_url=persona.icon_url,
         )
+        return str(response.get("channel") or channel), str(response.get("ts") or "")
 
     def _pace(self, channel: str) -> float:
         """Reserve the channel's next slot: how long to wait before posting. Up to
@@ -254,31 +286,37 @@ class SlackAdapter:
         return Persona(agent.display_name, icon_emoji=agent.icon or None)
 
 
-def approval_blocks(reply: Reply) -> list[dict[str, Any]]:
-    """What the agent wants to do, with Approve and Reject buttons (value: the id)."""
+def request_blocks(reply: Reply) -> list[dict[str, Any]] | None:
+    """The request with its buttons (value: the request's id): Approve and Reject for an
+    approval, Resolve for an escalation; None for a reply that is no request."""
+    if not reply.approval_id or reply.kind not in ("approval", "escalation"):
+        return None
+    if reply.kind == "approval":
+        buttons = [
+            _button(APPROVE_ACTION, "Approve", reply.approval_id, "primary"),
+            _button(REJECT_ACTION, "Reject", reply.approval_id, "danger"),
+        ]
+    else:
+        buttons = [_button(RESOLVE_ACTION, "Resolve", reply.approval_id, None)]
     return [
-        {"type": "section", "text": {"type": "mrkdwn", "text": reply.text[:SECTION_LIMIT]}},
         {
-            "type": "actions",
-            "block_id": f"approval-{reply.approval_id}",
-            "elements": [
-                {
-                    "type": "button",
-                    "action_id": APPROVE_ACTION,
-                    "style": "primary",
-                    "text": {"type": "plain_text", "text": "Approve"},
-                    "value": reply.approval_id,
-                },
-                {
-                    "type": "button",
-                    "action_id": REJECT_ACTION,
-                    "style": "danger",
-                    "text": {"type": "plain_text", "text": "Reject"},
-                    "value": reply.approval_id,
-                },
-            ],
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": to_mrkdwn(reply.text)[:SECTION_LIMIT]},
         },
+        {"type": "actions", "block_id": f"request-{reply.approval_id}", "elements": buttons},
     ]
+
+
+def _button(action: str, label: str, value: str, style: str | None) -> dict[str, Any]:
+    button: dict[str, Any] = {
+        "type": "button",
+        "action_id": action,
+        "text": {"type": "plain_text", "text": label},
+        "value": value,
+    }
+    if style is not None:
+        button["style"] = style
+    return button
 
 
 def to_mrkdwn(text: str) -> str:

@@ -65,4 +65,7 @@ def slack_parts(core: Core, token: str, api_url: str, post_interval: float = 1.0
         session=aiohttp.ClientSession(),
     )
     directory = Directory(client)
-    return SlackParts(client, SlackAdapter(client, core.team, directory, post_interval), directory)
+    adapter = SlackAdapter(
+        client, core.team, directory, post_interval, requests=core.storage.approvals
+    )
+    return SlackParts(client, adapter, directory)

@@ -19,6 +19,16 @@ class Directory:
         self._channel_ids: dict[str, str] = {}
         self._user_names: dict[str, str] = {}
 
+    def known_channel_name(self, channel_id: str) -> str | None:
+        """The channel's ``#name`` if this process knows it already ("" for a DM); None
+        when only Slack could say. Never a Web API call: fit for an ack's path."""
+        return self._channel_names.get(channel_id)
+
+    def known_user_name(self, user_id: str) -> str | None:
+        """A person's display name if this process knows it already; None when only
+        Slack could say. Never a Web API call: fit for an ack's path."""
+        return self._user_names.get(user_id)
+
     async def channel_name(self, channel_id: str) -> str:
         """``#name`` of a channel ("" for DMs or when Slack will not say)."""
         if channel_id not in self._channel_names:

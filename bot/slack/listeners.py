@@ -10,14 +10,21 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
-from corral.agents.team import Team
 from corral.bot.app import Core
-from corral.bot.commands.registry import dispatch
-from corral.bot.gateway import DecisionError, Gateway, Workers
-from corral.bot.slack.adapter import APPROVE_ACTION, REJECT_ACTION, SlackAdapter
+from corral.bot.commands.registry import dispatch, groups
+from corral.bot.decisions import ClickedMessage, DecisionContext, DecisionResult, Verdict, decide
+from corral.bot.gateway import Gateway, Workers
+from corral.bot.slack.adapter import APPROVE_ACTION, REJECT_ACTION, RESOLVE_ACTION, SlackAdapter
 from corral.bot.slack.events import PLATFORM, inbound_from_event
 
 log = logging.getLogger("corral.slack")
+
+#: The buttons' action ids and the decision each one makes.
+VERDICTS: dict[str, Verdict] = {
+    APPROVE_ACTION: "approve",
+    REJECT_ACTION: "reject",
+    RESOLVE_ACTION: "resolve",
+}
 
 
 def register(
@@ -37,12 +44,14 @@ def register(
         user = str(event.get("user") or "")
         if not channel or not user or event.get("bot_id"):
             return
+        # Names only as far as they are known here: asking Slack would hold up the ack,
+        # so the worker asks for the rest (SlackAdapter.with_names).
         inbound = inbound_from_event(
             body,
             event,
             bot_user_id,
-            channel_name=await directory.channel_name(channel),
-            user_name=await directory.user_name(user),
+            channel_name=directory.known_channel_name(channel) or "",
+            user_name=directory.known_user_name(user) or "",
         )
         if inbound is None:
             return
@@ -65,85 +74,62 @@ def register(
             filename, content = reply.attachment
             _in_background(_upload(client, channel, filename, content))
 
-    app.command("/corral")(on_command)
-    app.command("/memory")(on_command)
+    for group in groups():
+        if len(group.path) == 1:
+            app.command(f"/{group.path[0]}")(on_command)
+
+    deciding = DecisionContext(team, core.storage.approvals, workers, PLATFORM)
 
     async def on_decision(
         ack: Any, body: dict[str, Any], action: dict[str, Any], client: Any
     ) -> None:
-        await ack()
-        await decide(
-            team,
-            workers,
-            client,
-            body,
+        user = str(body["user"]["id"])
+        channel = str((body.get("channel") or {}).get("id", ""))
+        message = body.get("message") or {}
+        ts = str(message.get("ts") or (body.get("container") or {}).get("message_ts") or "")
+        result = await decide(
+            deciding,
             str(action.get("value", "")),
-            approved=action.get("action_id") == APPROVE_ACTION,
+            VERDICTS[str(action.get("action_id"))],
+            user,
+            ClickedMessage(channel, ts),
         )
+        await ack()
+        # Recorded before the ack; shown after it, since Slack wants its ack within 3 s.
+        _in_background(_render(client, result, channel, user, message))
 
-    app.action(APPROVE_ACTION)(on_decision)
-    app.action(REJECT_ACTION)(on_decision)
+    for action_id in VERDICTS:
+        app.action(action_id)(on_decision)
 
 
-async def decide(
-    team: Team,
-    workers: Workers,
-    client: Any,
-    body: dict[str, Any],
-    approval_id: str,
-    *,
-    approved: bool,
+async def _render(
+    client: Any, result: DecisionResult, channel: str, user: str, message: dict[str, Any]
 ) -> None:
-    """An approver's click: resume the paused run and mark the request decided; anyone
-    else is told, only them, that they may not."""
-    user = str(body["user"]["id"])
-    channel = str((body.get("channel") or {}).get("id", ""))
-    message = body.get("message") or {}
-    thread = message.get("thread_ts") or message.get("ts")
-    if user not in team.approvers:
-        await client.chat_postEphemeral(
-            channel=channel,
-            user=user,
-            thread_ts=thread,
-            text="Only the team's approvers can decide this.",
-        )
-        return
-    if await workers.runtime.waiting(approval_id) is None:
-        await client.chat_postEphemeral(
-            channel=channel,
-            user=user,
-            thread_ts=thread,
-            text=f"{approval_id} was already decided.",
-        )
-        return
-    verdict = f"{'Approved' if approved else 'Rejected'} by <@{user}>"
-    summary = next(
-        (b["text"]["text"] for b in message.get("blocks") or [] if b.get("type") == "section"),
-        approval_id,
-    )
-    # The buttons go at once; the resumed run's answer follows in the thread.
-    await client.chat_update(
-        channel=channel,
-        ts=message.get("ts"),
-        text=verdict,
-        blocks=[
-            {"type": "section", "text": {"type": "mrkdwn", "text": summary}},
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": verdict}]},
-        ],
-    )
-    # The resumed run may take minutes; Slack wants its answer within 3 seconds.
-    _in_background(_resume(workers, client, approval_id, approved, user, channel))
-
-
-async def _resume(
-    workers: Workers, client: Any, approval_id: str, approved: bool, user: str, channel: str
-) -> None:
+    """A decision on the clicked request: its buttons give way to the verdict; a refusal
+    is told only to the person who clicked."""
     try:
-        await workers.decide(approval_id, approved, user)
-    except DecisionError as exc:
-        await client.chat_postEphemeral(channel=channel, user=user, text=str(exc))
-    except Exception:  # the run itself tells the thread; this is for what precedes it
-        log.exception("deciding %s failed", approval_id)
+        if not result.ok:
+            await client.chat_postEphemeral(
+                channel=channel,
+                user=user,
+                thread_ts=message.get("thread_ts") or message.get("ts"),
+                text=result.text,
+            )
+            return
+        summary = next(
+            (b["text"]["text"] for b in message.get("blocks") or [] if b.get("type") == "section"),
+            "",
+        )
+        blocks: list[dict[str, Any]] = [
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": result.verdict}]}
+        ]
+        if summary:
+            blocks.insert(0, {"type": "section", "text": {"type": "mrkdwn", "text": summary}})
+        await client.chat_update(
+            channel=channel, ts=message.get("ts"), text=result.verdict, blocks=blocks
+        )
+    except Exception:  # the decision stands; only its display failed
+        log.exception("showing a decision in %s failed", channel)
 
 
 async def _upload(client: Any, channel: str, filename: str, content: str) -> None:

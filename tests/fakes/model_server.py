@@ -72,7 +72,21 @@ class CallTools:
     calls: tuple[CallTool, ...]
 
 
-Scripted = Reply | CallTool | CallTools | Fail
+@dataclass(frozen=True)
+class Hang:
+    """The model never answers: the request waits until its client goes away (a process
+    killed mid-call), and takes nothing else from the script."""
+
+
+@dataclass(frozen=True)
+class Delay:
+    """The model answers ``answer`` after ``seconds``."""
+
+    seconds: float
+    answer: Reply | CallTool | CallTools
+
+
+Scripted = Reply | CallTool | CallTools | Fail | Hang | Delay
 
 #: Builds a forced tool's arguments from the request body (either API's shape).
 RouterRule = Callable[[dict[str, Any]], dict[str, Any]]
@@ -213,6 +227,7 @@ class FakeModelServer(LocalServer):
         self._requests: list[ReceivedRequest] = []
         self._counts: Counter[str] = Counter()
         self._ids = iter(range(1, 1_000_000))
+        self._hanging = 0
 
     @property
     def anthropic_url(self) -> str:
@@ -257,6 +272,29 @@ class FakeModelServer(LocalServer):
         with self._lock:
             return self._counts[model]
 
+    @property
+    def hanging(self) -> int:
+        """How many requests wait on a scripted :class:`Hang` now."""
+        with self._lock:
+            return self._hanging
+
+    async def _play(self, request: web.Request, answer: Scripted) -> Scripted | None:
+        """Play a :class:`Hang` (None: the client went away) or a :class:`Delay`."""
+        if isinstance(answer, Delay):
+            await asyncio.sleep(answer.seconds)
+            return answer.answer
+        if not isinstance(answer, Hang):
+            return answer
+        with self._lock:
+            self._hanging += 1
+        try:
+            while request.transport is not None and not request.transport.is_closing():
+                await asyncio.sleep(0.02)
+        finally:
+            with self._lock:
+                self._hanging -= 1
+        return None
+
     def _add_routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/messages", self._anthropic)
         app.router.add_post("/v1/chat/completions", self._openai)
@@ -265,7 +303,10 @@ class FakeModelServer(LocalServer):
         body = await request.json()
         if self.latency:
             await asyncio.sleep(self.latency)
-        answer = self._answer(request, body, _anthropic_problem(body))
+        played = await self._play(request, self._answer(request, body, _anthropic_problem(body)))
+        if played is None:
+            return web.Response(status=499)
+        answer = played
         model = body.get("model", "")
         if isinstance(answer, Fail):
             error = {"type": _ANTHROPIC_ERRORS.get(answer.status, "api_error")}
@@ -304,7 +345,10 @@ class FakeModelServer(LocalServer):
         body = await request.json()
         if self.latency:
             await asyncio.sleep(self.latency)
-        answer = self._answer(request, body, _openai_problem(body))
+        played = await self._play(request, self._answer(request, body, _openai_problem(body)))
+        if played is None:
+            return web.Response(status=499)
+        answer = played
         model = body.get("model", "")
         if isinstance(answer, Fail):
             error = {"type": _OPENAI_ERRORS.get(answer.status, "server_error"), "param": None}

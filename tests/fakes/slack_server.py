@@ -495,6 +495,8 @@ class FakeSlackServer(LocalServer):
         self._rate_limits: dict[str, deque[int]] = defaultdict(deque)
         self._failures: dict[str, deque[tuple[str, dict[str, Any]]]] = defaultdict(deque)
         self._custom: dict[str, Handler] = {}
+        self._hangs: dict[str, Callable[[dict[str, Any]], bool]] = {}
+        self._hanging = 0
         self._channels: dict[str, _Channel] = {}
         self._users: dict[str, dict[str, Any]] = {}
         self._messages: defaultdict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
@@ -705,6 +707,19 @@ class FakeSlackServer(LocalServer):
         (plus ``extra`` fields), e.g. ``fail("chat.postMessage", "channel_not_found")``."""
         with self._lock:
             self._failures[method].extend([(error, extra)] * times)
+
+    def hang(self, method: str, when: Callable[[dict[str, Any]], bool]) -> None:
+        """Calls of ``method`` whose parameters satisfy ``when`` never get an answer and
+        change nothing: each waits until its client goes away (a process killed mid-call).
+        ``hang(method, lambda _: False)`` stops it. ``hanging`` counts those waiting."""
+        with self._lock:
+            self._hangs[method] = when
+
+    @property
+    def hanging(self) -> int:
+        """How many calls wait on a :meth:`hang` now."""
+        with self._lock:
+            return self._hanging
 
     def handle(self, method: str, handler: Handler) -> None:
         """Serve ``method`` with ``handler(params) -> body`` (``ok: true`` is added; raise
@@ -987,6 +1002,18 @@ class FakeSlackServer(LocalServer):
         headers = {k.lower(): v for k, v in request.headers.items()}
         if self.latency:
             await asyncio.sleep(self.latency)
+        with self._lock:
+            hangs = self._hangs.get(method, lambda _: False)(params)
+            if hangs:
+                self._hanging += 1
+        if hangs:
+            try:
+                while request.transport is not None and not request.transport.is_closing():
+                    await asyncio.sleep(0.02)
+            finally:
+                with self._lock:
+                    self._hanging -= 1
+            return web.Response(status=499)
         with self._lock:
             status, body, extra_headers = self._answer(method, params, headers, token_param)
             self._calls.append(
