@@ -33,6 +33,7 @@ from corral.agents.tool import Handoff, ToolContext, ToolOutcome, Toolset
 from corral.agents.tool_calls import ToolCall
 from corral.storage.approvals import ApprovalRecord
 from corral.storage.memory import MemoryRecord
+from corral.storage.runs import RunOutcome
 from corral.storage.store import RunEnd, RunStart, Storage
 
 log = logging.getLogger("corral.runtime")
@@ -61,14 +62,14 @@ class Turn:
 class Outcome:
     """How a chain of runs for one message ended: the last run's outcome and who ran."""
 
-    outcome: str
+    outcome: RunOutcome
     agents: tuple[str, ...]
     run_ids: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class _Step:
-    outcome: str
+    outcome: RunOutcome
     state: RunState
     handoff: Handoff | None = None
     error: str = ""

@@ -14,14 +14,18 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from corral.agents.team import Team
-from corral.storage.approvals import UNDECIDED, ApprovalRecord
+from corral.storage.approvals import UNDECIDED, ApprovalKind, ApprovalRecord
 
 Verdict = Literal["approve", "reject", "resolve"]
 #: How a decision ended: ``ok``, or why nothing was decided.
 DecisionStatus = Literal["ok", "not_allowed", "unknown", "decided", "wrong_kind", "wrong_message"]
 
 #: Which kind of request each verdict is about.
-KIND_OF: dict[Verdict, str] = {"approve": "tool", "reject": "tool", "resolve": "escalation"}
+KIND_OF: dict[Verdict, ApprovalKind] = {
+    "approve": "tool",
+    "reject": "tool",
+    "resolve": "escalation",
+}
 VERDICT_WORD: dict[Verdict, str] = {
     "approve": "Approved",
     "reject": "Rejected",
@@ -155,7 +159,7 @@ def _carries(record: ApprovalRecord, clicked: ClickedMessage) -> bool:
     return (record.message_channel, record.message_id) == (clicked.channel, clicked.message_id)
 
 
-def _wrong_kind(approval_id: str, kind: str) -> str:
+def _wrong_kind(approval_id: str, kind: ApprovalKind) -> str:
     if kind == "escalation":
         return f"{approval_id} is an escalation: resolve it rather than approve or reject it."
     return f"{approval_id} waits for an approval: approve or reject it rather than resolve it."

@@ -22,16 +22,22 @@ from corral.bot.inbound import Inbound
 from corral.bot.intake import Intake
 from corral.bot.posting import LedgerPoster
 from corral.bot.scheduling.fires import run_fire
-from corral.storage.approvals import ApprovalRecord
+from corral.storage.approvals import ApprovalRecord, ApprovalStatus
 from corral.storage.dedupe import Delivered, delivery_keys
-from corral.storage.inbox import InboxRecord, NewInbound, NewWork, work_id
+from corral.storage.inbox import (
+    FINISHED,
+    InboxRecord,
+    InboxStatus,
+    NewInbound,
+    NewWork,
+    work_id,
+)
 from corral.storage.queue import WorkQueue
 from corral.storage.store import Storage
 from corral.storage.transcript import Line
 
 log = logging.getLogger("corral.gateway")
 
-FINISHED = frozenset({"done", "failed", "ignored"})
 #: How long a message waits before it is tried again while another process answers an
 #: earlier message of its thread.
 WAIT_FOR_EARLIER_S = 0.5
@@ -196,7 +202,7 @@ class Workers:
         returns at once with the decided approval. None when nothing waits for it: an
         unknown id, an escalation, or decided already. The caller checks that ``by`` may
         decide. Its work item is ``work_id("decision", approval_id)``, for :meth:`wait`."""
-        status = "approved" if approved else "rejected"
+        status: ApprovalStatus = "approved" if approved else "rejected"
         record = await self.storage.decide(approval_id, status=status, by=by, kind="tool")
         if record is not None:
             await self.queue.put(work_id("decision", approval_id), record.platform)
@@ -329,7 +335,7 @@ class Workers:
         await self.storage.inbox.finish(inbox_id, status)
         self._notify(inbox_id, finished=True)
 
-    async def _handle(self, record: InboxRecord) -> str:
+    async def _handle(self, record: InboxRecord) -> InboxStatus:
         """Handle the item; how it ended for the inbox (done, failed or ignored)."""
         adapter = self.adapters[record.platform]
         post = await LedgerPoster.open(adapter, self.storage.posts, record)
@@ -387,7 +393,7 @@ class Workers:
             await asyncio.sleep(self.stale_after / 3)
             await self.storage.inbox.renew(inbox_id)
 
-    async def _answer(self, record: InboxRecord, adapter: ChatAdapter, post: Poster) -> str:
+    async def _answer(self, record: InboxRecord, adapter: ChatAdapter, post: Poster) -> InboxStatus:
         """Route, run and post a message; how it ended for the inbox."""
         inbound = Inbound.from_stored(
             platform=record.platform,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -13,9 +13,14 @@ from corral.storage.db import Database, utc
 from corral.storage.ids import new_id
 from corral.storage.tables import ApprovalRow, AuditRow, utcnow
 
+#: What waits for a person: a tool call to allow, or an escalation to resolve.
+ApprovalKind = Literal["tool", "escalation"]
+#: A tool call is ``pending`` until ``approved`` or ``rejected``; an escalation is
+#: ``open`` until ``resolved``.
+ApprovalStatus = Literal["pending", "open", "approved", "rejected", "resolved"]
 #: Statuses that still wait for a person: ``pending`` for tool calls, ``open`` for
 #: escalations.
-UNDECIDED = ("pending", "open")
+UNDECIDED: tuple[ApprovalStatus, ...] = ("pending", "open")
 
 
 @dataclass(frozen=True)
@@ -23,7 +28,7 @@ class ApprovalRecord:
     """A decision to make, or made: ``state`` is what the paused run needs to resume."""
 
     id: str
-    kind: str
+    kind: ApprovalKind
     agent: str
     run_id: str
     platform: str
@@ -31,7 +36,7 @@ class ApprovalRecord:
     thread: str
     summary: str
     state: dict[str, Any]
-    status: str
+    status: ApprovalStatus
     decided_by: str
     created_at: datetime
     decided_at: datetime | None
@@ -70,7 +75,7 @@ class ApprovalStore:
     async def create(
         self,
         *,
-        kind: str,
+        kind: ApprovalKind,
         agent: str,
         summary: str,
         run_id: str = "",
@@ -78,7 +83,7 @@ class ApprovalStore:
         channel: str = "",
         thread: str = "",
         state: dict[str, Any] | None = None,
-        status: str = "pending",
+        status: ApprovalStatus = "pending",
     ) -> ApprovalRecord:
         """Record a decision to wait for; its id is ``a-…``."""
         if status not in UNDECIDED:
@@ -135,9 +140,9 @@ class ApprovalStore:
         self,
         approval_id: str,
         *,
-        status: str,
+        status: ApprovalStatus,
         by: str,
-        kind: str | None = None,
+        kind: ApprovalKind | None = None,
         on: AsyncConnection | None = None,
     ) -> ApprovalRecord | None:
         """Decide (``approved`` or ``rejected`` for tool calls, ``resolved`` for

@@ -9,7 +9,7 @@ import asyncio
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from sqlalchemy import ColumnElement, Select, and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -20,11 +20,13 @@ from corral.storage.db import Database, utc
 from corral.storage.ids import new_id
 from corral.storage.tables import InboxRow, utcnow
 
-FINISHED = frozenset({"done", "failed", "ignored"})
+#: Where a work item's handling stands: pending → working → done | failed | ignored.
+InboxStatus = Literal["pending", "working", "done", "failed", "ignored"]
+FINISHED: frozenset[InboxStatus] = frozenset({"done", "failed", "ignored"})
 #: What a work item asks for: answer a message, continue a run after a decision on its
 #: approval, tell a thread its escalation was resolved, run a schedule's fire.
 WorkKind = Literal["message", "decision", "resolve", "fire"]
-UNFINISHED = ("pending", "working")
+UNFINISHED: tuple[InboxStatus, ...] = ("pending", "working")
 #: The most messages one group commit stores.
 ADD_BATCH = 200
 
@@ -77,8 +79,7 @@ class InboxRecord:
     user: str
     text: str
     payload: dict[str, Any]
-    #: pending → working → done | failed | ignored
-    status: str
+    status: InboxStatus
     attempts: int
     received_at: datetime
     claimed_at: datetime | None
@@ -231,7 +232,7 @@ class InboxStore:
         return _record(row) if row else None
 
     async def finish(
-        self, inbox_id: str, status: str, *, on: AsyncConnection | None = None
+        self, inbox_id: str, status: InboxStatus, *, on: AsyncConnection | None = None
     ) -> None:
         """Record how handling ended: ``done``, ``failed`` or ``ignored``; with ``on``, in
         that connection's transaction."""
@@ -335,7 +336,7 @@ class InboxStore:
 
     async def earlier_unfinished(
         self, platform: str, channel: str, thread: str, before: str
-    ) -> list[tuple[str, str]]:
+    ) -> list[tuple[str, InboxStatus]]:
         """(id, status) of the thread's messages that came before the message ``before``
         and are not finished — waiting (``pending``) or being answered (``working``) —
         oldest first; empty when ``before`` does not exist. Workers use it to handle a
@@ -349,7 +350,8 @@ class InboxStore:
         params = {"platform": platform, "channel": channel, "thread": thread, "before": before}
         async with self.db.reading() as connection:
             rows = (await connection.execute(_EARLIER_UNFINISHED, params)).all()
-        return [(str(row.id), str(row.status)) for row in rows]
+        # The column is a plain string; this module writes only InboxStatus values to it.
+        return [(str(row.id), cast(InboxStatus, row.status)) for row in rows]
 
 
 def _on_platforms(platforms: Collection[str] | None) -> ColumnElement[bool] | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal, cast
 
 from sqlalchemy import bindparam, case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -12,6 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from corral.storage.db import Database, utc
 from corral.storage.ids import new_id
 from corral.storage.tables import RunRow, utcnow
+
+#: How a run stands or ended: ``running`` until it finishes; then ``ok`` (it answered),
+#: ``handoff`` (it passed the work on), ``waiting`` (for a human's approval),
+#: ``escalated``, ``failed``, ``no_model``, or ``interrupted`` (Corral stopped during it).
+RunOutcome = Literal[
+    "running", "ok", "handoff", "waiting", "escalated", "failed", "no_model", "interrupted"
+]
 
 
 @dataclass(frozen=True)
@@ -29,7 +37,7 @@ class RunRecord:
     tokens_in: int
     tokens_out: int
     latency_ms: int
-    outcome: str
+    outcome: RunOutcome
     error: str
     started_at: datetime
     finished_at: datetime | None
@@ -59,7 +67,8 @@ def _record(row: RunRow) -> RunRecord:
         tokens_in=row.tokens_in,
         tokens_out=row.tokens_out,
         latency_ms=row.latency_ms,
-        outcome=row.outcome,
+        # The column is a plain string; only this module's writes fill it.
+        outcome=cast(RunOutcome, row.outcome),
         error=row.error,
         started_at=utc(row.started_at),
         finished_at=utc(row.finished_at) if row.finished_at else None,
@@ -134,7 +143,7 @@ class RunStore:
         self,
         run_id: str,
         *,
-        outcome: str,
+        outcome: RunOutcome,
         model: str = "",
         tokens_in: int = 0,
         tokens_out: int = 0,

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import Literal
 
-from corral.storage.approvals import ApprovalRecord, ApprovalStore
+from corral.storage.approvals import ApprovalKind, ApprovalRecord, ApprovalStatus, ApprovalStore
 from corral.storage.audit import AuditLog
 from corral.storage.db import Database
 from corral.storage.inbox import InboxRecord, InboxStore, NewWork
 from corral.storage.memory import MemoryStore, SqlMemoryStore
 from corral.storage.posts import PostLedger
-from corral.storage.runs import RunStore
+from corral.storage.runs import RunOutcome, RunStore
 from corral.storage.schedules import ScheduleStore
 from corral.storage.tasks import TaskStore
 from corral.storage.threads import ThreadStore
@@ -40,7 +39,7 @@ class RunEnd:
     platform: str
     channel: str
     thread: str
-    outcome: str
+    outcome: RunOutcome
     model: str = ""
     tokens_in: int = 0
     tokens_out: int = 0
@@ -105,9 +104,9 @@ class Storage:
         self,
         approval_id: str,
         *,
-        status: str,
+        status: ApprovalStatus,
         by: str,
-        kind: Literal["tool", "escalation"],
+        kind: ApprovalKind,
     ) -> ApprovalRecord | None:
         """Decide the approval ``approval_id`` of ``kind`` (:meth:`ApprovalStore.decide`)
         and store the work that follows in its thread, in one transaction: a ``decision``
