@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from corral.storage.keys import ThreadKey
+
 ReplyKind = Literal["answer", "handoff", "escalation", "approval", "notice", "error"]
 
 
@@ -17,6 +19,11 @@ class Place:
     channel: str
     thread: str
     channel_name: str = ""
+
+    @property
+    def key(self) -> ThreadKey:
+        """The thread's key in storage (its platform, channel and thread)."""
+        return ThreadKey(self.platform, self.channel, self.thread)
 
     def elsewhere(self, channel: str) -> Place:
         """A new conversation in another channel of the same platform."""

@@ -25,11 +25,4 @@ class Speaker:
         # A post in another channel starts a conversation the platform names when it
         # exists; there is no thread of Corral's to keep it under.
         if place.thread:
-            await self.transcript.append(
-                place.platform,
-                place.channel,
-                place.thread,
-                reply.text,
-                agent=reply.agent,
-                owner=owner,
-            )
+            await self.transcript.append(place.key, reply.text, agent=reply.agent, owner=owner)

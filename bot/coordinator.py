@@ -68,7 +68,7 @@ class Coordinator:
         handle = self.addressed(inbound)
         if handle:
             return Route(handle, f"addressed: @{handle}")
-        owner = await self.threads.owner(inbound.platform, inbound.channel, inbound.thread)
+        owner = await self.threads.owner(inbound.place.key)
         if owner in self.team.agents:
             return Route(owner, "thread owner")
         name = _hash(inbound.channel_name).lower()

@@ -32,6 +32,7 @@ from corral.storage.inbox import (
     NewWork,
     work_id,
 )
+from corral.storage.keys import ThreadKey
 from corral.storage.queue import WorkQueue
 from corral.storage.store import Storage
 from corral.storage.transcript import Line
@@ -132,8 +133,8 @@ class Workers:
         #: This process's intake, which new work gives the way to (see :class:`Intake`).
         self.intake = intake
         self._tasks: list[asyncio.Task[None]] = []
-        self._locks: dict[tuple[str, str, str], asyncio.Lock] = {}
-        self._lock_users: Counter[tuple[str, str, str]] = Counter()
+        self._locks: dict[ThreadKey, asyncio.Lock] = {}
+        self._lock_users: Counter[ThreadKey] = Counter()
         self._waiters: dict[str, asyncio.Event] = {}
         #: Ids the sweep put in the queue, and when, that no worker here has taken yet.
         self._requeued: dict[str, float] = {}
@@ -236,7 +237,7 @@ class Workers:
             event.set()
 
     @asynccontextmanager
-    async def _thread_lock(self, key: tuple[str, str, str]) -> AsyncIterator[None]:
+    async def _thread_lock(self, key: ThreadKey) -> AsyncIterator[None]:
         """One holder per thread; the lock is dropped when nobody holds or waits for it."""
         self._lock_users[key] += 1
         lock = self._locks.setdefault(key, asyncio.Lock())
@@ -283,9 +284,8 @@ class Workers:
         record = await self.storage.inbox.get(inbox_id)
         if record is None or record.status != "pending" or record.platform not in self.adapters:
             return
-        key = (record.platform, record.channel, record.thread)
-        async with self._thread_lock(key):
-            earlier = await self.storage.inbox.earlier_unfinished(*key, before=inbox_id)
+        async with self._thread_lock(record.key):
+            earlier = await self.storage.inbox.earlier_unfinished(record.key, before=inbox_id)
             for item, status in earlier:
                 if status == "pending" and await self._claim_and_handle(item):
                     continue
@@ -323,9 +323,8 @@ class Workers:
         ``lock``, once nothing else in this process holds its thread."""
         inbox_id = record.id
         lease = asyncio.create_task(self._keep_lease(inbox_id))
-        key = (record.platform, record.channel, record.thread)
         try:
-            async with self._thread_lock(key) if lock else nullcontext():
+            async with self._thread_lock(record.key) if lock else nullcontext():
                 status = await self._handle(record)
         except asyncio.CancelledError:
             await self.storage.inbox.release(inbox_id)
@@ -381,11 +380,11 @@ class Workers:
         place = inbound.place
         if inbound.thread == inbound.message_id:
             return
-        if await self.storage.transcript.history(*_key(place), limit=1):
+        if await self.storage.transcript.history(place.key, limit=1):
             return
         lines = await adapter.thread_history(place, before=inbound.message_id)
         await self.storage.transcript.append_lines(
-            *_key(place), [Line(line.text, user=line.user, agent=line.agent) for line in lines]
+            place.key, [Line(line.text, user=line.user, agent=line.agent) for line in lines]
         )
 
     async def _keep_lease(self, inbox_id: str) -> None:
@@ -415,7 +414,7 @@ class Workers:
             if record.attempts == 1 and _first_line(record) is None:
                 await self._backfill(adapter, inbound)
                 line = Line(record.text, user=inbound.user_name or record.user)
-                await self.storage.transcript.append_lines(*_key(place), [line])
+                await self.storage.transcript.append_lines(place.key, [line])
             route = await self.coordinator.route(inbound)
             if route is None:
                 log.info("not for the team: %s/%s", inbound.platform, inbound.message_id)
@@ -444,7 +443,3 @@ def _first_line(record: InboxRecord) -> Line | None:
         return None
     name = str(record.payload.get("user_name") or "")
     return Line(record.text, user=name) if name else None
-
-
-def _key(place: Place) -> tuple[str, str, str]:
-    return place.platform, place.channel, place.thread

@@ -18,6 +18,7 @@ from sqlalchemy.sql.dml import ReturningUpdate
 
 from corral.storage.db import Database, utc
 from corral.storage.ids import new_id
+from corral.storage.keys import ThreadKey
 from corral.storage.tables import InboxRow, utcnow
 
 #: Where a work item's handling stands: pending → working → done | failed | ignored.
@@ -84,6 +85,11 @@ class InboxRecord:
     received_at: datetime
     claimed_at: datetime | None
     finished_at: datetime | None
+
+    @property
+    def key(self) -> ThreadKey:
+        """The thread the item belongs to."""
+        return ThreadKey(self.platform, self.channel, self.thread)
 
 
 def _record(row: Any) -> InboxRecord:
@@ -335,19 +341,24 @@ class InboxStore:
             return list((await connection.execute(waiting)).scalars().all())
 
     async def earlier_unfinished(
-        self, platform: str, channel: str, thread: str, before: str
+        self, key: ThreadKey, before: str
     ) -> list[tuple[str, InboxStatus]]:
-        """(id, status) of the thread's messages that came before the message ``before``
-        and are not finished — waiting (``pending``) or being answered (``working``) —
-        oldest first; empty when ``before`` does not exist. Workers use it to handle a
-        thread's messages in the order they arrived, also across processes.
+        """(id, status) of the messages of the thread ``key`` that came before the message
+        ``before`` and are not finished — waiting (``pending``) or being answered
+        (``working``) — oldest first; empty when ``before`` does not exist. Workers use it
+        to handle a thread's messages in the order they arrived, also across processes.
 
         "Before" is the order of :meth:`unfinished`: by ``received_at``, and for messages
         received in the same microsecond, by id. Ids are random, so that tie-break is
         arbitrary, but it is total and the same for every caller: of two messages of a
         thread, exactly one is earlier than the other, so two workers never both decide
         they go first (nor wait for each other)."""
-        params = {"platform": platform, "channel": channel, "thread": thread, "before": before}
+        params = {
+            "platform": key.platform,
+            "channel": key.channel,
+            "thread": key.thread,
+            "before": before,
+        }
         async with self.db.reading() as connection:
             rows = (await connection.execute(_EARLIER_UNFINISHED, params)).all()
         # The column is a plain string; this module writes only InboxStatus values to it.

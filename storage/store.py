@@ -10,6 +10,7 @@ from corral.storage.approvals import ApprovalKind, ApprovalRecord, ApprovalStatu
 from corral.storage.audit import AuditLog
 from corral.storage.db import Database
 from corral.storage.inbox import InboxRecord, InboxStore, NewWork
+from corral.storage.keys import ThreadKey
 from corral.storage.memory import MemoryStore, SqlMemoryStore
 from corral.storage.posts import PostLedger
 from corral.storage.runs import RunOutcome, RunStore
@@ -95,9 +96,7 @@ class Storage:
             )
             line = first_line(record) if record is not None else None
             if record is not None and line is not None:
-                await self.transcript.append_lines(
-                    record.platform, record.channel, record.thread, [line], on=connection
-                )
+                await self.transcript.append_lines(record.key, [line], on=connection)
         return record
 
     async def decide(
@@ -156,7 +155,7 @@ class Storage:
                 on=connection,
             )
             entries = await self.transcript.history(
-                start.platform, start.channel, start.thread, history, on=connection
+                ThreadKey(start.platform, start.channel, start.thread), history, on=connection
             )
         return run_id, entries
 

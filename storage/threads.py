@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.expression import Executable
 
 from corral.storage.db import Database
+from corral.storage.keys import ThreadKey
 from corral.storage.tables import ThreadRow, utcnow
 
 _OWNER = select(ThreadRow.agent).where(
@@ -29,27 +30,21 @@ class ThreadStore:
             set_={"agent": insert.excluded.agent, "updated_at": insert.excluded.updated_at},
         )
 
-    async def owner(self, platform: str, channel: str, thread: str) -> str | None:
-        """The handle of the agent that owns the thread, if one does."""
-        params = {"platform": platform, "channel": channel, "thread": thread}
+    async def owner(self, key: ThreadKey) -> str | None:
+        """The handle of the agent that owns the thread ``key``, if one does."""
+        params = {"platform": key.platform, "channel": key.channel, "thread": key.thread}
         async with self.db.reading() as connection:
             return (await connection.execute(_OWNER, params)).scalar_one_or_none()
 
     async def set_owner(
-        self,
-        platform: str,
-        channel: str,
-        thread: str,
-        agent: str,
-        *,
-        on: AsyncConnection | None = None,
+        self, key: ThreadKey, agent: str, *, on: AsyncConnection | None = None
     ) -> None:
-        """Make ``agent`` the thread's owner, whether or not it had one; with ``on``, in
-        that connection's transaction."""
+        """Make ``agent`` the owner of the thread ``key``, whether or not it had one; with
+        ``on``, in that connection's transaction."""
         params = {
-            "platform": platform,
-            "channel": channel,
-            "thread": thread,
+            "platform": key.platform,
+            "channel": key.channel,
+            "thread": key.thread,
             "agent": agent,
             "updated_at": utcnow(),
         }

@@ -11,6 +11,7 @@ from sqlalchemy import bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from corral.storage.db import Database, utc
+from corral.storage.keys import ThreadKey
 from corral.storage.tables import TranscriptRow, utcnow
 from corral.storage.threads import ThreadStore
 
@@ -61,9 +62,7 @@ class TranscriptStore:
 
     async def append(
         self,
-        platform: str,
-        channel: str,
-        thread: str,
+        key: ThreadKey,
         text: str,
         *,
         user: str = "",
@@ -71,31 +70,27 @@ class TranscriptStore:
         owner: str | None = None,
         on: AsyncConnection | None = None,
     ) -> None:
-        """Add a message to the end of the thread's history; with ``owner``, make that
-        agent the thread's owner in the same transaction (``on``'s, when given)."""
-        await self.append_lines(
-            platform, channel, thread, [Line(text, user, agent)], owner=owner, on=on
-        )
+        """Add a message to the end of the history of the thread ``key``; with ``owner``,
+        make that agent the thread's owner in the same transaction (``on``'s, when given)."""
+        await self.append_lines(key, [Line(text, user, agent)], owner=owner, on=on)
 
     async def append_lines(
         self,
-        platform: str,
-        channel: str,
-        thread: str,
+        key: ThreadKey,
         lines: Sequence[Line],
         *,
         owner: str | None = None,
         on: AsyncConnection | None = None,
     ) -> None:
-        """Add ``lines``, in order, to the end of the thread's history, in one
+        """Add ``lines``, in order, to the end of the history of the thread ``key``, in one
         transaction (``on``'s, when given); with ``owner``, make that agent the thread's
         owner in it too."""
         now = utcnow()
         rows = [
             {
-                "platform": platform,
-                "channel": channel,
-                "thread": thread,
+                "platform": key.platform,
+                "channel": key.channel,
+                "thread": key.thread,
                 "user": line.user,
                 "agent": line.agent,
                 "text": line.text,
@@ -108,23 +103,17 @@ class TranscriptStore:
             for row in rows:
                 await connection.execute(_APPEND, row)
             if owner is not None:
-                await self.threads.set_owner(platform, channel, thread, owner, on=connection)
+                await self.threads.set_owner(key, owner, on=connection)
 
     async def history(
-        self,
-        platform: str,
-        channel: str,
-        thread: str,
-        limit: int = 50,
-        *,
-        on: AsyncConnection | None = None,
+        self, key: ThreadKey, limit: int = 50, *, on: AsyncConnection | None = None
     ) -> list[TranscriptEntry]:
-        """The last ``limit`` messages of the thread, oldest first (read in ``on``'s
-        transaction, when given)."""
+        """The last ``limit`` messages of the thread ``key``, oldest first (read in
+        ``on``'s transaction, when given)."""
         params: dict[str, Any] = {
-            "platform": platform,
-            "channel": channel,
-            "thread": thread,
+            "platform": key.platform,
+            "channel": key.channel,
+            "thread": key.thread,
             "limit": limit,
         }
         if on is not None:

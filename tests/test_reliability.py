@@ -13,6 +13,7 @@ from corral.agents.team import Team
 from corral.bot.commands.registry import CommandContext, dispatch
 from corral.bot.gateway import Workers
 from corral.storage.inbox import NewInbound
+from corral.storage.keys import ThreadKey
 from corral.storage.store import Storage
 
 
@@ -72,7 +73,7 @@ async def test_a_rejection_skips_the_rest_of_the_answer(harness: Harness) -> Non
     (run,) = await harness.storage.runs.recent()
     assert run.agent == "beaver" and run.outcome == "ok"
     assert harness.adapter.texts("handoff") == []
-    assert await harness.storage.threads.owner("test", "C0GEN", "t9") == "beaver"
+    assert await harness.storage.threads.owner(ThreadKey("test", "C0GEN", "t9")) == "beaver"
     results = harness.server.requests_for("smart-a")[-1].json["messages"][-1]["content"]
     assert [r["is_error"] for r in results] == [True, True]
     assert "rejected this call" in json.dumps(results[0])
@@ -180,7 +181,7 @@ async def test_a_threads_messages_are_handled_in_arrival_order(harness: Harness)
         ("beaver", "addressed: @beaver"),
         ("beaver", "thread owner"),
     ]
-    history = await harness.storage.transcript.history("test", "C0GEN", "o1")
+    history = await harness.storage.transcript.history(ThreadKey("test", "C0GEN", "o1"))
     assert [e.text for e in history if not e.agent] == ["@beaver the build is red", "any idea why?"]
 
 

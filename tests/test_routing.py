@@ -6,6 +6,7 @@ from __future__ import annotations
 from fakes.model_server import Fail, Reply
 from harness import Harness, make_team
 
+from corral.storage.keys import ThreadKey
 from corral.storage.store import Storage
 
 
@@ -176,5 +177,5 @@ async def test_a_reply_in_an_unseen_thread_brings_the_platforms_history(
     assert "[Owl (agent)]: looking into it" in sent
     # The history is brought in once; the next reply reads Corral's own transcript.
     await harness.say("and?", thread="old.1")
-    history = await harness.storage.transcript.history("test", "C0GEN", "old.1")
+    history = await harness.storage.transcript.history(ThreadKey("test", "C0GEN", "old.1"))
     assert [e.text for e in history].count("the nightly job failed") == 1

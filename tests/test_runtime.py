@@ -15,6 +15,7 @@ from harness import Harness, make_team
 from corral.agents import runtime as runtime_module
 from corral.agents.builtin_tools import BUILTIN_TOOLS
 from corral.bot.logs import configure
+from corral.storage.keys import ThreadKey
 from corral.storage.store import Storage
 
 
@@ -31,7 +32,7 @@ async def test_handoff_continues_in_the_same_thread(harness: Harness) -> None:
     sent = json.dumps(owl_request["messages"])
     assert "the login fix is merged" in sent and "handed this to you: test the login fix" in sent
     assert "You are Owl" in json.dumps(owl_request["system"])
-    assert await harness.storage.threads.owner("test", "C0GEN", "t1") == "owl"
+    assert await harness.storage.threads.owner(ThreadKey("test", "C0GEN", "t1")) == "owl"
     runs = await harness.storage.runs.recent(limit=5)
     assert [(r.agent, r.outcome, r.route_reason) for r in reversed(runs)] == [
         ("beaver", "handoff", "addressed: @beaver"),
@@ -53,7 +54,7 @@ async def test_handoff_loop_is_cut_and_escalated(harness: Harness) -> None:
     assert "handoff loop stopped: this message was already handed off 3 times" in escalation
     assert "(beaver → owl → beaver → owl → beaver)" in escalation
     # The thread stays with the last agent that actually got the work.
-    assert await harness.storage.threads.owner("test", "C0GEN", "m0") == "owl"
+    assert await harness.storage.threads.owner(ThreadKey("test", "C0GEN", "m0")) == "owl"
     last_run = (await harness.storage.runs.recent(limit=1))[0]
     assert (last_run.agent, last_run.outcome) == ("owl", "escalated")
     pending = await harness.storage.approvals.pending()
@@ -257,9 +258,9 @@ async def test_the_answer_the_run_and_the_inbox_are_recorded_together(
     assert run.outcome == "ok" and run.inbox_id is not None
     inbox = await harness.storage.inbox.get(run.inbox_id)
     assert inbox is not None and inbox.status == "done" and inbox.attempts == 1
-    history = await harness.storage.transcript.history("test", "C0GEN", "t7")
+    history = await harness.storage.transcript.history(ThreadKey("test", "C0GEN", "t7"))
     assert [(e.agent, e.text) for e in history][-1] == ("beaver", "On it.")
-    assert await harness.storage.threads.owner("test", "C0GEN", "t7") == "beaver"
+    assert await harness.storage.threads.owner(ThreadKey("test", "C0GEN", "t7")) == "beaver"
 
 
 async def test_an_empty_memory_store_is_not_searched_until_something_is_remembered(

@@ -22,6 +22,7 @@ from corral.agents.seams import Seams
 from corral.bot.coordinator import Coordinator
 from corral.bot.gateway import Gateway, Workers
 from corral.bot.inbound import Inbound
+from corral.storage.keys import ThreadKey
 from corral.storage.store import Storage
 from corral.storage.stream_queue import RedisStreamQueue
 
@@ -143,7 +144,7 @@ async def test_a_thread_is_answered_in_order_across_processes(
         [*one.adapter.posts, *two.adapter.posts],
         key=lambda post: int(post[1].text.split("question ")[1].split()[0]),
     )
-    transcript = await storage.transcript.history("slack", "C1", "m0")
+    transcript = await storage.transcript.history(ThreadKey("slack", "C1", "m0"))
     asked = [entry.text for entry in transcript if entry.user]
     assert asked == [f"@owl question {n}" for n in range(6)]
     assert len(posts) == 6

@@ -264,7 +264,7 @@ async def test_every_post_of_a_run_is_in_the_thread_and_the_owner_is_set_once(
     harness.server.script("smart-a", Reply("v2 passes."))
     await harness.say("@beaver get v2 tested")
     (place, _), *_ = harness.adapter.posts
-    history = await harness.storage.transcript.history(place.platform, place.channel, place.thread)
+    history = await harness.storage.transcript.history(place.key)
     said = [(e.agent, e.text) for e in history if e.agent]
     assert said == [("beaver", "Beaver → Owl: test v2"), ("owl", "v2 passes.")]
-    assert await harness.storage.threads.owner(place.platform, place.channel, place.thread) == "owl"
+    assert await harness.storage.threads.owner(place.key) == "owl"

@@ -15,6 +15,7 @@ from sqlalchemy import func, select, text, update
 from corral.storage.db import Database, normalise_url
 from corral.storage.ids import new_id
 from corral.storage.inbox import NewInbound
+from corral.storage.keys import ThreadKey
 from corral.storage.queue import InProcessQueue
 from corral.storage.store import Storage
 from corral.storage.tables import InboxRow, RunRow
@@ -247,13 +248,13 @@ async def test_inbox_earlier_unfinished_lists_the_threads_waiting_messages(
         assert await storage.inbox.claim(claimed) is not None
     await storage.inbox.finish(done, "done")
 
-    thread = ("slack", "C1", "1700000000.000100")
+    thread = ThreadKey("slack", "C1", "1700000000.000100")
     earlier = storage.inbox.earlier_unfinished
     waiting = [(first, "pending"), (working, "working"), (second, "pending")]
-    assert await earlier(*thread, before=current) == waiting
-    assert await earlier(*thread, before=first) == []
-    assert await earlier(*thread, before=later) == [*waiting, (current, "pending")]
-    assert await earlier(*thread, before="in-missing") == []
+    assert await earlier(thread, before=current) == waiting
+    assert await earlier(thread, before=first) == []
+    assert await earlier(thread, before=later) == [*waiting, (current, "pending")]
+    assert await earlier(thread, before="in-missing") == []
 
 
 async def test_inbox_earlier_unfinished_breaks_ties_one_way(storage: Storage) -> None:
@@ -267,9 +268,9 @@ async def test_inbox_earlier_unfinished_breaks_ties_one_way(storage: Storage) ->
 
     # The tie goes to the smaller id, as in ``unfinished``.
     first, second = sorted([a, b])
-    thread = ("slack", "C1", "1700000000.000100")
-    assert await storage.inbox.earlier_unfinished(*thread, before=first) == []
-    assert await storage.inbox.earlier_unfinished(*thread, before=second) == [(first, "pending")]
+    thread = ThreadKey("slack", "C1", "1700000000.000100")
+    assert await storage.inbox.earlier_unfinished(thread, before=first) == []
+    assert await storage.inbox.earlier_unfinished(thread, before=second) == [(first, "pending")]
     assert await storage.inbox.unfinished() == [first, second]
 
 
@@ -304,30 +305,33 @@ async def test_inbox_claims_first_in_thread_only_with_nothing_unfinished_before(
 
 async def test_transcript_history_is_the_last_entries_oldest_first(storage: Storage) -> None:
     for i in range(5):
-        await storage.transcript.append("slack", "C1", "t1", f"message {i}", user="U1")
-    await storage.transcript.append("slack", "C1", "t1", "reply", agent="roo")
-    await storage.transcript.append("slack", "C1", "t2", "another thread", user="U2")
+        await storage.transcript.append(ThreadKey("slack", "C1", "t1"), f"message {i}", user="U1")
+    await storage.transcript.append(ThreadKey("slack", "C1", "t1"), "reply", agent="roo")
+    await storage.transcript.append(ThreadKey("slack", "C1", "t2"), "another thread", user="U2")
 
-    history = await storage.transcript.history("slack", "C1", "t1", limit=3)
+    history = await storage.transcript.history(ThreadKey("slack", "C1", "t1"), limit=3)
     assert [e.text for e in history] == ["message 3", "message 4", "reply"]
     assert (history[-1].agent, history[-1].user) == ("roo", "")
     assert (history[0].agent, history[0].user) == ("", "U1")
     assert all(aware_utc(e.created_at) for e in history)
-    assert len(await storage.transcript.history("slack", "C1", "t1")) == 6
-    assert await storage.transcript.history("discord", "C1", "t1") == []
+    assert len(await storage.transcript.history(ThreadKey("slack", "C1", "t1"))) == 6
+    assert await storage.transcript.history(ThreadKey("discord", "C1", "t1")) == []
 
 
 async def test_thread_owner_upserts(storage: Storage) -> None:
-    assert await storage.threads.owner("slack", "C1", "t1") is None
-    await storage.threads.set_owner("slack", "C1", "t1", "roo")
-    await storage.threads.set_owner("slack", "C1", "t1", "beaver")
+    assert await storage.threads.owner(ThreadKey("slack", "C1", "t1")) is None
+    await storage.threads.set_owner(ThreadKey("slack", "C1", "t1"), "roo")
+    await storage.threads.set_owner(ThreadKey("slack", "C1", "t1"), "beaver")
     await asyncio.gather(
-        *(storage.threads.set_owner("slack", "C1", "t2", agent) for agent in ["roo", "owl"] * 5)
+        *(
+            storage.threads.set_owner(ThreadKey("slack", "C1", "t2"), agent)
+            for agent in ["roo", "owl"] * 5
+        )
     )
 
-    assert await storage.threads.owner("slack", "C1", "t1") == "beaver"
-    assert await storage.threads.owner("slack", "C1", "t2") in {"roo", "owl"}
-    assert await storage.threads.owner("discord", "C1", "t1") is None
+    assert await storage.threads.owner(ThreadKey("slack", "C1", "t1")) == "beaver"
+    assert await storage.threads.owner(ThreadKey("slack", "C1", "t2")) in {"roo", "owl"}
+    assert await storage.threads.owner(ThreadKey("discord", "C1", "t1")) is None
 
 
 # --- runs ---------------------------------------------------------------------------------
