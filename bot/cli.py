@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, TypeVar, cast
 
 import click
 
-from corral.bot.commands.registry import Command, UsageError, Values, bind, commands, groups
+from corral.bot.commands.registry import Command, UsageError, Values, bind
+from corral.bot.commands.table import commands, groups
 
 if TYPE_CHECKING:
     from rich.console import Console

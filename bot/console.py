@@ -18,7 +18,7 @@ from rich.text import Text
 from corral.agents.conversation import Place, Reply
 from corral.bot.adapter import OnPart, ThreadLine
 from corral.bot.app import Core
-from corral.bot.commands.registry import dispatch
+from corral.bot.commands.table import dispatch
 from corral.bot.coordinator import Route
 from corral.bot.decisions import DecisionContext, Verdict, decide
 from corral.bot.gateway import Workers

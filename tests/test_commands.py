@@ -16,11 +16,9 @@ from corral.bot.commands.registry import (
     UsageError,
     Values,
     bind,
-    find,
-    help_text,
-    manifest_slash_commands,
     parse_line,
 )
+from corral.bot.commands.table import find, help_text, manifest_slash_commands
 
 MANIFEST = Path(__file__).resolve().parents[1] / "deploy" / "slack" / "manifest.yaml"
 

@@ -12,7 +12,8 @@ from databases import new_database
 from harness import make_team
 
 from corral.bot.commands.memory import import_document
-from corral.bot.commands.registry import CommandContext, CommandReply, dispatch
+from corral.bot.commands.registry import CommandContext, CommandReply
+from corral.bot.commands.table import dispatch
 from corral.storage.memory import MemoryRecord
 from corral.storage.store import Storage
 

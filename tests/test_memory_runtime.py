@@ -17,7 +17,8 @@ from corral.agents.prompt import (
     memory_line,
     within_budget,
 )
-from corral.bot.commands.registry import CommandContext, dispatch
+from corral.bot.commands.registry import CommandContext
+from corral.bot.commands.table import dispatch
 from corral.storage.memory import MemoryRecord
 
 

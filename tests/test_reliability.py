@@ -10,7 +10,8 @@ from fakes.model_server import CallTool, CallTools, FakeModelServer, Reply
 from harness import TEAM, Harness, make_team
 
 from corral.agents.team import Team
-from corral.bot.commands.registry import CommandContext, dispatch
+from corral.bot.commands.registry import CommandContext
+from corral.bot.commands.table import dispatch
 from corral.bot.gateway import Workers
 from corral.storage.inbox import NewInbound
 from corral.storage.keys import ThreadKey

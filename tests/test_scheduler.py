@@ -22,7 +22,8 @@ from corral.agents.conversation import Reply as Said
 from corral.agents.cron import cron_trigger, first_after
 from corral.agents.runtime import Turn
 from corral.bot.adapter import OnPart
-from corral.bot.commands.registry import CommandContext, dispatch
+from corral.bot.commands.registry import CommandContext
+from corral.bot.commands.table import dispatch
 from corral.bot.gateway import Workers
 from corral.bot.scheduling.reconcile import reconcile
 from corral.bot.scheduling.runner import FireError, FireRunner

@@ -8,7 +8,8 @@ import json
 from fakes.model_server import CallTool, Fail, Reply
 from harness import Harness
 
-from corral.bot.commands.registry import CommandContext, dispatch
+from corral.bot.commands.registry import CommandContext
+from corral.bot.commands.table import dispatch
 from corral.storage.store import Storage
 
 

@@ -12,7 +12,6 @@ from corral.bot.commands.registry import (
     Group,
     Values,
     format_age,
-    help_text,
 )
 
 if TYPE_CHECKING:
@@ -108,6 +107,9 @@ async def tasks(ctx: CommandContext, values: Values) -> CommandReply:
 
 async def show_help(ctx: CommandContext, values: Values) -> CommandReply:
     """Every command."""
+    # Here, not at the top: the table is made of this module's commands.
+    from corral.bot.commands.table import help_text
+
     return CommandReply(help_text())
 
 

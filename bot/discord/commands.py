@@ -19,18 +19,8 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from corral.bot.commands.registry import (
-    Command,
-    CommandContext,
-    CommandReply,
-    Group,
-    bind,
-    children,
-    commands,
-    dispatch,
-    execute,
-    groups,
-)
+from corral.bot.commands.registry import Command, CommandContext, CommandReply, Group, bind, execute
+from corral.bot.commands.table import children, commands, dispatch, groups
 from corral.bot.text_split import split_message
 
 #: Answer directly when the command is done this soon; defer otherwise.

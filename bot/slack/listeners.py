@@ -11,7 +11,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 
 from corral.bot.app import Core
-from corral.bot.commands.registry import dispatch, groups
+from corral.bot.commands.table import dispatch, groups
 from corral.bot.decisions import ClickedMessage, DecisionContext, DecisionResult, Verdict, decide
 from corral.bot.gateway import Gateway, Workers
 from corral.bot.slack.adapter import APPROVE_ACTION, REJECT_ACTION, RESOLVE_ACTION, SlackAdapter
