@@ -554,18 +554,19 @@ async def run_corral(
             database_url=database_url,
         ),
     )
+    services = core.chat_services()
     if config.post_interval is None:
-        parts = slack_parts(core, addresses["bot_token"], addresses["slack_api_url"])
+        parts = slack_parts(services, addresses["bot_token"], addresses["slack_api_url"])
     else:
         parts = slack_parts(
-            core,
+            services,
             addresses["bot_token"],
             addresses["slack_api_url"],
             post_interval=config.post_interval,
         )
     pacing = parts.adapter.post_interval
     workers = core.workers({"slack": parts.adapter}, concurrency=args.workers)
-    parts.attach(core, workers, se.SIGNING_SECRET)
+    parts.attach(services, workers, se.SIGNING_SECRET)
     before = await storage.inbox.count_by_status()
     try:
         async with serve(lambda h: build_http_app(storage, slack=h), parts.handle_http) as served:

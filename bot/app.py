@@ -19,6 +19,7 @@ from corral.bot.commands.registry import CommandContext
 from corral.bot.coordinator import Coordinator
 from corral.bot.gateway import Gateway, Workers
 from corral.bot.settings import Settings
+from corral.storage.approvals import ApprovalStore
 from corral.storage.dedupe import Delivered
 from corral.storage.embeddings import EmbeddingsUnavailable, enabled
 from corral.storage.locks import DatabaseLock, Lock
@@ -40,6 +41,18 @@ REDIS_TIMEOUT_S = 1.0
 
 class StartupError(Exception):
     """Corral cannot start; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class ChatServices:
+    """What a platform's listeners reach, and no more: the team, the gateway that stores
+    what arrives, the approvals a click decides, and the context a slash command runs in."""
+
+    team: Team
+    gateway: Gateway
+    approvals: ApprovalStore
+    #: ``(user, platform, channel)`` → what a slash command run by ``user`` may touch.
+    command_context: Callable[[str, str, str], CommandContext]
 
 
 @dataclass
@@ -83,6 +96,10 @@ class Core:
             models_status=self.models.status_line(),
             scheduler=scheduler or self.running_scheduler,
         )
+
+    def chat_services(self) -> ChatServices:
+        """What the Slack and Discord listeners are given."""
+        return ChatServices(self.team, self.gateway, self.storage.approvals, self.command_context)
 
     def fire_runner(self, workers: Workers) -> FireRunner:
         """Fires schedules of the platforms ``workers`` serve; the workers run them."""

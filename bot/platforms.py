@@ -33,13 +33,15 @@ def open_platforms(core: Core, stack: AsyncExitStack) -> Platforms:
         # Imported here: a process pays for the SDKs of the platforms it serves only.
         from corral.bot.slack.app import slack_parts
 
-        platforms.slack = slack_parts(core, settings.slack_bot_token, settings.slack_api_url)
+        platforms.slack = slack_parts(
+            core.chat_services(), settings.slack_bot_token, settings.slack_api_url
+        )
         stack.push_async_callback(platforms.slack.close)
         platforms.adapters["slack"] = platforms.slack.adapter
     if settings.discord_token:
         from corral.bot.discord.app import discord_parts
 
-        platforms.discord = discord_parts(core)
+        platforms.discord = discord_parts(core.chat_services(), settings)
         stack.push_async_callback(platforms.discord.close)
         platforms.adapters["discord"] = platforms.discord.adapter
     return platforms

@@ -45,7 +45,7 @@ async def serve(core: Core, stop: asyncio.Event | None = None) -> None:
         workers = core.workers(adapters)
         scheduler = core.scheduler(workers)
         if slack is not None:
-            bolt = slack.attach(core, workers, settings.slack_signing_secret)
+            bolt = slack.attach(core.chat_services(), workers, settings.slack_signing_secret)
             if settings.slack_app_token:
                 from corral.bot.slack.socket_mode import SocketModeConnection
 

@@ -115,7 +115,7 @@ async def start_rig(
     )
     core = make_core(storage, models, team, Settings(_env_file=None, discord_token=fake.token))
     parts = DiscordParts(
-        core,
+        core.chat_services(),
         guild_ids=guild_ids,
         threads=threads,  # type: ignore[arg-type]
         guild_ready_timeout=0.05,

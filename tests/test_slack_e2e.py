@@ -137,9 +137,9 @@ async def slack_rig(
     core = make_core(
         storage, models, team, Settings(_env_file=None, slack_bot_token=slack.bot_token)
     )
-    parts = slack_parts(core, slack.bot_token, slack.api_url, post_interval=0)
+    parts = slack_parts(core.chat_services(), slack.bot_token, slack.api_url, post_interval=0)
     workers = core.workers({"slack": parts.adapter})
-    parts.attach(core, workers, se.SIGNING_SECRET)
+    parts.attach(core.chat_services(), workers, se.SIGNING_SECRET)
     runner = web.AppRunner(build_http_app(storage, slack=parts.handle_http), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()

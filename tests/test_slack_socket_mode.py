@@ -155,11 +155,11 @@ async def rig(storage: Storage, model_server: FakeModelServer) -> AsyncIterator[
                 _env_file=None, slack_bot_token=slack.bot_token, slack_app_token=slack.app_token
             ),
         )
-        parts = slack_parts(core, slack.bot_token, slack.api_url, post_interval=0)
+        parts = slack_parts(core.chat_services(), slack.bot_token, slack.api_url, post_interval=0)
         parts.adapter.react_after = 0  # the reaction before any answer, as a slow model's
         workers = core.workers({"slack": parts.adapter})
         # Socket Mode: no signing secret, as `corral run` does with SLACK_APP_TOKEN.
-        app = parts.attach(core, workers, None)
+        app = parts.attach(core.chat_services(), workers, None)
         workers.start()
         async with aiohttp.ClientSession() as http:
             rig = SocketRig(slack, model_server, storage, app, workers, http)

@@ -12,7 +12,7 @@ import discord
 from discord import app_commands
 from discord.http import Route
 
-from corral.bot.app import Core, StartupError
+from corral.bot.app import ChatServices, StartupError
 from corral.bot.commands.registry import CommandContext
 from corral.bot.decisions import ClickedMessage, DecisionContext, Verdict, decide
 from corral.bot.discord.adapter import DiscordAdapter, ThreadMode
@@ -20,6 +20,7 @@ from corral.bot.discord.approvals import BUTTONS, DecidingClient
 from corral.bot.discord.commands import command_groups
 from corral.bot.discord.events import PLATFORM, inbound_from_message, is_from_person
 from corral.bot.gateway import Workers
+from corral.bot.settings import Settings
 
 log = logging.getLogger("corral.discord")
 
@@ -86,17 +87,17 @@ class DiscordParts:
 
     def __init__(
         self,
-        core: Core,
+        services: ChatServices,
         *,
         guild_ids: tuple[int, ...] = (),
         threads: ThreadMode = "busy",
         guild_ready_timeout: float = 2.0,
     ) -> None:
-        self.core = core
+        self.services = services
         self.guild_ids = guild_ids
         self.client = CorralClient(self, guild_ready_timeout=guild_ready_timeout)
         self.adapter = DiscordAdapter(
-            self.client, core.team, requests=core.storage.approvals, threads=threads
+            self.client, services.team, requests=services.approvals, threads=threads
         )
         self.workers: Workers | None = None
         self.connected_since: float | None = None
@@ -177,7 +178,7 @@ class DiscordParts:
             agent=None if conversation else self.adapter.replied_agent(message),
         )
         if inbound is not None:
-            await self.core.gateway.submit(inbound)
+            await self.services.gateway.submit(inbound)
 
     async def sync_commands(self) -> None:
         """Register the commands with Discord: with the configured servers (at once), or
@@ -199,7 +200,7 @@ class DiscordParts:
             )
 
     def _command_context(self, user: str, channel: str) -> CommandContext:
-        return self.core.command_context(user, PLATFORM, channel)
+        return self.services.command_context(user, PLATFORM, channel)
 
     async def decide(
         self, interaction: discord.Interaction[Any], approval_id: str, verdict: Verdict
@@ -216,7 +217,7 @@ class DiscordParts:
         clicked = ClickedMessage(
             str(interaction.channel_id or ""), str(message.id) if message is not None else ""
         )
-        context = DecisionContext(self.core.team, self.core.storage.approvals, workers, PLATFORM)
+        context = DecisionContext(self.services.team, self.services.approvals, workers, PLATFORM)
         result = await decide(context, approval_id, verdict, str(interaction.user.id), clicked)
         if not result.ok:
             await interaction.response.send_message(result.text, ephemeral=True)
@@ -240,12 +241,13 @@ def parse_guild_ids(value: str) -> tuple[int, ...]:
     return tuple(int(w) for w in words)
 
 
-def discord_parts(core: Core, guild_ready_timeout: float = 2.0) -> DiscordParts:
+def discord_parts(
+    services: ChatServices, settings: Settings, guild_ready_timeout: float = 2.0
+) -> DiscordParts:
     """The client and adapter from the settings; :meth:`DiscordParts.start` connects."""
-    settings = core.settings
     use_api_url(settings.discord_api_url)
     return DiscordParts(
-        core,
+        services,
         guild_ids=parse_guild_ids(settings.discord_guild_ids),
         threads=settings.corral_discord_threads,
         guild_ready_timeout=guild_ready_timeout,

@@ -11,7 +11,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from corral.bot.app import Core
+from corral.bot.app import ChatServices
 from corral.bot.gateway import Workers
 from corral.bot.slack.adapter import SlackAdapter
 from corral.bot.slack.directory import Directory
@@ -39,7 +39,9 @@ class SlackParts:
         if self.client.session is not None:
             await self.client.session.close()
 
-    def attach(self, core: Core, workers: Workers, signing_secret: str | None) -> AsyncApp:
+    def attach(
+        self, services: ChatServices, workers: Workers, signing_secret: str | None
+    ) -> AsyncApp:
         """Build the bolt app around ``workers`` (which post through :attr:`adapter`)."""
         self.app = AsyncApp(
             client=self.client,
@@ -50,11 +52,13 @@ class SlackParts:
             # and the insert would lose it, and Slack does not resend what was acked.
             process_before_response=True,
         )
-        register(self.app, core, core.gateway, workers, self.adapter)
+        register(self.app, services, workers, self.adapter)
         return self.app
 
 
-def slack_parts(core: Core, token: str, api_url: str, post_interval: float = 1.0) -> SlackParts:
+def slack_parts(
+    services: ChatServices, token: str, api_url: str, post_interval: float = 1.0
+) -> SlackParts:
     """The Web API client (429s retried after Retry-After) and the adapter. Call from
     the running event loop; :meth:`SlackParts.close` when done."""
     client = AsyncWebClient(
@@ -66,6 +70,6 @@ def slack_parts(core: Core, token: str, api_url: str, post_interval: float = 1.0
     )
     directory = Directory(client)
     adapter = SlackAdapter(
-        client, core.team, directory, post_interval, requests=core.storage.approvals
+        client, services.team, directory, post_interval, requests=services.approvals
     )
     return SlackParts(client, adapter, directory)

@@ -10,10 +10,10 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
-from corral.bot.app import Core
+from corral.bot.app import ChatServices
 from corral.bot.commands.table import dispatch, groups
 from corral.bot.decisions import ClickedMessage, DecisionContext, DecisionResult, Verdict, decide
-from corral.bot.gateway import Gateway, Workers
+from corral.bot.gateway import Workers
 from corral.bot.slack.adapter import APPROVE_ACTION, REJECT_ACTION, RESOLVE_ACTION, SlackAdapter
 from corral.bot.slack.events import PLATFORM, inbound_from_event
 
@@ -29,13 +29,12 @@ VERDICTS: dict[str, Verdict] = {
 
 def register(
     app: AsyncApp,
-    core: Core,
-    gateway: Gateway,
+    services: ChatServices,
     workers: Workers,
     adapter: SlackAdapter,
 ) -> None:
     """Attach Corral's listeners to ``app``."""
-    team = core.team
+    gateway = services.gateway
     directory = adapter.directory
 
     async def on_event(body: dict[str, Any], event: dict[str, Any], context: Any) -> None:
@@ -67,7 +66,7 @@ def register(
 
     async def on_command(ack: Any, command: dict[str, Any], client: Any) -> None:
         channel = str(command["channel_id"])
-        ctx = core.command_context(str(command["user_id"]), PLATFORM, channel)
+        ctx = services.command_context(str(command["user_id"]), PLATFORM, channel)
         reply = await dispatch(ctx, f"{command['command']} {command.get('text', '')}")
         await ack(text=reply.text, response_type="ephemeral" if reply.ephemeral else "in_channel")
         if reply.attachment is not None:
@@ -78,7 +77,7 @@ def register(
         if len(group.path) == 1:
             app.command(f"/{group.path[0]}")(on_command)
 
-    deciding = DecisionContext(team, core.storage.approvals, workers, PLATFORM)
+    deciding = DecisionContext(services.team, services.approvals, workers, PLATFORM)
 
     async def on_decision(
         ack: Any, body: dict[str, Any], action: dict[str, Any], client: Any
