@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
 from corral.agents.builtin_tools import escalate
@@ -58,6 +59,11 @@ class Turn:
     inbox_id: str | None = None
 
 
+#: Records how a run ended (``Storage.end_run``, or a worker's own, which closes its work
+#: item in the same write).
+RunEnder = Callable[[RunEnd], Awaitable[None]]
+
+
 @dataclass(frozen=True)
 class Outcome:
     """How a chain of runs for one message ended: the last run's outcome and who ran."""
@@ -100,9 +106,13 @@ class Runtime:
         self._no_memories_until = 0.0
         self._additions = 0
 
-    async def handle(self, turn: Turn, post: Poster) -> Outcome:
+    async def handle(
+        self, turn: Turn, post: Poster, *, end_last: RunEnder | None = None
+    ) -> Outcome:
         """Run ``turn.agent`` on the message, following handoffs until one agent answers.
-        The turn's work item (if any) is the caller's to close."""
+        The turn's work item (if any) is the caller's to close: ``end_last``, when given,
+        records how the last run ended instead of the storage, so that the caller can
+        close its item in the same write."""
         state = await self._start(
             turn.place,
             turn.agent,
@@ -113,7 +123,7 @@ class Runtime:
             chain=(turn.agent,),
             task=None,
         )
-        return await self._follow(state, self._speaker(post))
+        return await self._follow(state, self._speaker(post), end_last=end_last)
 
     async def waiting(self, approval_id: str) -> Place | None:
         """Where the run waiting for ``approval_id`` happens; None if nothing waits for it."""
@@ -123,17 +133,23 @@ class Runtime:
         return Place(record.platform, record.channel, record.thread)
 
     async def resume(
-        self, decided: ApprovalRecord, post: Poster, *, inbox_id: str | None = None
+        self,
+        decided: ApprovalRecord,
+        post: Poster,
+        *,
+        inbox_id: str | None = None,
+        end_last: RunEnder | None = None,
     ) -> Outcome:
         """Continue the run that waited for the approval ``decided`` (decided already:
         ``approved`` or else rejected, by ``decided_by``), on the account of the work
-        item ``inbox_id``. Run again after a crash, it starts from the same pause."""
+        item ``inbox_id``. Run again after a crash, it starts from the same pause.
+        ``end_last`` as for :meth:`handle`."""
         log.info("approval %s %s by %s", decided.id, decided.status, decided.decided_by)
         state = RunState.from_json(dict(decided.state))
         if inbox_id is not None:
             state = replace(state, inbox_id=inbox_id)
         decision = _Decision(decided.status == "approved", decided.decided_by)
-        return await self._follow(state, self._speaker(post), decision)
+        return await self._follow(state, self._speaker(post), decision, end_last)
 
     def _speaker(self, post: Poster) -> Speaker:
         return Speaker(self.storage.transcript, post)
@@ -177,12 +193,13 @@ class Runtime:
         state: RunState,
         speaker: Speaker,
         decision: _Decision | None = None,
+        end_last: RunEnder | None = None,
     ) -> Outcome:
         """Drive runs until the chain ends: an answer, a pause, a failure or a cut loop."""
         agents: tuple[str, ...] = ()
         run_ids: tuple[str, ...] = ()
         while True:
-            step = await self._drive(state, speaker, decision)
+            step = await self._drive(state, speaker, decision, end_last)
             agents, run_ids = (*agents, state.agent), (*run_ids, state.run_id)
             if step.handoff is None:
                 await self._close_task(step)
@@ -237,8 +254,10 @@ class Runtime:
         state: RunState,
         speaker: Speaker,
         decision: _Decision | None,
+        end_last: RunEnder | None,
     ) -> _Step:
-        """Run one agent's turn and record how it ended."""
+        """Run one agent's turn and record how it ended: through ``end_last`` when this
+        run ends the chain and leaves nothing else to record (no task to close)."""
         token = current_run_id.set(state.run_id)
         started = time.perf_counter()
         try:
@@ -260,7 +279,9 @@ class Runtime:
             current_run_id.reset(token)
         s = step.state
         place = s.place
-        await self.storage.end_run(
+        last = step.handoff is None and (s.task_id is None or step.outcome == "waiting")
+        end = end_last if end_last is not None and last else self.storage.end_run
+        await end(
             RunEnd(
                 s.run_id,
                 place.platform,

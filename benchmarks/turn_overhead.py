@@ -37,7 +37,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,15 +46,15 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import anthropic  # noqa: E402
 from fakes.model_server import FakeModelServer  # noqa: E402
+from harness import RecordingAdapter  # noqa: E402
 from sqlalchemy import event  # noqa: E402
 
-from corral.agents.conversation import Place, Reply  # noqa: E402
 from corral.agents.llm.anthropic_provider import AnthropicProvider  # noqa: E402
 from corral.agents.llm.registry import ModelRegistry, ProviderSettings  # noqa: E402
 from corral.agents.runtime import Runtime  # noqa: E402
 from corral.agents.seams import Seams  # noqa: E402
 from corral.agents.team import Team  # noqa: E402
-from corral.bot.coordinator import Coordinator, Route  # noqa: E402
+from corral.bot.coordinator import Coordinator  # noqa: E402
 from corral.bot.gateway import Gateway, Workers  # noqa: E402
 from corral.bot.inbound import Inbound  # noqa: E402
 from corral.storage.queue import InProcessQueue  # noqa: E402
@@ -87,26 +86,6 @@ TEAM: dict[str, Any] = {
 }
 
 
-@dataclass
-class RecordingAdapter:
-    """A chat platform that keeps what it was asked to post."""
-
-    platform: str = "bench"
-    posts: list[tuple[Place, Reply]] = field(default_factory=list)
-
-    async def with_names(self, inbound: Inbound) -> Inbound:
-        return inbound
-
-    async def picked_up(self, inbound: Inbound, route: Route) -> None:
-        pass
-
-    async def unanswered(self, inbound: Inbound) -> None:
-        pass
-
-    async def post(self, place: Place, reply: Reply) -> None:
-        self.posts.append((place, reply))
-
-
 class Bench:
     """Corral wired as in ``tests/harness.py`` plus a bare SDK client, on one fake server."""
 
@@ -127,7 +106,7 @@ class Bench:
         seams = Seams.compose(self.models.client_for)
         runtime = Runtime(team, seams, storage)
         coordinator = Coordinator(team, storage.threads, seams.model_call)
-        self.adapter = RecordingAdapter()
+        self.adapter = RecordingAdapter(platform="bench")
         self.gateway = Gateway(storage, queue)
         self.workers = Workers(storage, queue, coordinator, runtime, {"bench": self.adapter})
         self.bare = anthropic.AsyncAnthropic(
@@ -151,6 +130,7 @@ class Bench:
                 message_id=message_id,
                 thread=message_id,
                 user="U1",
+                user_name="Ursula",
                 text=f"@beaver please look at build number {self._n}",
                 to_app=True,
             )

@@ -159,17 +159,22 @@ class Storage:
             )
         return run_id, entries
 
-    async def end_run(self, end: RunEnd) -> None:
-        """Record how a run ended."""
-        await self.runs.finish(
-            end.run_id,
-            outcome=end.outcome,
-            model=end.model,
-            tokens_in=end.tokens_in,
-            tokens_out=end.tokens_out,
-            latency_ms=end.latency_ms,
-            error=end.error,
-        )
+    async def end_run(self, end: RunEnd, *, closing: str | None = None) -> None:
+        """Record how a run ended; with ``closing``, close that work item as ``done`` in
+        the same write (a worker's item whose last run this was)."""
+        async with self.db.transaction() as connection:
+            await self.runs.finish(
+                end.run_id,
+                outcome=end.outcome,
+                model=end.model,
+                tokens_in=end.tokens_in,
+                tokens_out=end.tokens_out,
+                latency_ms=end.latency_ms,
+                error=end.error,
+                on=connection,
+            )
+            if closing is not None:
+                await self.inbox.finish(closing, "done", on=connection)
 
     async def close(self) -> None:
         """Close the database's connections."""
