@@ -3,10 +3,14 @@ that the gateway hands down and the adapters render."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from corral.storage.keys import ThreadKey
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 ReplyKind = Literal["answer", "handoff", "escalation", "approval", "notice", "error"]
 
@@ -42,7 +46,14 @@ class Reply:
     approval_id: str = ""
 
 
+#: Records what a post said, given the transaction that records the post's last part as
+#: posted (None where the poster keeps no such record), so that both are one write.
+Recorder = Callable[["AsyncConnection | None"], Awaitable[None]]
+
+
 class Poster(Protocol):
     """Posts a reply at a place under the agent's persona (the adapter's job)."""
 
-    async def __call__(self, place: Place, reply: Reply) -> None: ...
+    async def __call__(self, place: Place, reply: Reply, *, record: Recorder | None = None) -> None:
+        """Post ``reply``; then ``record`` it, once, unless an earlier attempt did."""
+        ...

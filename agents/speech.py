@@ -7,7 +7,9 @@ thread's transcript; the thread's owner is set here and nowhere else.
 
 from __future__ import annotations
 
-from corral.agents.conversation import Place, Poster, Reply
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from corral.agents.conversation import Place, Poster, Recorder, Reply
 from corral.storage.transcript import TranscriptStore
 
 
@@ -21,8 +23,15 @@ class Speaker:
     async def say(self, place: Place, reply: Reply, *, owner: str | None = None) -> None:
         """Post ``reply`` at ``place`` and add it to the thread's history; with ``owner``,
         the thread's follow-ups go to that agent from now on."""
-        await self.post(place, reply)
         # A post in another channel starts a conversation the platform names when it
         # exists; there is no thread of Corral's to keep it under.
-        if place.thread:
-            await self.transcript.append(place.key, reply.text, agent=reply.agent, owner=owner)
+        if not place.thread:
+            await self.post(place, reply)
+            return
+        key = place.key
+
+        async def record(on: AsyncConnection | None) -> None:
+            await self.transcript.append(key, reply.text, agent=reply.agent, owner=owner, on=on)
+
+        recorder: Recorder = record
+        await self.post(place, reply, record=recorder)

@@ -10,8 +10,9 @@ from corral.agents.conversation import Place, Reply
 from corral.bot.coordinator import Route
 from corral.bot.inbound import Inbound
 
-#: Told of each part of a post as it is on the platform: its index and the platform's id.
-OnPart = Callable[[int, str], Awaitable[None]]
+#: Told of each part of a post as it is on the platform: its index, the platform's id, and
+#: whether it is the post's last part.
+OnPart = Callable[[int, str, bool], Awaitable[None]]
 
 
 @dataclass(frozen=True)

@@ -95,7 +95,7 @@ class ConsoleAdapter:
         self._printed += 1
         message_id = f"console-{self._printed}"
         if on_part is not None:
-            await on_part(0, message_id)
+            await on_part(0, message_id, True)
         return [message_id]
 
     def _print(self, place: Place, reply: Reply) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from corral.agents.conversation import Place, Reply
+from corral.agents.conversation import Place, Recorder, Reply
 from corral.bot.adapter import ChatAdapter
 from corral.storage.inbox import InboxRecord
 from corral.storage.posts import PostLedger
@@ -42,12 +42,23 @@ class LedgerPoster:
         posted = await ledger.posted(item.id) if item.attempts > 1 else {}
         return cls(adapter, ledger, item.id, posted)
 
-    async def __call__(self, place: Place, reply: Reply) -> None:
-        """Post ``reply``'s parts that are not on the platform yet, recording each."""
+    async def __call__(self, place: Place, reply: Reply, *, record: Recorder | None = None) -> None:
+        """Post ``reply``'s parts that are not on the platform yet, recording each;
+        ``record`` goes in the write of the last part, so an earlier attempt that posted
+        every part recorded it too."""
         number = self._next
         self._next += 1
+        start = self.posted.get(number, 0)
+        recorded = False
 
-        async def on_part(index: int, message_id: str) -> None:
-            await self.ledger.record(self.inbox_id, number, index, message_id)
+        async def on_part(index: int, message_id: str, last: bool) -> None:
+            nonlocal recorded
+            also = record if last else None
+            await self.ledger.record(self.inbox_id, number, index, message_id, also=also)
+            recorded = also is not None
 
-        await self.adapter.post(place, reply, start=self.posted.get(number, 0), on_part=on_part)
+        await self.adapter.post(place, reply, start=start, on_part=on_part)
+        # Nothing was posted: the platform took no part (say, an empty text) this time,
+        # or, with ``start``, every part was out before and recorded with the last.
+        if record is not None and not recorded and start == 0:
+            await record(None)

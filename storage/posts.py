@@ -7,7 +7,10 @@ answer split into several messages), which are there, so that only the rest is p
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from sqlalchemy import bindparam, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from corral.storage.db import Database
 from corral.storage.tables import PostPartRow, utcnow
@@ -34,8 +37,17 @@ class PostLedger:
             rows = (await connection.execute(_POSTED, {"inbox_id": inbox_id})).all()
         return {int(post): int(last) + 1 for post, last in rows}
 
-    async def record(self, inbox_id: str, post: int, part: int, message_id: str) -> None:
-        """Part ``part`` of post ``post`` of the work item is on the platform."""
+    async def record(
+        self,
+        inbox_id: str,
+        post: int,
+        part: int,
+        message_id: str,
+        *,
+        also: Callable[[AsyncConnection], Awaitable[None]] | None = None,
+    ) -> None:
+        """Part ``part`` of post ``post`` of the work item is on the platform; ``also``
+        writes more in the same transaction (what the post said, with its last part)."""
         params = {
             "inbox_id": inbox_id,
             "post": post,
@@ -45,3 +57,5 @@ class PostLedger:
         }
         async with self.db.transaction() as connection:
             await connection.execute(self._record, params)
+            if also is not None:
+                await also(connection)

@@ -13,7 +13,7 @@ from typing import Any
 
 from fakes.model_server import FakeModelServer
 
-from corral.agents.conversation import Place, Reply
+from corral.agents.conversation import Place, Recorder, Reply
 from corral.agents.llm.anthropic_provider import AnthropicProvider
 from corral.agents.llm.openai_provider import OpenAIProvider
 from corral.agents.llm.registry import ModelRegistry, ProviderSettings
@@ -154,8 +154,14 @@ class RecordingAdapter:
         self.posts.append((place, reply))
         message_id = f"p{len(self.posts)}"
         if on_part is not None:
-            await on_part(0, message_id)
+            await on_part(0, message_id, True)
         return [message_id]
+
+    async def say(self, place: Place, reply: Reply, *, record: Recorder | None = None) -> None:
+        """A poster without a ledger, for runs started outside a worker: post, then record."""
+        await self.post(place, reply)
+        if record is not None:
+            await record(None)
 
     async def thread_history(self, place: Place, before: str) -> list[ThreadLine]:
         return list(self.history.get(place.thread, []))

@@ -245,6 +245,11 @@ async def test_a_split_answer_killed_after_its_first_part_posts_only_the_rest(
     await world.spawn()
     await world.done(inbox_id)
     assert world.texts() == parts
+    # What was said is in the thread's history once: recorded with the answer's last part.
+    item = await world.storage.inbox.get(inbox_id)
+    assert item is not None
+    said = [e.text for e in await world.storage.transcript.history(item.key) if e.agent]
+    assert said == [long]
     # The killed run was closed by the sweep; the run that finished the answer is apart.
     runs = [r for r in await world.storage.runs.recent() if r.inbox_id == inbox_id]
     assert sorted(r.outcome for r in runs) == ["interrupted", "ok"]

@@ -69,7 +69,7 @@ async def warm_up(h: Harness) -> None:
     """Make the first model call before a test's schedule fires: creating the SDK clients
     takes long enough to make the first fire late."""
     turn = Turn(Place("warm-up", "#warm-up", "w"), "roo", "warm-up", "hello")
-    await h.runtime.handle(turn, RecordingAdapter("warm-up").post)
+    await h.runtime.handle(turn, RecordingAdapter("warm-up").say)
 
 
 @pytest.fixture

@@ -211,7 +211,7 @@ async def test_a_run_paused_by_the_previous_version_resumes(harness: Harness) ->
         record.id, status="approved", by="U0ADMIN", kind="tool"
     )
     assert decided is not None
-    outcome = await harness.runtime.resume(decided, harness.adapter.post)
+    outcome = await harness.runtime.resume(decided, harness.adapter.say)
     assert outcome.outcome == "ok"
     posted = [(p.channel, r.text) for p, r in harness.adapter.posts]
     assert posted == [("#releases", "v2 is out"), ("C0GEN", "Announced.")]

@@ -191,7 +191,7 @@ class DiscordAdapter:
             if view is not None:
                 await self.requests.attach(reply.approval_id, str(sent.channel.id), str(sent.id))
             if on_part is not None:
-                await on_part(index, str(sent.id))
+                await on_part(index, str(sent.id), last)
         await self._clear_reaction(place)
         return posted
 

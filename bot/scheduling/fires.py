@@ -8,7 +8,7 @@ import asyncio
 import logging
 from contextlib import suppress
 
-from corral.agents.conversation import Place, Poster, Reply
+from corral.agents.conversation import Place, Poster, Recorder, Reply
 from corral.agents.runtime import Runtime, Turn
 from corral.storage.inbox import InboxRecord, NewWork
 from corral.storage.schedules import FireOutcome, FireRecord, ScheduleRecord
@@ -104,14 +104,16 @@ class FirePoster:
         self.place = place
         self.nothing = False
 
-    async def __call__(self, place: Place, reply: Reply) -> None:
-        """Post ``reply`` unless it is the fire's ``NOTHING``."""
+    async def __call__(self, place: Place, reply: Reply, *, record: Recorder | None = None) -> None:
+        """Post ``reply`` unless it is the fire's ``NOTHING`` (which is only recorded)."""
         if place == self.place:
             if reply.kind == "answer" and reply.text.strip() == NOTHING:
                 self.nothing = True
+                if record is not None:
+                    await record(None)
                 return
             place = Place(place.platform, place.channel, "", place.channel_name)
-        await self.post(place, reply)
+        await self.post(place, reply, record=record)
 
 
 async def _tell(post: Poster, place: Place, agent: str, text: str) -> None:

@@ -181,7 +181,7 @@ class SlackAdapter:
             if blocks is not None:
                 await self.requests.attach(reply.approval_id, channel_id, ts)
             if on_part is not None:
-                await on_part(index, ts)
+                await on_part(index, ts, index == len(parts) - 1)
         await self._clear_reaction(channel, place.thread)
         return posted
 
