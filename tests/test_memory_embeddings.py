@@ -121,7 +121,7 @@ def test_without_the_extra_the_command_line_fails_in_one_line(tmp_path: Path) ->
     )
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
-    assert "pip install 'corral[embeddings]'" in done.stderr
+    assert "pip install -e '.[embeddings]'" in done.stderr
     assert "cannot open the database" not in done.stderr  # not a database problem
 
 

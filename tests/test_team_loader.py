@@ -50,29 +50,12 @@ def test_sample_team_loads() -> None:
         assert agent.instructions.count(".") >= 3, f"{handle} needs real instructions"
 
 
-def test_sample_env_example_names_every_variable() -> None:
+def test_sample_env_example_changes_nothing_when_copied() -> None:
+    """Every assignment in .env.example is commented out (tests/test_docs.py checks that
+    each setting is there)."""
     text = (ROOT / ".env.example").read_text(encoding="utf-8")
     assignments = [line for line in text.splitlines() if "=" in line and line.strip()]
     assert all(line.startswith("#") for line in assignments), "a copy must change nothing"
-    for name in (
-        "CORRAL_TEAM",
-        "DATABASE_URL",
-        "REDIS_URL",
-        "CORRAL_HTTP_HOST",
-        "CORRAL_HTTP_PORT",
-        "SLACK_BOT_TOKEN",
-        "SLACK_SIGNING_SECRET",
-        "SLACK_APP_TOKEN",
-        "SLACK_API_URL",
-        "DISCORD_TOKEN",
-        "ANTHROPIC_API_KEY",
-        "ANTHROPIC_BASE_URL",
-        "OPENAI_API_KEY",
-        "OPENAI_BASE_URL",
-        "CORRAL_LOG_FORMAT",
-        "CORRAL_LOG_LEVEL",
-    ):
-        assert f"# {name}=" in text, name
 
 
 # --- broken files: the message and the line -----------------------------------------------
