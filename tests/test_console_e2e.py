@@ -3,6 +3,7 @@ real SDKs speaking HTTP to the fake model server, a fresh SQLite database."""
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import subprocess
@@ -224,3 +225,48 @@ def test_an_unknown_handle_is_named_and_the_agents_listed(tmp_path: Path) -> Non
     # Neither went to an agent; a real handle beside an e-mail address still routes.
     assert out.count("→ ") == 1
     assert "→ owl (addressed: @owl)" in out
+
+
+def test_ctrl_c_clears_the_line_and_twice_leaves(server: FakeModelServer, tmp_path: Path) -> None:
+    """In a real pseudo-terminal: Ctrl-C drops the half-typed line and the prompt stays;
+    a second Ctrl-C right after it leaves."""
+    seen = io.StringIO()
+    child = pexpect.spawn(
+        CORRAL,
+        ["chat"],
+        cwd=str(tmp_path),
+        env=_env({**server.env(["anthropic"]), "TERM": "xterm"}),
+        encoding="utf-8",
+        timeout=30,
+        dimensions=(40, 160),
+    )
+    child.logfile_read = seen
+    hint = re.escape("(Line cleared. Ctrl-C again, Ctrl-D or /quit to leave.)")
+    try:
+        child.expect("#console ›")
+        child.send("@beaver never sent")
+        child.sendcontrol("c")
+        child.expect(hint)
+        child.expect("#console ›")
+        # The dropped words are gone: only what is typed now is sent.
+        child.sendline("@owl is the release ready?")
+        child.expect(r"→ owl \(addressed: @owl\)")
+        child.expect("is the release ready")
+        child.expect("#console ›")
+        # A Ctrl-C on an empty line warns; a line typed after it is cleared, not lost
+        # with the app.
+        child.sendcontrol("c")
+        child.expect(hint)
+        child.send("half a thought")
+        child.sendcontrol("c")
+        child.expect(hint)
+        child.expect("#console ›")
+        assert child.isalive()
+        # Twice in a row: the app ends, as /quit would.
+        child.sendcontrol("c")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 0
+    assert "→ beaver" not in seen.getvalue()
+    assert "Traceback" not in seen.getvalue()
