@@ -4,11 +4,13 @@ approvals as in Slack (``corral chat``)."""
 from __future__ import annotations
 
 import asyncio
+import difflib
 import getpass
 import logging
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
@@ -18,9 +20,10 @@ from rich.text import Text
 from corral.agents.conversation import Place, Reply
 from corral.bot.adapter import OnPart, ThreadLine
 from corral.bot.app import Core
-from corral.bot.commands.table import dispatch
+from corral.bot.commands.registry import format_age
+from corral.bot.commands.table import children, dispatch, help_text
 from corral.bot.coordinator import Route
-from corral.bot.decisions import DecisionContext, Verdict, decide
+from corral.bot.decisions import KIND_OF, DecisionContext, Verdict, decide
 from corral.bot.gateway import Workers
 from corral.bot.inbound import Inbound
 from corral.storage.inbox import work_id
@@ -48,6 +51,18 @@ CONSOLE_HELP = (
     "`/approve ID` or `/reject ID` to decide an approval, `/resolve ID` to close an "
     "escalation, `/quit` to leave."
 )
+#: The console's own commands, beside the team's: ``/corral help`` lists both.
+CONSOLE_COMMANDS: tuple[tuple[str, str], ...] = (
+    ("/new", "start a new thread"),
+    ("/channel #name", "talk in another channel, in a new thread"),
+    ("/approve ID", "let an agent do what it asks (without ID: what waits)"),
+    ("/reject ID", "refuse what an agent asks (without ID: what waits)"),
+    ("/resolve ID", "close an escalation (without ID: the open ones)"),
+    ("/help", "this list"),
+    ("/quit", "leave (or Ctrl-D, or Ctrl-C twice)"),
+)
+#: Shown when Ctrl-C has dropped the line being typed.
+INTERRUPT_HINT = "(Line cleared. Ctrl-C again, Ctrl-D or /quit to leave.)"
 
 
 #: The console's decision commands.
@@ -154,7 +169,7 @@ class ConsoleChat:
         self.workers.start()
         try:
             await self.scheduler.start()
-            reader = _line_reader()
+            reader = _line_reader(self.out)
             while True:
                 line = await reader(self._prompt())
                 if line is None:
@@ -189,6 +204,10 @@ class ConsoleChat:
         if line.startswith("/"):
             await self._command(line)
             return
+        unknown = self.core.coordinator.unknown_handles(line)
+        if unknown:
+            self._no_such_agent(unknown)
+            return
         self.count += 1
         message_id = f"{self.session}-{self.count}"
         self.thread = self.thread or message_id
@@ -220,16 +239,23 @@ class ConsoleChat:
 
     async def _command(self, line: str) -> None:
         word, _, rest = line.partition(" ")
-        if word == "/new":
+        word = word.lower()
+        if line.lower().split() in (["/help"], ["/corral", "help"]):
+            print_command_reply(self.out, _help())
+        elif word == "/new":
             self.thread = ""
             self.out.print(Text("New thread.", style="dim"))
         elif word == "/channel" and rest.strip():
             self.set_channel(rest.strip())
             self.out.print(Text(f"Now in {self.adapter.channel}, new thread.", style="dim"))
+        elif word == "/channel":
+            self.out.print(Text("Usage: /channel #name", style="yellow"))
         elif word in CONSOLE_VERDICTS and rest.strip():
             await self._decide(rest.strip(), CONSOLE_VERDICTS[word])
-        elif word == "/help":
-            self.out.print(Text(CONSOLE_HELP, style="dim"))
+        elif word in CONSOLE_VERDICTS:
+            await self._waiting(CONSOLE_VERDICTS[word])
+        elif word[1:] not in children(()):
+            print_command_reply(self.out, f"Unknown command `{word}`. Commands:\n{_help()}")
         else:
             ctx = self.core.command_context(self.user, PLATFORM, self.adapter.channel)
             reply = await dispatch(ctx, line)
@@ -238,6 +264,36 @@ class ConsoleChat:
                 filename, content = reply.attachment
                 self.out.print(Text(f"── {filename} ──", style="dim"))
                 self.out.print(content, markup=False, highlight=False)
+
+    def _no_such_agent(self, handles: list[str]) -> None:
+        """The message names ``@handles`` that are no agent's: say so, send nothing."""
+        agents = self.core.team.agents
+        lines = []
+        for handle in handles:
+            close = difflib.get_close_matches(handle, list(agents), n=1)
+            guess = f" Did you mean @{close[0]}?" if close else ""
+            lines.append(f"There is no agent @{handle}.{guess}")
+        team = ", ".join(f"@{h} ({a.display_name})" for h, a in agents.items())
+        lines.append(f"The agents: {team}.")
+        lines.append("Nothing was sent; write the name without @ to send it as it is.")
+        self.out.print(Text("\n".join(lines), style="yellow"))
+
+    async def _waiting(self, verdict: Verdict) -> None:
+        """``/approve`` (``/reject``, ``/resolve``) without an id: what it could decide."""
+        kind = KIND_OF[verdict]
+        waiting = [a for a in await self.core.storage.approvals.pending() if a.kind == kind]
+        usage = f"Usage: /{verdict} ID"
+        if not waiting:
+            nothing = "no escalation is open" if kind == "escalation" else "nothing waits"
+            self.out.print(Text(f"{usage} — {nothing}.", style="dim"))
+            return
+        now = datetime.now(UTC)
+        lines = [f"{usage}. Waiting:"]
+        lines += [
+            f"• `{a.id}` from @{a.agent}, {format_age(now - a.created_at)} ago: {a.summary}"
+            for a in waiting
+        ]
+        print_command_reply(self.out, "\n".join(lines))
 
     async def _decide(self, approval_id: str, verdict: Verdict) -> None:
         context = DecisionContext(
@@ -251,6 +307,12 @@ class ConsoleChat:
             await self.workers.wait(item)
 
 
+def _help() -> str:
+    """The console's commands, then the team's (the same as in Slack)."""
+    own = [f"`{line}` — {what}" for line, what in CONSOLE_COMMANDS]
+    return "\n".join(["*In the console*", *own, "*The team's commands*", help_text()])
+
+
 def print_command_reply(out: Console, text: str) -> None:
     """Command replies are written line by line (as Slack shows them); render each line
     as Markdown of its own so that the lines are kept."""
@@ -261,9 +323,12 @@ def print_command_reply(out: Console, text: str) -> None:
 LineReader = Callable[[str], Awaitable[str | None]]
 
 
-def _line_reader() -> LineReader:
+def _line_reader(out: Console) -> LineReader:
     """An async ``prompt → line`` reader: prompt_toolkit with history on a terminal,
-    plain lines from a pipe (scripts and tests)."""
+    plain lines from a pipe (scripts and tests).
+
+    On a terminal, Ctrl-C drops the line being typed and the prompt stays; a second
+    Ctrl-C on an empty line right after it leaves, as Ctrl-D does."""
     if sys.stdin.isatty():
         from prompt_toolkit import PromptSession
         from prompt_toolkit.history import FileHistory
@@ -273,13 +338,27 @@ def _line_reader() -> LineReader:
             history=FileHistory(str(Path.home() / ".corral_history"))
         )
 
+        #: Whether the last key at the prompt was a Ctrl-C.
+        interrupted = False
+
         async def read_tty(prompt: str) -> str | None:
-            # Scheduled fires post while the prompt waits: printed above it, not through it.
-            try:
-                with patch_stdout(raw=True):
-                    return await session.prompt_async(prompt)
-            except (EOFError, KeyboardInterrupt):
-                return None
+            nonlocal interrupted
+            while True:
+                # Scheduled fires post while the prompt waits: above it, not through it.
+                try:
+                    with patch_stdout(raw=True):
+                        line = await session.prompt_async(prompt)
+                except EOFError:
+                    return None
+                except KeyboardInterrupt:
+                    typed = session.default_buffer.text.strip()
+                    if interrupted and not typed:
+                        return None
+                    interrupted = True
+                    out.print(Text(INTERRUPT_HINT, style="dim"))
+                    continue
+                interrupted = False
+                return line
 
         return read_tty
 

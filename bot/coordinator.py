@@ -63,6 +63,15 @@ class Coordinator:
                         return handle
         return None
 
+    def unknown_handles(self, text: str) -> list[str]:
+        """The ``@handles`` in ``text`` that name no agent, in order, when it names no
+        agent at all: ``@nobody hi`` gives ``["nobody"]``; ``@beaver ask @nobody``, an
+        e-mail address or a message without ``@`` give nothing."""
+        handles = [m.group(1).lower() for m in _AT_HANDLE.finditer(text)]
+        if any(handle in self.team.agents for handle in handles):
+            return []
+        return list(dict.fromkeys(handles))
+
     async def route(self, inbound: Inbound) -> Route | None:
         """Who answers ``inbound``; None when the message is not for the team."""
         handle = self.addressed(inbound)

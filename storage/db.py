@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -19,7 +21,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from corral.storage.sqlite_driver import OneTripDBAPI
+from corral.storage.sqlite_driver import OneTripConnection, OneTripDBAPI
 from corral.storage.tables import Base
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -57,23 +59,62 @@ def utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-def _lower(value: object) -> object:
+def _lower(value: Any) -> Any:
     return value.lower() if isinstance(value, str) else value
 
 
-def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
-    # WAL lets readers proceed while one task writes; the busy timeout makes concurrent
-    # writers queue up instead of failing at once.
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+#: Seconds between tries to switch a new SQLite file to WAL, as SQLite's busy handler
+#: waits between its own tries; the last is repeated until the busy timeout runs out.
+_WAL_BACKOFF = (0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.025, 0.025, 0.025, 0.05, 0.05, 0.1)
+
+
+def _is_busy(error: sqlite3.OperationalError) -> bool:
+    return getattr(error, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
+
+
+def switch_to_wal(connection: sqlite3.Connection, timeout: float) -> None:
+    """Put the database in WAL mode (a no-op when it is already), waiting up to
+    ``timeout`` seconds for other connections that stand in the way.
+
+    WAL is recorded in the file's header, so the first connection to a new file writes
+    that header: it takes a read lock, then asks for the exclusive lock while holding
+    it. SQLite does not call the busy handler for that second step (two connections
+    that each hold a read lock and wait for the other would deadlock), so when another
+    process opens the new file at the same moment, "database is locked" comes at once,
+    whatever the busy timeout. The header is written once; this tries again with the
+    busy handler's backoff until it is, or until the timeout has run out."""
+    deadline = time.monotonic() + timeout
+    tries = 0
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode=WAL").fetchall()
+            return
+        except sqlite3.OperationalError as error:
+            delay = _WAL_BACKOFF[min(tries, len(_WAL_BACKOFF) - 1)]
+            if not _is_busy(error) or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        tries += 1
+
+
+def _configure_sqlite(connection: sqlite3.Connection) -> None:
+    # The busy timeout first: the switch to WAL below may wait for other connections.
+    # It makes concurrent writers queue up instead of failing at once.
+    connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    # WAL lets readers proceed while one task writes.
+    switch_to_wal(connection, SQLITE_BUSY_TIMEOUT_MS / 1000)
     # With WAL, NORMAL cannot corrupt the database; it syncs at checkpoints instead of on
     # every commit, which is most of a small transaction's cost.
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
+    connection.execute("PRAGMA synchronous=NORMAL")
     # SQLite's own lower() folds ASCII only; memory search must match "Über" to "über"
     # as it does on PostgreSQL.
-    dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
+    connection.create_function("lower", 1, _lower, deterministic=True)
+
+
+def _on_sqlite_connect(dbapi_connection: OneTripConnection, _record: Any) -> None:
+    # On the connection's own thread, in one trip: the switch to WAL may sleep between
+    # tries, which must not stop the event loop.
+    dbapi_connection.run(_configure_sqlite)
 
 
 def _upgrade_to_head(connection: Connection) -> None:

@@ -28,7 +28,7 @@ import asyncio
 import collections
 import sqlite3
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 from sqlalchemy.dialects.sqlite.aiosqlite import (
@@ -40,6 +40,7 @@ from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_
 
 _Result = tuple[Any, list[Any], int, int | None, bool]
+_T = TypeVar("_T")
 
 #: Statements that only read: they run without waiting for the writers' turn.
 _READS = ("SELECT", "PRAGMA", "EXPLAIN")
@@ -91,7 +92,7 @@ class _OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         self._run(operation, lambda cursor: cursor.executemany(operation, seq_of_parameters))
 
     def _run(self, operation: str, call: Callable[[sqlite3.Cursor], object]) -> None:
-        adapted: _OneTripConnection = self._adapt_connection  # type: ignore[assignment]
+        adapted: OneTripConnection = self._adapt_connection  # type: ignore[assignment]
         connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
 
         def on_thread() -> _Result:
@@ -153,7 +154,7 @@ async def _acquire(lock: asyncio.Lock, seconds: float) -> None:
         ) from None
 
 
-class _OneTripConnection(AsyncAdapt_aiosqlite_connection):
+class OneTripConnection(AsyncAdapt_aiosqlite_connection):
     __slots__ = ("_turn",)
     _cursor_cls = _OneTripCursor
     dbapi: OneTripDBAPI
@@ -162,6 +163,14 @@ class _OneTripConnection(AsyncAdapt_aiosqlite_connection):
         super().__init__(dbapi, connection)
         #: The writers' lock this connection holds, and its loop, while it holds one.
         self._turn: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+
+    def run(self, call: Callable[[sqlite3.Connection], _T]) -> _T:
+        """``call(connection)`` on this connection's thread, with the sqlite3 connection
+        itself: for set-up that is several statements, or that must wait between them
+        without holding up the event loop."""
+        connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
+        result: _T = await_(connection._execute(call, connection._conn))  # type: ignore[no-untyped-call]
+        return result
 
     def take_writers_turn(self) -> None:
         """Wait until no other connection of this engine is writing (a no-op while this
@@ -235,6 +244,6 @@ class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):
         #: Seconds a writer waits for its turn, as SQLite's ``busy_timeout`` does.
         self.busy_timeout = busy_timeout
 
-    def connect(self, *arg: Any, **kw: Any) -> _OneTripConnection:
+    def connect(self, *arg: Any, **kw: Any) -> OneTripConnection:
         adapted = super().connect(*arg, **kw)
-        return _OneTripConnection(self, adapted._connection)
+        return OneTripConnection(self, adapted._connection)

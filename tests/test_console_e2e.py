@@ -3,7 +3,9 @@ real SDKs speaking HTTP to the fake model server, a fresh SQLite database."""
 
 from __future__ import annotations
 
+import io
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -180,3 +182,91 @@ def test_chat_with_a_broken_team_file_names_file_and_line(tmp_path: Path) -> Non
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert f"{broken}:4: agent `roo` has no `role` — fix: add `role:`" in done.stderr
+
+
+def test_console_help_lists_the_console_commands_too(tmp_path: Path) -> None:
+    done = _chat(["/corral help", "/help", "/nope", "/quit"], tmp_path, {})
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "Traceback" not in out + done.stderr
+    for command in ("/new", "/channel #name", "/approve ID", "/reject ID", "/resolve ID", "/quit"):
+        # Once for /corral help, once for /help, once after the unknown command.
+        assert out.count(f"{command} — ") == 3, command
+    assert out.count("/memory add TEXT") == 3
+    assert "Unknown command /nope. Commands:" in out
+
+
+def test_decision_commands_without_an_id_show_what_waits(
+    server: FakeModelServer, tmp_path: Path
+) -> None:
+    for model in ("claude-sonnet-4-5", "gpt-5"):
+        server.fail_always(model, 500)
+    done = _chat(["/approve", "@beaver fix the build", "/resolve", "/quit"], tmp_path, server.env())
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "Traceback" not in out + done.stderr
+    assert "Unknown command" not in out
+    assert "Usage: /approve ID — nothing waits." in out
+    escalation = re.search(r"/resolve (a-[0-9a-f]+)", out)
+    assert escalation is not None
+    assert "Usage: /resolve ID. Waiting:" in out
+    assert re.search(rf"• {escalation.group(1)} from @beaver, \S+ ago: ", out)
+
+
+def test_an_unknown_handle_is_named_and_the_agents_listed(tmp_path: Path) -> None:
+    done = _chat(["@nobody hi", "@beavr hi", "@owl mail bob@example.com", "/quit"], tmp_path, {})
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "Traceback" not in out + done.stderr
+    assert "There is no agent @nobody." in out
+    assert "There is no agent @beavr. Did you mean @beaver?" in out
+    assert out.count("The agents: @roo (Roo), @beaver (Beaver), @owl (Owl)") == 2
+    assert out.count("Nothing was sent") == 2
+    # Neither went to an agent; a real handle beside an e-mail address still routes.
+    assert out.count("→ ") == 1
+    assert "→ owl (addressed: @owl)" in out
+
+
+def test_ctrl_c_clears_the_line_and_twice_leaves(server: FakeModelServer, tmp_path: Path) -> None:
+    """In a real pseudo-terminal: Ctrl-C drops the half-typed line and the prompt stays;
+    a second Ctrl-C right after it leaves."""
+    seen = io.StringIO()
+    child = pexpect.spawn(
+        CORRAL,
+        ["chat"],
+        cwd=str(tmp_path),
+        env=_env({**server.env(["anthropic"]), "TERM": "xterm"}),
+        encoding="utf-8",
+        timeout=30,
+        dimensions=(40, 160),
+    )
+    child.logfile_read = seen
+    hint = re.escape("(Line cleared. Ctrl-C again, Ctrl-D or /quit to leave.)")
+    try:
+        child.expect("#console ›")
+        child.send("@beaver never sent")
+        child.sendcontrol("c")
+        child.expect(hint)
+        child.expect("#console ›")
+        # The dropped words are gone: only what is typed now is sent.
+        child.sendline("@owl is the release ready?")
+        child.expect(r"→ owl \(addressed: @owl\)")
+        child.expect("is the release ready")
+        child.expect("#console ›")
+        # A Ctrl-C on an empty line warns; a line typed after it is cleared, not lost
+        # with the app.
+        child.sendcontrol("c")
+        child.expect(hint)
+        child.send("half a thought")
+        child.sendcontrol("c")
+        child.expect(hint)
+        child.expect("#console ›")
+        assert child.isalive()
+        # Twice in a row: the app ends, as /quit would.
+        child.sendcontrol("c")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 0
+    assert "→ beaver" not in seen.getvalue()
+    assert "Traceback" not in seen.getvalue()

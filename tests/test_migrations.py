@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 from alembic.autogenerate import compare_metadata
@@ -212,3 +215,47 @@ async def test_memories_stored_before_word_search_are_found_after_the_upgrade(
         assert found.text == "Backups run nightly at 02:00"
     finally:
         await storage.close()
+
+
+STARTER = Path(__file__).parent / "sqlite_starter.py"
+
+
+def test_two_processes_starting_on_a_new_sqlite_file_both_start(tmp_path: Path) -> None:
+    """The first connection to a new SQLite file switches it to WAL, which needs an
+    exclusive lock for which SQLite's busy handler is not called: two processes opening
+    the file at once used to fail one in about fifteen times with "database is locked".
+    Two real processes, each handed the same new file at the same moment, many times."""
+    rounds = 25
+    starters = [
+        subprocess.Popen(
+            [sys.executable, str(STARTER)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    try:
+        for starter in starters:
+            assert starter.stdout is not None
+            assert starter.stdout.readline().strip() == "ready"
+        failures = []
+        for round_ in range(rounds):
+            path = tmp_path / f"corral-{round_}.db"
+            for starter in starters:
+                assert starter.stdin is not None
+                starter.stdin.write(f"{path}\n")
+            for starter in starters:
+                assert starter.stdin is not None
+                starter.stdin.flush()
+            for starter in starters:
+                assert starter.stdout is not None
+                answer = starter.stdout.readline().strip()
+                if answer != "ok":
+                    failures.append(f"round {round_}: {answer}")
+    finally:
+        for starter in starters:
+            assert starter.stdin is not None
+            starter.stdin.close()
+            starter.wait(timeout=30)
+    assert failures == []

@@ -179,3 +179,18 @@ async def test_a_reply_in_an_unseen_thread_brings_the_platforms_history(
     await harness.say("and?", thread="old.1")
     history = await harness.storage.transcript.history(ThreadKey("test", "C0GEN", "old.1"))
     assert [e.text for e in history].count("the nightly job failed") == 1
+
+
+async def test_unknown_handles_are_only_those_of_a_message_that_names_no_agent(
+    harness: Harness,
+) -> None:
+    unknown = harness.coordinator.unknown_handles
+    assert unknown("@nobody hi") == ["nobody"]
+    assert unknown("@Nobody and @ghost, then @nobody again") == ["nobody", "ghost"]
+    # A real handle anywhere routes as before; e-mail addresses and Slack's own
+    # mentions are no handles; no @ at all is nothing.
+    assert unknown("@beaver ask @nobody") == []
+    assert unknown("@Owl hi") == []
+    assert unknown("mail bob@example.com") == []
+    assert unknown("<@U0ADMIN> look") == []
+    assert unknown("the build is red") == []
