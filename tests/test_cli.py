@@ -36,7 +36,7 @@ def test_check_passes_on_the_sample_team(tmp_path: Path) -> None:
         "check", "--team", str(ROOT / "team.yaml"), cwd=tmp_path, ANTHROPIC_API_KEY="sk-test"
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.strip().endswith("7 agents, 1 schedules — ok")
+    assert done.stdout.strip().endswith("7 agents, 1 schedule — ok")
 
 
 def test_check_warns_but_passes_without_a_model_provider(tmp_path: Path) -> None:

@@ -297,6 +297,12 @@ async def execute(
         return CommandReply(f"{exc}. Usage: `{command.line}`")
 
 
+def plural(count: int, word: str, many: str = "") -> str:
+    """``1 run``, ``2 runs``: ``count`` and ``word``, in the plural (``many``, by default
+    ``word`` + s) unless ``count`` is 1."""
+    return f"{count} {word if count == 1 else many or word + 's'}"
+
+
 def format_age(delta: timedelta) -> str:
     """A short age such as ``42s``, ``5m``, ``3h`` or ``2d``."""
     seconds = int(delta.total_seconds())
