@@ -86,9 +86,12 @@ class Core:
         platform: str,
         channel: str = "",
         scheduler: ScheduleControl | None = None,
+        *,
+        shell: bool = False,
     ) -> CommandContext:
         """What a slash command run by ``user`` may see and touch; ``scheduler`` (by
-        default the one this process runs, if any) fires schedules for ``run``."""
+        default the one this process runs, if any) fires schedules for ``run``;
+        ``shell``: run from a shell, not typed in a chat."""
         return CommandContext(
             team=self.team,
             storage=self.storage,
@@ -97,6 +100,7 @@ class Core:
             channel=channel,
             models_status=self.models.status_line(),
             scheduler=scheduler or self.running_scheduler,
+            shell=shell,
         )
 
     def chat_services(self) -> ChatServices:

@@ -230,37 +230,51 @@ def _reach(settings: Settings) -> list[Problem]:
     ]
 
 
-def _run_command(team: str | None, command: Command, values: Values) -> None:
-    """Run a command of the table from the shell, as the local operator, and print its
-    reply."""
+def _shell_user() -> str:
+    """Who runs the command: the operating system's user name."""
     import getpass
 
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no user name in the environment or the password file
+        return "shell"
+
+
+def _run_command(team: str | None, command: Command, values: Values) -> None:
+    """Run a command of the table from the shell, as the local operator, and print its
+    reply: to stderr with exit code 1 when the command did not do what was asked. A
+    usage error is raised as :class:`UsageError`, for the caller to show with the
+    shell's usage line."""
     from rich.console import Console
 
-    from corral.bot.commands.registry import execute
     from corral.bot.console import print_command_reply
     from corral.bot.scheduling.reconcile import reconcile
 
     out = Console(highlight=False)
 
-    async def body(core: Core) -> None:
+    async def body(core: Core) -> bool:
         scheduler = None
         if command.path[:2] == ("corral", "schedule"):
             # The shell acts on the database: team.yaml's schedules go into it first, and
             # `run` fires here, its posts shown in the terminal.
             await reconcile(core.team, core.storage)
             scheduler = _HereAndNow(core, out)
-        ctx = core.command_context(getpass.getuser(), "console", scheduler=scheduler)
-        reply = await execute(ctx, command, lambda: values)
+        ctx = core.command_context(_shell_user(), "console", scheduler=scheduler, shell=True)
+        reply = await command.handler(ctx, values)
+        if not reply.ok:
+            print_command_reply(Console(highlight=False, stderr=True), "error: " + reply.text)
+            return False
         if reply.attachment is None:
             print_command_reply(out, reply.text)
-            return
+            return True
         # The document goes to stdout as it is, so that `> FILE` saves it; the note
         # about it to stderr.
         print_command_reply(Console(highlight=False, stderr=True), reply.text)
         click.echo(reply.attachment[1], nl=False)
+        return True
 
-    _with_core(team, body)
+    if not _with_core(team, body):
+        sys.exit(1)
 
 
 class _HereAndNow:
@@ -310,10 +324,9 @@ def _click_command(command: Command, name: str) -> click.Command:
 
     def callback(team: str | None, words: tuple[str, ...] = (), **options: str | None) -> None:
         try:
-            values = bind(command, options, words)
+            _run_command(team, command, bind(command, options, words))
         except UsageError as exc:
-            raise click.UsageError(str(exc)) from None
-        _run_command(team, command, values)
+            raise click.UsageError(str(exc), click.get_current_context()) from None
 
     summary = f"{command.help[:1].upper()}{command.help[1:]} (as /{' '.join(command.path)})"
     # \b keeps click from re-wrapping the list of arguments into one paragraph.
@@ -358,7 +371,6 @@ memory = cast(click.Group, main.commands["memory"])
 def memory_import(team: str | None, path: str) -> None:
     """Load the team memories of a MEMORY.md file; those already known are not added
     again."""
-    import getpass
     from pathlib import Path
 
     from rich.console import Console
@@ -372,7 +384,7 @@ def memory_import(team: str | None, path: str) -> None:
         _fail(f"cannot read {path}: {exc}")
 
     async def body(core: Core) -> None:
-        ctx = core.command_context(getpass.getuser(), "console")
+        ctx = core.command_context(_shell_user(), "console", shell=True)
         reply = await import_document(ctx, document, Path(path).name)
         print_command_reply(Console(highlight=False), reply.text)
 
@@ -400,7 +412,7 @@ def memory_reindex(team: str | None) -> None:
         count = asyncio.run(reindex())
     except EmbeddingsUnavailable as exc:
         _fail(str(exc))
-    click.echo(f"{count} memories embedded")
+    click.echo(f"{plural(count, 'memory', 'memories')} embedded")
 
 
 @main.group()

@@ -14,7 +14,8 @@ REACH_TIMEOUT_S = 10.0
 
 def one_line(exc: BaseException, url: str = "") -> str:
     """What ``exc`` says, on one line, with ``url``'s secrets masked."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    # Without a closing full stop: the messages that quote it go on after it.
+    text = " ".join(str(exc).split()).rstrip(".") or type(exc).__name__
     return scrubbed(text, url) if url else text
 
 
