@@ -7,6 +7,7 @@ never reaches a terminal or a server's logs.
 
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 MASK = "***"
@@ -31,6 +32,16 @@ def shown_url(url: str) -> str:
         return _db_url(url) if scheme in _DATABASES else _any_url(url)
     except ValueError:
         return url if "@" not in url else f"{MASK}@{url.rsplit('@', 1)[1]}"
+
+
+#: The password of a URL inside any text: ``scheme://user:PASSWORD@``.
+_PASSWORD_RE = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]*):[^\s@/]+@")
+
+
+def masked(text: str) -> str:
+    """``text`` with the password of every URL in it masked: for what libraries write
+    in their log lines, whose URLs Corral does not format itself."""
+    return _PASSWORD_RE.sub(rf"\g<head>:{MASK}@", text)
 
 
 def scrubbed(text: str, url: str) -> str:
