@@ -59,13 +59,20 @@ def _fail(*messages: str) -> NoReturn:
     sys.exit(1)
 
 
-def _connection_errors() -> tuple[type[BaseException], ...]:
-    """What a lost database or Redis connection raises."""
+def _connection_errors(*more: type[BaseException]) -> tuple[type[BaseException], ...]:
+    """What a lost database or Redis connection raises, and ``more``."""
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
     from sqlalchemy.exc import InterfaceError, OperationalError
 
-    return (OSError, OperationalError, InterfaceError, RedisConnectionError, RedisTimeoutError)
+    return (
+        OSError,
+        OperationalError,
+        InterfaceError,
+        RedisConnectionError,
+        RedisTimeoutError,
+        *more,
+    )
 
 
 def _with_core(
@@ -395,8 +402,12 @@ def memory_import(team: str | None, path: str) -> None:
 @team_option
 def memory_reindex(team: str | None) -> None:
     """Embed the memories stored before semantic search was on (CORRAL_EMBEDDINGS=1)."""
+    from sqlalchemy.exc import ArgumentError
+
+    from corral.bot.connections import one_line
     from corral.storage.embeddings import EmbeddingsUnavailable, enabled
     from corral.storage.store import Storage
+    from corral.storage.urls import shown_url
 
     settings = _settings()
 
@@ -412,6 +423,9 @@ def memory_reindex(team: str | None) -> None:
         count = asyncio.run(reindex())
     except EmbeddingsUnavailable as exc:
         _fail(str(exc))
+    except _connection_errors(ArgumentError, ValueError) as exc:
+        url = settings.database_url
+        _fail(f"cannot open the database at {shown_url(url)}: {one_line(exc, url)}")
     click.echo(f"{plural(count, 'memory', 'memories')} embedded")
 
 

@@ -23,14 +23,18 @@ async def database_problem(url: str) -> str | None:
     """Why the database at ``url`` cannot be used (None: it answers ``SELECT 1``).
 
     A SQLite file that does not exist yet is not opened (that would create it): its
-    folder must exist and be writable, for the first start to create it there.
+    folder must exist and be writable, for the first start to create it there. A URL
+    SQLAlchemy cannot read is not reported here: the environment's check says so.
     """
     from sqlalchemy import text
+    from sqlalchemy.exc import ArgumentError
 
     from corral.storage.db import Database
 
     try:
         db = Database(url)
+    except ArgumentError:
+        return None
     except Exception as exc:
         return f"DATABASE_URL is not usable ({one_line(exc, url)})"
     try:

@@ -47,12 +47,16 @@ def masked(text: str) -> str:
 def scrubbed(text: str, url: str) -> str:
     """``text`` (an error's message, say) with the secrets of ``url`` masked wherever it
     repeats them: the whole URL, or its password alone."""
-    text = text.replace(url, shown_url(url))
+    text = masked(text.replace(url, shown_url(url)))
     try:
         password = urlsplit(url).password
     except ValueError:
         password = None
-    return text.replace(password, MASK) if password else text
+    if not password:
+        return text
+    # Alone, not inside a word: a password "b" leaves "database" as it is.
+    alone = rf"(?<![A-Za-z0-9]){re.escape(password)}(?![A-Za-z0-9])"
+    return re.sub(alone, MASK, text)
 
 
 def _db_url(url: str) -> str:

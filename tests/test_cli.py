@@ -257,6 +257,11 @@ def test_check_reaches_the_database_and_redis(tmp_path: Path) -> None:
             f"error: cannot open the database at {SHOWN_DATABASE}: ",
         ),
         (
+            ["memory", "reindex"],
+            {"DATABASE_URL": DOWN_DATABASE},
+            f"error: cannot open the database at {SHOWN_DATABASE}: ",
+        ),
+        (
             ["db", "upgrade"],
             {"DATABASE_URL": DOWN_DATABASE},
             f"error: cannot upgrade the database at {SHOWN_DATABASE}: ",
@@ -286,6 +291,10 @@ def test_urls_are_shown_with_their_secrets_masked() -> None:
     assert shown_url("https://slack.com/api/") == "https://slack.com/api/"
     assert scrubbed(f"{DOWN_REDIS} said {SECRET}", DOWN_REDIS) == (
         "redis://:***@127.0.0.1:1/0 said ***"
+    )
+    # A password is masked where it stands alone, not inside the words of a message.
+    assert scrubbed("unsupported database 'mysql'", "mysql://a:b@h/x") == (
+        "unsupported database 'mysql'"
     )
 
 
