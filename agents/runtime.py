@@ -323,7 +323,8 @@ class Runtime:
             state, ended = await self._act(state, speaker, None)
             if ended is not None:
                 return ended
-        why = f"stopped after {self.team.limits.tool_steps} steps without an answer"
+        steps = self.team.limits.tool_steps
+        why = f"stopped after {steps} step{'' if steps == 1 else 's'} without an answer"
         await self._fail(state, speaker, why)
         return _Step("failed", state, error=why)
 

@@ -16,6 +16,7 @@ from corral.agents.team import Team
 from corral.agents.team_loader import load_team, parse_every
 from corral.bot.adapter import ChatAdapter
 from corral.bot.commands.registry import CommandContext
+from corral.bot.connections import one_line, redis_problem
 from corral.bot.coordinator import Coordinator
 from corral.bot.gateway import Gateway, Workers
 from corral.bot.settings import Settings
@@ -25,6 +26,7 @@ from corral.storage.embeddings import EmbeddingsUnavailable, enabled
 from corral.storage.locks import DatabaseLock, Lock
 from corral.storage.queue import InProcessQueue, WorkQueue
 from corral.storage.store import Storage
+from corral.storage.urls import shown_url
 
 if TYPE_CHECKING:
     from corral.bot.commands.schedule import ScheduleControl
@@ -84,9 +86,12 @@ class Core:
         platform: str,
         channel: str = "",
         scheduler: ScheduleControl | None = None,
+        *,
+        shell: bool = False,
     ) -> CommandContext:
         """What a slash command run by ``user`` may see and touch; ``scheduler`` (by
-        default the one this process runs, if any) fires schedules for ``run``."""
+        default the one this process runs, if any) fires schedules for ``run``;
+        ``shell``: run from a shell, not typed in a chat."""
         return CommandContext(
             team=self.team,
             storage=self.storage,
@@ -95,6 +100,7 @@ class Core:
             channel=channel,
             models_status=self.models.status_line(),
             scheduler=scheduler or self.running_scheduler,
+            shell=shell,
         )
 
     def chat_services(self) -> ChatServices:
@@ -159,10 +165,17 @@ async def build_core(settings: Settings, team_path: Path, *, own_queue: bool = F
         # Semantic search is switched on but cannot run: the message says what to install.
         raise StartupError(str(exc)) from exc
     except Exception as exc:
+        url = settings.database_url
         raise StartupError(
-            f"cannot open the database at {settings.database_url}: {exc}. "
+            f"cannot open the database at {shown_url(url)}: {one_line(exc, url)}. "
             "Check DATABASE_URL in .env (default: sqlite+aiosqlite:///corral.db)."
-        ) from exc
+        ) from None
+    if settings.redis_url and (problem := await redis_problem(settings.redis_url)):
+        await storage.close()
+        raise StartupError(
+            f"{problem}. Start Redis, or check REDIS_URL in .env (unset: Corral runs in "
+            "one process, without Redis)."
+        )
     models = ModelRegistry(team.models, provider_settings(settings))
     seams = Seams.compose(models.client_for)
     runtime = Runtime(team, seams, storage)
@@ -171,7 +184,8 @@ async def build_core(settings: Settings, team_path: Path, *, own_queue: bool = F
     except ValueError as exc:
         await storage.close()
         raise StartupError(
-            f"REDIS_URL is not a Redis URL ({exc}); write e.g. redis://localhost:6379/0"
+            f"REDIS_URL is not a Redis URL ({one_line(exc, settings.redis_url or '')}); "
+            "write e.g. redis://localhost:6379/0"
         ) from None
     queue: WorkQueue = InProcessQueue() if own_queue or shared_queue is None else shared_queue
     return Core(

@@ -6,16 +6,17 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, TypeVar, cast
+from typing import TYPE_CHECKING, NoReturn, TypeVar, cast
 
 import click
 
-from corral.bot.commands.registry import Command, UsageError, Values, bind
+from corral.bot.commands.registry import Command, UsageError, Values, bind, plural
 from corral.bot.commands.table import commands, groups
 
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from corral.agents.team_loader import Problem
     from corral.bot.app import Core
     from corral.bot.settings import Settings
     from corral.storage.schedules import FireRecord
@@ -29,23 +30,49 @@ team_option = click.option(
 
 
 def _settings(default_level: str = "INFO", log_file: str | None = None) -> Settings:
-    """Settings from the environment and .env, with logging set up from them.
+    """Settings from the environment and .env, with logging set up from them; wrong
+    ones end the command with what is wrong with each.
 
     ``default_level`` applies when ``CORRAL_LOG_LEVEL`` is not set. The conversation
     commands keep the terminal for the conversation and log to ``log_file`` instead.
     """
-    from corral.bot.logs import configure
-    from corral.bot.settings import Settings
+    from corral.bot.settings import SettingsError, read_settings
 
-    settings = Settings()
-    stream = open(log_file, "a", encoding="utf-8") if log_file else None  # noqa: SIM115
-    configure(settings.corral_log_format, settings.corral_log_level or default_level, stream)
+    try:
+        settings = read_settings()
+    except SettingsError as exc:
+        _fail(*(str(w) for w in exc.wrong.values()))
+    _configure_logs(settings, default_level, log_file)
     return settings
 
 
-def _fail(message: str) -> None:
-    click.echo(click.style("error: ", fg="red", bold=True) + message, err=True)
+def _configure_logs(settings: Settings, default_level: str, log_file: str | None = None) -> None:
+    from corral.bot.logs import configure
+
+    stream = open(log_file, "a", encoding="utf-8") if log_file else None  # noqa: SIM115
+    configure(settings.corral_log_format, settings.corral_log_level or default_level, stream)
+
+
+def _fail(*messages: str) -> NoReturn:
+    for message in messages:
+        click.echo(click.style("error: ", fg="red", bold=True) + message, err=True)
     sys.exit(1)
+
+
+def _connection_errors(*more: type[BaseException]) -> tuple[type[BaseException], ...]:
+    """What a lost database or Redis connection raises, and ``more``."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    return (
+        OSError,
+        OperationalError,
+        InterfaceError,
+        RedisConnectionError,
+        RedisTimeoutError,
+        *more,
+    )
 
 
 def _with_core(
@@ -59,6 +86,8 @@ def _with_core(
     message and exit code 1 instead of a traceback."""
     from corral.agents.team_loader import TeamFileError
     from corral.bot.app import StartupError, build_core, resolve_team_path
+    from corral.bot.connections import one_line
+    from corral.storage.urls import scrubbed
 
     settings = _settings(log_level or ("WARNING" if log_file is None else "INFO"), log_file)
 
@@ -77,7 +106,10 @@ def _with_core(
         _fail(str(exc))
     except KeyboardInterrupt:
         sys.exit(130)
-    raise AssertionError("unreachable")
+    except _connection_errors() as exc:
+        # Reached at start, the database and Redis went away meanwhile.
+        message = scrubbed(one_line(exc, settings.database_url), settings.redis_url or "")
+        _fail(f"lost the connection to the database or Redis: {message}")
 
 
 @click.group()
@@ -129,20 +161,28 @@ def worker(team: str | None) -> None:
 @main.command()
 @team_option
 def check(team: str | None) -> None:
-    """Validate team.yaml and the environment; exit 1 on any error."""
+    """Validate team.yaml and the environment, and reach the database, Redis, Slack and
+    Discord; exit 1 on any error (warnings alone: 0)."""
     from corral.agents.team_check import check_environment
-    from corral.agents.team_loader import TeamFileError, load_team
+    from corral.agents.team_loader import Problem, TeamFileError, load_team
     from corral.bot.app import resolve_team_path
+    from corral.bot.settings import SettingsError, read_settings_leniently
 
-    settings = _settings()
+    try:
+        settings, wrong = read_settings_leniently()
+    except SettingsError as exc:
+        _fail(*(str(w) for w in exc.wrong.values()))
+    _configure_logs(settings, "INFO")
+    problems = [Problem(".env", None, w.problem, w.fix) for w in wrong]
     path = resolve_team_path(team, settings)
+    loaded = None
     try:
         loaded = load_team(path)
     except TeamFileError as exc:
-        for problem in exc.problems:
-            click.echo(click.style("error ", fg="red", bold=True) + str(problem))
-        sys.exit(1)
-    problems = check_environment(loaded, settings.variables())
+        problems += exc.problems
+    if loaded is not None:
+        problems += check_environment(loaded, settings.variables())
+    problems += _reach(settings)
     if settings.slack_bot_token and settings.slack_bot_token.startswith("xoxb-"):
         from corral.bot.slack.check import check_slack
 
@@ -156,42 +196,92 @@ def check(team: str | None) -> None:
             click.echo(click.style("error ", fg="red", bold=True) + str(problem))
         else:
             click.echo(click.style(str(problem), fg="yellow"))
-    if any(p.severity == "error" for p in problems):
+    if loaded is None or any(p.severity == "error" for p in problems):
         sys.exit(1)
-    click.echo(f"{path}: {len(loaded.agents)} agents, {len(loaded.schedules)} schedules — ok")
+    agents, schedules = (
+        plural(len(loaded.agents), "agent"),
+        plural(len(loaded.schedules), "schedule"),
+    )
+    click.echo(f"{path}: {agents}, {schedules} — ok")
+
+
+def _reach(settings: Settings) -> list[Problem]:
+    """The database (``SELECT 1``) and Redis (``PING``, when REDIS_URL is set), reached
+    at once; a problem for each that does not answer."""
+    from corral.agents.team_loader import Problem
+    from corral.bot.connections import database_problem, redis_problem
+
+    checks = [
+        (
+            database_problem(settings.database_url),
+            "start the database, or check DATABASE_URL (default: sqlite+aiosqlite:///corral.db)",
+        )
+    ]
+    if settings.redis_url:
+        checks.append(
+            (
+                redis_problem(settings.redis_url),
+                "start Redis, or check REDIS_URL (unset: Corral runs in one process, "
+                "without Redis)",
+            )
+        )
+
+    async def reach() -> list[str | None]:
+        return list(await asyncio.gather(*(check for check, _ in checks)))
+
+    found = asyncio.run(reach())
+    return [
+        Problem(".env", None, problem, fix)
+        for problem, (_, fix) in zip(found, checks, strict=True)
+        if problem is not None
+    ]
+
+
+def _shell_user() -> str:
+    """Who runs the command: the operating system's user name."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no user name in the environment or the password file
+        return "shell"
 
 
 def _run_command(team: str | None, command: Command, values: Values) -> None:
     """Run a command of the table from the shell, as the local operator, and print its
-    reply."""
-    import getpass
-
+    reply: to stderr with exit code 1 when the command did not do what was asked. A
+    usage error is raised as :class:`UsageError`, for the caller to show with the
+    shell's usage line."""
     from rich.console import Console
 
-    from corral.bot.commands.registry import execute
     from corral.bot.console import print_command_reply
     from corral.bot.scheduling.reconcile import reconcile
 
     out = Console(highlight=False)
 
-    async def body(core: Core) -> None:
+    async def body(core: Core) -> bool:
         scheduler = None
         if command.path[:2] == ("corral", "schedule"):
             # The shell acts on the database: team.yaml's schedules go into it first, and
             # `run` fires here, its posts shown in the terminal.
             await reconcile(core.team, core.storage)
             scheduler = _HereAndNow(core, out)
-        ctx = core.command_context(getpass.getuser(), "console", scheduler=scheduler)
-        reply = await execute(ctx, command, lambda: values)
+        ctx = core.command_context(_shell_user(), "console", scheduler=scheduler, shell=True)
+        reply = await command.handler(ctx, values)
+        if not reply.ok:
+            print_command_reply(Console(highlight=False, stderr=True), "error: " + reply.text)
+            return False
         if reply.attachment is None:
             print_command_reply(out, reply.text)
-            return
+            return True
         # The document goes to stdout as it is, so that `> FILE` saves it; the note
         # about it to stderr.
         print_command_reply(Console(highlight=False, stderr=True), reply.text)
         click.echo(reply.attachment[1], nl=False)
+        return True
 
-    _with_core(team, body)
+    if not _with_core(team, body):
+        sys.exit(1)
 
 
 class _HereAndNow:
@@ -241,10 +331,9 @@ def _click_command(command: Command, name: str) -> click.Command:
 
     def callback(team: str | None, words: tuple[str, ...] = (), **options: str | None) -> None:
         try:
-            values = bind(command, options, words)
+            _run_command(team, command, bind(command, options, words))
         except UsageError as exc:
-            raise click.UsageError(str(exc)) from None
-        _run_command(team, command, values)
+            raise click.UsageError(str(exc), click.get_current_context()) from None
 
     summary = f"{command.help[:1].upper()}{command.help[1:]} (as /{' '.join(command.path)})"
     # \b keeps click from re-wrapping the list of arguments into one paragraph.
@@ -289,7 +378,6 @@ memory = cast(click.Group, main.commands["memory"])
 def memory_import(team: str | None, path: str) -> None:
     """Load the team memories of a MEMORY.md file; those already known are not added
     again."""
-    import getpass
     from pathlib import Path
 
     from rich.console import Console
@@ -303,7 +391,7 @@ def memory_import(team: str | None, path: str) -> None:
         _fail(f"cannot read {path}: {exc}")
 
     async def body(core: Core) -> None:
-        ctx = core.command_context(getpass.getuser(), "console")
+        ctx = core.command_context(_shell_user(), "console", shell=True)
         reply = await import_document(ctx, document, Path(path).name)
         print_command_reply(Console(highlight=False), reply.text)
 
@@ -314,8 +402,12 @@ def memory_import(team: str | None, path: str) -> None:
 @team_option
 def memory_reindex(team: str | None) -> None:
     """Embed the memories stored before semantic search was on (CORRAL_EMBEDDINGS=1)."""
+    from sqlalchemy.exc import ArgumentError
+
+    from corral.bot.connections import one_line
     from corral.storage.embeddings import EmbeddingsUnavailable, enabled
     from corral.storage.store import Storage
+    from corral.storage.urls import shown_url
 
     settings = _settings()
 
@@ -331,7 +423,10 @@ def memory_reindex(team: str | None) -> None:
         count = asyncio.run(reindex())
     except EmbeddingsUnavailable as exc:
         _fail(str(exc))
-    click.echo(f"{count} memories embedded")
+    except _connection_errors(ArgumentError, ValueError) as exc:
+        url = settings.database_url
+        _fail(f"cannot open the database at {shown_url(url)}: {one_line(exc, url)}")
+    click.echo(f"{plural(count, 'memory', 'memories')} embedded")
 
 
 @main.group()
@@ -343,16 +438,26 @@ def db() -> None:
 @team_option
 def db_upgrade(team: str | None) -> None:
     """Apply the database migrations (they also run on every start)."""
-    from corral.storage.store import Storage
+    from corral.bot.connections import one_line
+    from corral.storage.db import Database
+    from corral.storage.urls import shown_url
 
     settings = _settings()
+    url = settings.database_url
 
-    async def upgrade() -> None:
-        storage = await Storage.open(settings.database_url)
-        await storage.close()
+    async def upgrade() -> list[str]:
+        db = Database(url)
+        try:
+            return await db.upgrade()
+        finally:
+            await db.dispose()
 
     try:
-        asyncio.run(upgrade())
+        applied = asyncio.run(upgrade())
     except Exception as exc:
-        _fail(f"cannot upgrade the database at {settings.database_url}: {exc}")
-    click.echo(f"{settings.database_url}: up to date")
+        _fail(f"cannot upgrade the database at {shown_url(url)}: {one_line(exc, url)}")
+    if not applied:
+        click.echo(f"{shown_url(url)}: already up to date")
+        return
+    revisions = applied[0] if len(applied) == 1 else f"{applied[0]} to {applied[-1]}"
+    click.echo(f"{shown_url(url)}: applied {plural(len(applied), 'migration')} ({revisions})")

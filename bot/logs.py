@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 from corral.agents.run_context import RunIdFilter
+from corral.storage.urls import masked
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "run_id"}
 
@@ -29,7 +30,8 @@ class JsonFormatter(logging.Formatter):
         data.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
         if record.exc_info:
             data["exc"] = self.formatException(record.exc_info)
-        return json.dumps(data, default=str, ensure_ascii=False)
+        # Libraries log the URLs they call, passwords and all.
+        return masked(json.dumps(data, default=str, ensure_ascii=False))
 
 
 class TextFormatter(logging.Formatter):
@@ -38,7 +40,8 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         run_id = getattr(record, "run_id", "")
         record.run = f" [{run_id}]" if run_id else ""
-        return super().format(record)
+        # Libraries log the URLs they call, passwords and all.
+        return masked(super().format(record))
 
 
 def configure(fmt: str = "text", level: str = "INFO", stream: TextIO | None = None) -> None:

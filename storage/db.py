@@ -117,10 +117,12 @@ def _on_sqlite_connect(dbapi_connection: OneTripConnection, _record: Any) -> Non
     dbapi_connection.run(_configure_sqlite)
 
 
-def _upgrade_to_head(connection: Connection) -> None:
+def _upgrade_to_head(connection: Connection) -> list[str]:
     # Imported here: Alembic is only needed when migrating, and the CLI must start fast.
     from alembic import command
     from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
 
     # Several processes may start at once: the first migrates, the others wait and then
     # find the schema at head. Both locks are released when the transaction ends.
@@ -134,7 +136,12 @@ def _upgrade_to_head(connection: Connection) -> None:
     # ConfigParser interpolation would read a "%" in the install path as a placeholder.
     config.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
     config.attributes["connection"] = connection
+    # Read under the lock: what another process applied meanwhile is not this one's.
+    before = MigrationContext.configure(connection).get_current_heads()
     command.upgrade(config, "heads")
+    script = ScriptDirectory.from_config(config)
+    applied = script.iterate_revisions("heads", before or "base")
+    return [revision.revision for revision in reversed(list(applied))]
 
 
 class Database:
@@ -192,10 +199,11 @@ class Database:
             return sqlite.insert(table)
         return postgresql.insert(table)
 
-    async def upgrade(self) -> None:
-        """Apply every Alembic migration up to head; a no-op when already there."""
+    async def upgrade(self) -> list[str]:
+        """Apply every Alembic migration up to head; a no-op when already there. Returns
+        the revisions applied, oldest first."""
         async with self.engine.begin() as connection:
-            await connection.run_sync(_upgrade_to_head)
+            return await connection.run_sync(_upgrade_to_head)
 
     async def dispose(self) -> None:
         """Close every pooled connection."""

@@ -39,7 +39,8 @@ def render(memories: Sequence[MemoryRecord], exported_at: datetime) -> str:
     lines = [
         TITLE,
         "",
-        f"<!-- Exported by Corral on {_iso(exported_at)}: {len(memories)} memories. "
+        f"<!-- Exported by Corral on {_iso(exported_at)}: {len(memories)} "
+        f"{'memory' if len(memories) == 1 else 'memories'}. "
         "One memory per top-level item; `corral memory import MEMORY.md` loads them back "
         "and skips those already known. -->",
         "",

@@ -14,7 +14,8 @@ from corral.storage.db import Database, utc
 from corral.storage.ids import new_id
 from corral.storage.tables import ScheduleFireRow, ScheduleRow, utcnow
 
-Source = Literal["team.yaml", "chat"]
+#: Where a schedule was made: declared in team.yaml, or added in a chat or from a shell.
+Source = Literal["team.yaml", "chat", "shell"]
 #: ``slot``: a fire time of the schedule; ``manual``: a run asked for by hand.
 FireKind = Literal["slot", "manual"]
 #: ``running`` until it ends as ``ran`` (posted), ``nothing`` (the agent had nothing to
@@ -201,7 +202,7 @@ class ScheduleStore:
             row = (await session.scalars(statement)).one_or_none()
             if row is None:
                 return None
-            if source == "chat":
+            if source != "team.yaml":
                 session.add(audit_row(created_by, "schedule.add", name, spec.prompt))
             return _schedule(row)
 

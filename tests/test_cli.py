@@ -3,7 +3,9 @@ traceback."""
 
 from __future__ import annotations
 
+import getpass
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,14 +21,14 @@ def _corral(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[st
     base = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("ANTHROPIC_", "OPENAI_", "CORRAL_", "DATABASE_URL"))
+        if not k.startswith(("ANTHROPIC_", "OPENAI_", "CORRAL_", "DATABASE_URL", "REDIS_URL"))
     }
     return subprocess.run(
         [CORRAL, *args],
         capture_output=True,
         text=True,
         cwd=cwd,
-        env={**base, **env},
+        env={"COLUMNS": "200", **base, **env},
         timeout=60,
     )
 
@@ -36,7 +38,7 @@ def test_check_passes_on_the_sample_team(tmp_path: Path) -> None:
         "check", "--team", str(ROOT / "team.yaml"), cwd=tmp_path, ANTHROPIC_API_KEY="sk-test"
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.strip().endswith("7 agents, 1 schedules — ok")
+    assert done.stdout.strip().endswith("7 agents, 1 schedule — ok")
 
 
 def test_check_warns_but_passes_without_a_model_provider(tmp_path: Path) -> None:
@@ -151,3 +153,235 @@ def test_worker_without_redis_says_what_to_set(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "corral worker takes its messages from the shared queue in Redis" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+# ---------------------------------------------------------------------------------------
+# Configuration and connection problems: one message each, never a traceback (issue 12)
+
+TEAM = str(ROOT / "team.yaml")
+SECRET = "s3cretpw"
+#: Nothing listens on port 1: connecting is refused at once.
+DOWN_DATABASE = f"postgresql+asyncpg://corral:{SECRET}@127.0.0.1:1/corral"
+DOWN_REDIS = f"redis://:{SECRET}@127.0.0.1:1/0"
+SHOWN_DATABASE = "postgresql+asyncpg://corral:***@127.0.0.1:1/corral"
+SHOWN_REDIS = "redis://:***@127.0.0.1:1/0"
+
+
+def _no_traceback(done: subprocess.CompletedProcess[str]) -> None:
+    assert "Traceback" not in done.stdout + done.stderr, done.stdout + done.stderr
+    assert SECRET not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "allowed"),
+    [
+        ("CORRAL_HTTP_PORT", "abc", "use a port number from 1 to 65535"),
+        ("CORRAL_DISCORD_THREADS", "sometimes", "use always, busy or never"),
+        ("CORRAL_LOG_LEVEL", "LOUD", "use DEBUG, INFO, WARNING, ERROR or CRITICAL"),
+        ("CORRAL_SCHEDULE_GRACE", "soon", "use an interval such as 30s, 5m, 1h"),
+    ],
+)
+def test_check_names_a_malformed_setting_its_value_and_what_is_allowed(
+    tmp_path: Path, variable: str, value: str, allowed: str
+) -> None:
+    done = _corral("check", "--team", TEAM, cwd=tmp_path, **{variable: value})
+    _no_traceback(done)
+    assert done.returncode == 1
+    assert f"error .env: {variable}={value} is not allowed — fix: {allowed}" in done.stdout
+    # The rest is still checked: the team file is fine, and said to be so by no error.
+    assert done.stdout.count("error ") == 1
+
+
+@pytest.mark.parametrize("command", [["chat"], ["run"], ["worker"], ["db", "upgrade"], ["status"]])
+def test_every_command_refuses_a_malformed_setting_in_one_line(
+    tmp_path: Path, command: list[str]
+) -> None:
+    done = _corral(*command, "--team", TEAM, cwd=tmp_path, CORRAL_HTTP_PORT="abc")
+    _no_traceback(done)
+    assert done.returncode == 1
+    assert done.stderr == (
+        "error: CORRAL_HTTP_PORT=abc is not allowed: use a port number from 1 to 65535, "
+        "in .env or the environment\n"
+    )
+
+
+def test_check_reaches_the_database_and_redis(tmp_path: Path) -> None:
+    down = _corral(
+        "check", "--team", TEAM, cwd=tmp_path, DATABASE_URL=DOWN_DATABASE, REDIS_URL=DOWN_REDIS
+    )
+    _no_traceback(down)
+    assert down.returncode == 1
+    assert f"error .env: cannot reach the database at {SHOWN_DATABASE}: " in down.stdout
+    assert "error .env: cannot reach Redis at redis://:***@127.0.0.1:1/0: " in down.stdout
+    up = _corral(
+        "check",
+        "--team",
+        TEAM,
+        cwd=tmp_path,
+        DATABASE_URL="postgresql+asyncpg://postgres@127.0.0.1:5432/postgres",
+        REDIS_URL="redis://127.0.0.1:6379/0",
+    )
+    _no_traceback(up)
+    assert up.returncode == 0, up.stdout
+    assert up.stdout.strip().endswith("7 agents, 1 schedule — ok")
+    # A SQLite file that is not there yet is not made by checking it.
+    assert not list(tmp_path.glob("*.db"))
+
+
+@pytest.mark.parametrize(
+    ("command", "env", "message"),
+    [
+        (
+            ["run"],
+            {"REDIS_URL": DOWN_REDIS},
+            f"error: cannot reach Redis at {SHOWN_REDIS}: ",
+        ),
+        (
+            ["worker"],
+            {"REDIS_URL": DOWN_REDIS},
+            f"error: cannot reach Redis at {SHOWN_REDIS}: ",
+        ),
+        (
+            ["chat"],
+            {"REDIS_URL": DOWN_REDIS},
+            f"error: cannot reach Redis at {SHOWN_REDIS}: ",
+        ),
+        (
+            ["run"],
+            {"DATABASE_URL": DOWN_DATABASE},
+            f"error: cannot open the database at {SHOWN_DATABASE}: ",
+        ),
+        (
+            ["chat"],
+            {"DATABASE_URL": DOWN_DATABASE},
+            f"error: cannot open the database at {SHOWN_DATABASE}: ",
+        ),
+        (
+            ["memory", "reindex"],
+            {"DATABASE_URL": DOWN_DATABASE},
+            f"error: cannot open the database at {SHOWN_DATABASE}: ",
+        ),
+        (
+            ["db", "upgrade"],
+            {"DATABASE_URL": DOWN_DATABASE},
+            f"error: cannot upgrade the database at {SHOWN_DATABASE}: ",
+        ),
+    ],
+)
+def test_an_unreachable_redis_or_database_is_one_line_with_the_password_masked(
+    tmp_path: Path, command: list[str], env: dict[str, str], message: str
+) -> None:
+    platforms = {"SLACK_BOT_TOKEN": "xoxb-test", "SLACK_APP_TOKEN": "xapp-test"}
+    done = _corral(*command, "--team", TEAM, cwd=tmp_path, **platforms, **env)
+    _no_traceback(done)
+    assert done.returncode == 1
+    assert done.stderr.startswith(message)
+    assert len(done.stderr.splitlines()) == 1
+
+
+def test_urls_are_shown_with_their_secrets_masked() -> None:
+    from corral.storage.urls import scrubbed, shown_url
+
+    assert shown_url(DOWN_DATABASE) == "postgresql+asyncpg://corral:***@127.0.0.1:1/corral"
+    assert shown_url("sqlite+aiosqlite:///corral.db") == "sqlite+aiosqlite:///corral.db"
+    assert shown_url(DOWN_REDIS) == "redis://:***@127.0.0.1:1/0"
+    assert shown_url("https://u:pw@llm.internal/v1?api_key=k&model=x") == (
+        "https://u:***@llm.internal/v1?api_key=***&model=x"
+    )
+    assert shown_url("https://slack.com/api/") == "https://slack.com/api/"
+    assert scrubbed(f"{DOWN_REDIS} said {SECRET}", DOWN_REDIS) == (
+        "redis://:***@127.0.0.1:1/0 said ***"
+    )
+    # A password is masked where it stands alone, not inside the words of a message.
+    assert scrubbed("unsupported database 'mysql'", "mysql://a:b@h/x") == (
+        "unsupported database 'mysql'"
+    )
+
+
+def test_check_masks_a_platform_url_it_cannot_reach(tmp_path: Path) -> None:
+    done = _corral(
+        "check",
+        "--team",
+        TEAM,
+        cwd=tmp_path,
+        SLACK_BOT_TOKEN="xoxb-test",
+        SLACK_APP_TOKEN="xapp-test",
+        SLACK_API_URL=f"http://proxy:{SECRET}@127.0.0.1:1/api/",
+    )
+    _no_traceback(done)
+    assert "could not reach Slack at http://proxy:***@127.0.0.1:1/api/" in done.stdout
+    # slack_sdk's own log lines name the URL too: masked as well.
+    assert "http://proxy:***@127.0.0.1:1/api/auth.test" in done.stderr
+
+
+def test_the_models_status_masks_a_provider_url() -> None:
+    from corral.agents.llm.registry import ModelRegistry, ProviderSettings
+
+    models = ModelRegistry({}, ProviderSettings(openai_base_url=f"http://u:{SECRET}@llm:8000/v1"))
+    assert models.status_line() == "Model providers: openai at http://u:***@llm:8000/v1."
+
+
+# ---------------------------------------------------------------------------------------
+# Shell commands behave like shell commands
+
+
+def test_refusals_go_to_stderr_with_a_non_zero_exit(tmp_path: Path) -> None:
+    forgot = _corral("memory", "forget", "999", "--team", TEAM, cwd=tmp_path)
+    _no_traceback(forgot)
+    assert forgot.returncode == 1
+    assert forgot.stdout == ""
+    assert "error: There is no memory #999." in forgot.stderr
+
+    removed = _corral("schedule", "remove", "nonexistent", "--team", TEAM, cwd=tmp_path)
+    _no_traceback(removed)
+    assert removed.returncode == 2
+    assert "Usage: corral schedule remove [OPTIONS] NAME" in removed.stderr
+    assert "There is no schedule `nonexistent` (see `corral schedule list`)" in removed.stderr
+    assert "/corral" not in removed.stderr
+
+    ghost = _corral("memory", "add", "--agent", "ghost", "x", "--team", TEAM, cwd=tmp_path)
+    _no_traceback(ghost)
+    assert ghost.returncode == 2
+    assert "Usage: corral memory add [OPTIONS] TEXT" in ghost.stderr
+    assert "There is no agent `ghost`" in ghost.stderr and "/memory" not in ghost.stderr
+
+    declared = _corral("schedule", "remove", "standup", "--team", TEAM, cwd=tmp_path)
+    assert declared.returncode == 1
+    assert "pause it with corral schedule pause standup" in declared.stderr
+
+
+def test_a_failed_schedule_run_exits_non_zero(tmp_path: Path) -> None:
+    # No model provider: the agent cannot answer, and the fire fails.
+    done = _corral("schedule", "run", "standup", "--team", TEAM, cwd=tmp_path)
+    _no_traceback(done)
+    assert done.returncode == 1
+    assert "error: standup ran: " in done.stderr and ": failed — " in done.stderr
+
+
+def test_what_the_shell_does_is_the_shell_users(tmp_path: Path) -> None:
+    user = getpass.getuser()
+    added = _corral(
+        "schedule", "add", "every 1h", "@owl", "#qa", "Check CI", "--team", TEAM, cwd=tmp_path
+    )
+    assert added.returncode == 0, added.stderr
+    listed = _corral("schedule", "list", "--team", TEAM, cwd=tmp_path)
+    assert f"owl-1 (shell, by {user}): @owl in #qa" in listed.stdout
+    assert "chat, by" not in listed.stdout
+
+
+def test_counts_agree_with_their_number(tmp_path: Path) -> None:
+    checked = _corral("check", "--team", TEAM, cwd=tmp_path)
+    assert checked.stdout.strip().endswith("7 agents, 1 schedule — ok")
+    _corral("memory", "add", "Deploys", "happen", "on", "Fridays", "--team", TEAM, cwd=tmp_path)
+    exported = _corral("memory", "export", "--team", TEAM, cwd=tmp_path)
+    assert "Team memory: 1 memory, as MEMORY.md" in exported.stderr
+
+
+def test_db_upgrade_says_what_it_applied(tmp_path: Path) -> None:
+    first = _corral("db", "upgrade", cwd=tmp_path)
+    _no_traceback(first)
+    assert first.returncode == 0
+    assert "up to date" not in first.stdout
+    assert re.search(r": applied \d+ migrations \(0001 to \d{4}\)$", first.stdout.strip())
+    again = _corral("db", "upgrade", cwd=tmp_path)
+    assert again.returncode == 0 and again.stdout.strip().endswith(": already up to date")

@@ -89,7 +89,7 @@ def test_installed_beside_the_openai_agents_sdk(tmp_path: Path) -> None:
         cwd=elsewhere,
         env={**env, "DATABASE_URL": f"sqlite+aiosqlite:///{database}"},
     )
-    assert "up to date" in upgraded
+    assert ": applied " in upgraded and "migrations (0001 to " in upgraded
     tables = _run(
         python,
         "-c",

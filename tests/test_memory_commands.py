@@ -169,8 +169,8 @@ async def test_import_of_a_hand_written_file_says_what_it_skipped(storage: Stora
     document = "# Notes\n\nIntro text.\n\n- deploys happen on fridays\n- VPN is vpn.example.com\n"
     reply = await import_document(context(storage, user="alice"), document, "notes.md")
     assert reply.text.splitlines() == [
-        "Imported notes.md: 1 new memories, 1 already known.",
-        "1 lines were not memories and were skipped: each memory is a top-level `- ` item.",
+        "Imported notes.md: 1 new memory, 1 already known.",
+        "1 line was not a memory and was skipped: each memory is a top-level `- ` item.",
     ]
     vpn = [m for m in await storage.memory.list() if m.text.startswith("VPN")]
     assert [(m.author, m.scope) for m in vpn] == [("alice", "team")]

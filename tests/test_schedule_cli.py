@@ -61,4 +61,4 @@ def test_a_wrong_grace_setting_is_one_clear_error(tmp_path: Path) -> None:
         "schedule", "list", "--team", TEAM, cwd=tmp_path, env={"CORRAL_SCHEDULE_GRACE": "soon"}
     )
     assert done.returncode == 1
-    assert done.stderr.startswith("error: CORRAL_SCHEDULE_GRACE: `soon` is not an interval")
+    assert done.stderr.startswith("error: CORRAL_SCHEDULE_GRACE=soon is not allowed: use an")

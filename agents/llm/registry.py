@@ -12,6 +12,7 @@ from corral.agents.llm.chain import FallbackChain
 from corral.agents.llm.openai_provider import OpenAIProvider
 from corral.agents.llm.retry import RetryPolicy, Sleep
 from corral.agents.llm.types import Completion, ModelClient, NoModelConfigured, Provider, Request
+from corral.storage.urls import shown_url
 
 ProviderFactory = Callable[[], Provider]
 
@@ -122,7 +123,9 @@ class ModelRegistry:
         if not configured:
             return f"No model provider configured: {_hint(PROVIDERS)}."
         local = self._settings.openai_base_url
-        names = [f"openai at {local}" if p == "openai" and local else p for p in configured]
+        names = [
+            f"openai at {shown_url(local)}" if p == "openai" and local else p for p in configured
+        ]
         return f"Model providers: {', '.join(names)}."
 
     def describe(self, spec: str) -> list[str]:

@@ -12,6 +12,7 @@ from corral.bot.commands.registry import (
     Group,
     Values,
     format_age,
+    plural,
 )
 
 if TYPE_CHECKING:
@@ -31,8 +32,8 @@ async def status(ctx: CommandContext, values: Values) -> CommandReply:
             continue
         doing = f"working on {s.running}" if s.running else "idle"
         lines.append(
-            f"• {agent.display_name} (@{handle}): {doing}; {s.runs} runs, "
-            f"{s.failures} failed, {s.tokens_in + s.tokens_out} tokens"
+            f"• {agent.display_name} (@{handle}): {doing}; {plural(s.runs, 'run')}, "
+            f"{s.failures} failed, {plural(s.tokens_in + s.tokens_out, 'token')}"
         )
     lines.append(f"Pending approvals and escalations: {len(pending)}")
     if ctx.models_status:

@@ -14,6 +14,7 @@ from corral.bot.commands.registry import (
     UsageError,
     Values,
     format_age,
+    plural,
 )
 
 if TYPE_CHECKING:
@@ -74,7 +75,7 @@ async def list_(ctx: CommandContext, values: Values) -> CommandReply:
     agent = _agent(ctx, values) or None
     found = await ctx.storage.memory.list(agent=agent, scope="agent" if agent else None, limit=20)
     if not found:
-        return CommandReply("No memories yet. Add one with `/memory add …`.")
+        return CommandReply(f"No memories yet. Add one with `{ctx.command('/memory add …')}`.")
     now = datetime.now(UTC)
     return CommandReply("\n".join(_line(m, now) for m in found))
 
@@ -84,9 +85,9 @@ async def forget(ctx: CommandContext, values: Values) -> CommandReply:
     memory_id = values.number("id")
     record = await _existing(ctx, memory_id)
     if record is None:
-        return CommandReply(f"There is no memory `#{memory_id}`.")
+        return CommandReply(f"There is no memory `#{memory_id}`.", ok=False)
     if not ctx.is_approver and record.author != ctx.user:
-        return CommandReply("Only its author or an approver can forget this memory.")
+        return CommandReply("Only its author or an approver can forget this memory.", ok=False)
     await ctx.storage.memory.forget(memory_id, by=ctx.user)
     return CommandReply(f"Forgot `#{memory_id}`: {record.text}", ephemeral=False)
 
@@ -96,14 +97,14 @@ async def promote(ctx: CommandContext, values: Values) -> CommandReply:
     memory_id = values.number("id")
     record = await _existing(ctx, memory_id)
     if record is None:
-        return CommandReply(f"There is no memory `#{memory_id}`.")
+        return CommandReply(f"There is no memory `#{memory_id}`.", ok=False)
     if record.scope != "agent":
         return CommandReply(
-            f"`#{memory_id}` is a {record.scope} memory; only agents' are promoted."
+            f"`#{memory_id}` is a {record.scope} memory; only agents' are promoted.", ok=False
         )
     promoted = await ctx.storage.memory.promote(memory_id, by=ctx.user)
     if promoted is None:  # forgotten or promoted by someone else meanwhile
-        return CommandReply(f"`#{memory_id}` is no longer an agent memory.")
+        return CommandReply(f"`#{memory_id}` is no longer an agent memory.", ok=False)
     merged = f" (merged into `#{promoted.id}`, which the team already had)"
     return CommandReply(
         f"Promoted {record.agent}'s `#{memory_id}` to the team"
@@ -119,7 +120,7 @@ async def export(ctx: CommandContext, values: Values) -> CommandReply:
     team = await ctx.storage.memory.list(scope="team", limit=None)
     document = memory_file.render(team, datetime.now(UTC))
     return CommandReply(
-        f"Team memory: {len(team)} memories, as MEMORY.md. From a shell, "
+        f"Team memory: {plural(len(team), 'memory', 'memories')}, as MEMORY.md. From a shell, "
         "`corral memory export > MEMORY.md` saves it and `corral memory import MEMORY.md` "
         "loads it back.",
         attachment=("MEMORY.md", document),
@@ -136,12 +137,15 @@ async def import_document(ctx: CommandContext, document: str, name: str) -> Comm
     await ctx.storage.audit.record(
         ctx.user, "memory.import", name, f"{result.added} added, {result.merged} merged"
     )
-    lines = [f"Imported {name}: {result.added} new memories, {result.merged} already known."]
+    added = plural(result.added, "new memory", "new memories")
+    lines = [f"Imported {name}: {added}, {result.merged} already known."]
     if parsed.skipped:
-        lines.append(
-            f"{parsed.skipped} lines were not memories and were skipped: each memory is a "
-            "top-level `- ` item."
+        skipped = (
+            "1 line was not a memory and was skipped"
+            if parsed.skipped == 1
+            else f"{parsed.skipped} lines were not memories and were skipped"
         )
+        lines.append(f"{skipped}: each memory is a top-level `- ` item.")
     return CommandReply("\n".join(lines), ephemeral=False)
 
 

@@ -40,11 +40,20 @@ class CommandContext:
     models_status: str = ""
     #: The scheduler of this process, for ``/corral schedule run`` (None where none runs).
     scheduler: ScheduleControl | None = None
+    #: Run from a shell (``corral memory …``), not typed in a chat.
+    shell: bool = False
 
     @property
     def is_approver(self) -> bool:
         """Approvers may decide approvals and forget anyone's memories."""
         return self.platform == "console" or self.user in self.team.approvers
+
+    def command(self, line: str) -> str:
+        """The command ``line`` (``/memory add …``) as the caller types it: in a shell,
+        ``corral memory add …``."""
+        if not self.shell:
+            return line
+        return "corral " + line.removeprefix("/corral ").removeprefix("/")
 
 
 @dataclass(frozen=True)
@@ -53,11 +62,16 @@ class CommandReply:
 
     ``attachment`` is a document that goes with the text, as ``(filename, content)``:
     uploaded as a file where the platform can, printed where it cannot.
+
+    ``ok`` is False when the command did not do what was asked (no such memory, not
+    allowed, a fire that failed): chats show the text all the same, a shell prints it as
+    an error and exits non-zero.
     """
 
     text: str
     ephemeral: bool = True
     attachment: tuple[str, str] | None = None
+    ok: bool = True
 
 
 class UsageError(Exception):
@@ -294,7 +308,13 @@ async def execute(
     try:
         return await command.handler(ctx, values())
     except UsageError as exc:
-        return CommandReply(f"{exc}. Usage: `{command.line}`")
+        return CommandReply(f"{exc}. Usage: `{command.line}`", ok=False)
+
+
+def plural(count: int, word: str, many: str = "") -> str:
+    """``1 run``, ``2 runs``: ``count`` and ``word``, in the plural (``many``, by default
+    ``word`` + s) unless ``count`` is 1."""
+    return f"{count} {word if count == 1 else many or word + 's'}"
 
 
 def format_age(delta: timedelta) -> str:

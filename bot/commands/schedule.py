@@ -22,16 +22,21 @@ from corral.bot.commands.registry import (
 )
 
 if TYPE_CHECKING:
-    from corral.storage.schedules import FireRecord, ScheduleRecord, ScheduleSpec
+    from corral.storage.schedules import FireRecord, ScheduleRecord, ScheduleSpec, Source
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 #: A channel as Slack writes it in a command's text: <#C0123|general>.
 _SLACK_CHANNEL_RE = re.compile(r"^<#([A-Z0-9]+)(?:\|[^>]*)?>$")
-_ADD_USAGE = (
-    '`/corral schedule add "0 9 * * 1-5" @agent #channel What to do` (or `every 30m` '
-    "instead of the cron line; `--tz Europe/Berlin` for the cron's time zone, "
-    "`--name NAME` to name it)"
-)
+#: How a fire that was asked for by hand ends when it did not do its work.
+_FAILED = ("failed", "interrupted", "skipped", "missed")
+
+
+def _add_usage(ctx: CommandContext) -> str:
+    add = ctx.command('/corral schedule add "0 9 * * 1-5" @agent #channel What to do')
+    return (
+        f"`{add}` (or `every 30m` instead of the cron line; `--tz Europe/Berlin` for the "
+        "cron's time zone, `--name NAME` to name it)"
+    )
 
 
 def utcnow() -> datetime:
@@ -58,7 +63,7 @@ async def list_(ctx: CommandContext, values: Values) -> CommandReply:
     if not records:
         return CommandReply(
             "No schedules yet. Declare them under `schedules:` in team.yaml, or add one: "
-            + _ADD_USAGE
+            + _add_usage(ctx)
         )
     latest = await ctx.storage.schedules.latest_fires()
     now = utcnow()
@@ -90,9 +95,12 @@ async def add(ctx: CommandContext, values: Values) -> CommandReply:
     platform = "" if ctx.platform == "console" else ctx.platform
     channel = _channel(values.text("channel"))
     spec = ScheduleSpec(agent, channel, values.text("prompt"), cron, every, timezone, platform)
-    record = await ctx.storage.schedules.add(spec, source="chat", created_by=ctx.user, name=name)
+    source: Source = "shell" if ctx.shell else "chat"
+    record = await ctx.storage.schedules.add(spec, source=source, created_by=ctx.user, name=name)
     if record is None:
-        return CommandReply(f"There is already a schedule `{name}`; choose another `--name`.")
+        return CommandReply(
+            f"There is already a schedule `{name}`; choose another `--name`.", ok=False
+        )
     await _changed(ctx)
     return CommandReply(
         f"Added `{record.name}`: @{agent} in {channel}, {_timing(spec)} — next "
@@ -107,7 +115,9 @@ async def remove(ctx: CommandContext, values: Values) -> CommandReply:
     if record.source == "team.yaml":
         return CommandReply(
             f"`{record.name}` comes from team.yaml: delete it there (it goes when Corral "
-            f"next starts), or pause it with `/corral schedule pause {record.name}`."
+            f"next starts), or pause it with "
+            f"`{ctx.command('/corral schedule pause ' + record.name)}`.",
+            ok=False,
         )
     await ctx.storage.schedules.remove(record.name, by=ctx.user)
     await _changed(ctx)
@@ -122,7 +132,8 @@ async def pause(ctx: CommandContext, values: Values) -> CommandReply:
     await ctx.storage.schedules.set_paused(record.name, True, by=ctx.user)
     await _changed(ctx)
     return CommandReply(
-        f"Paused `{record.name}`; `/corral schedule resume {record.name}` starts it again.",
+        f"Paused `{record.name}`; `{ctx.command('/corral schedule resume ' + record.name)}` "
+        "starts it again.",
         ephemeral=False,
     )
 
@@ -144,21 +155,25 @@ async def run(ctx: CommandContext, values: Values) -> CommandReply:
     record = await _own(ctx, values, "run")
     if ctx.scheduler is None:
         return CommandReply(
-            f"No scheduler runs here; run it from a shell: `corral schedule run {record.name}`."
+            f"No scheduler runs here; run it from a shell: `corral schedule run {record.name}`.",
+            ok=False,
         )
     from corral.bot.scheduling.runner import FireError
 
     try:
         fire = await ctx.scheduler.run_now(record.name, ctx.user)
     except FireError as exc:
-        return CommandReply(f"{exc}.")
+        return CommandReply(f"{exc}.", ok=False)
     if fire.outcome == "running":
         return CommandReply(
             f"Running `{record.name}` now: @{record.spec.agent} posts in "
             f"{record.spec.channel} (fire {fire.id}).",
             ephemeral=False,
         )
-    return CommandReply(f"`{record.name}` ran: {_outcome(fire, _zone_of(record))}.")
+    return CommandReply(
+        f"`{record.name}` ran: {_outcome(fire, _zone_of(record))}.",
+        ok=fire.outcome not in _FAILED,
+    )
 
 
 def _channel(word: str) -> str:
@@ -172,7 +187,9 @@ async def _own(ctx: CommandContext, values: Values, verb: str) -> ScheduleRecord
     name = values.text("name")
     record = await ctx.storage.schedules.get(name.lower())
     if record is None:
-        raise UsageError(f"There is no schedule `{name}` (see `/corral schedule list`)")
+        raise UsageError(
+            f"There is no schedule `{name}` (see `{ctx.command('/corral schedule list')}`)"
+        )
     if not ctx.is_approver and record.created_by != ctx.user:
         raise UsageError(f"Only an approver or whoever made `{record.name}` can {verb} it")
     return record
@@ -189,7 +206,9 @@ def _handles(ctx: CommandContext) -> str:
 
 def _line(record: ScheduleRecord, fire: FireRecord | None, now: datetime) -> str:
     spec = record.spec
-    source = "team.yaml" if record.source == "team.yaml" else f"chat, by {record.created_by}"
+    source = (
+        "team.yaml" if record.source == "team.yaml" else f"{record.source}, by {record.created_by}"
+    )
     last = "never fired" if fire is None else f"last {_outcome(fire, _zone_of(record))}"
     return (
         f"• `{record.name}` ({source}): @{spec.agent} in {spec.channel}, {_timing(spec)} — "

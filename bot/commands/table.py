@@ -66,9 +66,9 @@ async def dispatch(ctx: CommandContext, line: str) -> CommandReply:
         elif word == "help" and path:
             return CommandReply(help_text(path))
         elif not path:
-            return CommandReply(f"Unknown command `/{word}`. Commands:\n{help_text()}")
+            return CommandReply(f"Unknown command `/{word}`. Commands:\n{help_text()}", ok=False)
         else:
-            return CommandReply(f"Unknown `{word}`. Try:\n{help_text(path)}")
+            return CommandReply(f"Unknown `{word}`. Try:\n{help_text(path)}", ok=False)
     arguments = rest
     return await execute(ctx, command, lambda: parse_line(command, arguments))
 

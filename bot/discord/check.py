@@ -8,6 +8,7 @@ import asyncio
 import discord
 
 from corral.agents.team_loader import Problem
+from corral.storage.urls import scrubbed, shown_url
 
 #: The permissions Corral uses (the README's invite link grants exactly these).
 REQUIRED_PERMISSIONS = discord.Permissions(
@@ -55,7 +56,7 @@ async def _check(token: str, api_url: str) -> list[Problem]:
             Problem(
                 ".env",
                 None,
-                f"could not ask Discord at {api_url} ({exc})",
+                f"could not ask Discord at {shown_url(api_url)} ({scrubbed(str(exc), api_url)})",
                 "check the network, or DISCORD_API_URL if you use a proxy",
                 severity="warning",
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from corral.agents.team_loader import Problem
+from corral.storage.urls import scrubbed, shown_url
 
 #: The bot scopes Corral uses; deploy/slack/manifest.yaml grants exactly these.
 REQUIRED_SCOPES = frozenset(
@@ -49,7 +50,7 @@ def check_slack(token: str, api_url: str) -> list[Problem]:
             Problem(
                 ".env",
                 None,
-                f"could not reach Slack at {api_url} ({exc})",
+                f"could not reach Slack at {shown_url(api_url)} ({scrubbed(str(exc), api_url)})",
                 "check the network, or SLACK_API_URL if you use a proxy",
                 severity="warning",
             )
