@@ -20,7 +20,7 @@ from rich.text import Text
 from corral.agents.conversation import Place, Reply
 from corral.bot.adapter import OnPart, ThreadLine
 from corral.bot.app import Core
-from corral.bot.commands.registry import format_age
+from corral.bot.commands.registry import format_age, plural
 from corral.bot.commands.table import children, dispatch, help_text
 from corral.bot.coordinator import Route
 from corral.bot.decisions import KIND_OF, DecisionContext, Verdict, decide
@@ -161,7 +161,10 @@ class ConsoleChat:
         """Greet, then read lines until ``/quit`` or end of input."""
         team = self.core.team
         self.out.print(
-            Text(f"Corral — {len(team.agents)} agents from {self.core.team_path}", style="bold")
+            Text(
+                f"Corral — {plural(len(team.agents), 'agent')} from {self.core.team_path}",
+                style="bold",
+            )
         )
         self.out.print(Text(f"Models: {self.core.models.status_line()}", style="dim"))
         self.out.print(Text(f"Logs: {CONSOLE_LOG} in this folder", style="dim"))
