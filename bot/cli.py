@@ -16,6 +16,7 @@ from corral.bot.commands.table import commands, groups
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from corral.agents.team import Team
     from corral.agents.team_loader import Problem
     from corral.bot.app import Core
     from corral.bot.settings import Settings
@@ -160,9 +161,15 @@ def worker(team: str | None) -> None:
 
 @main.command()
 @team_option
-def check(team: str | None) -> None:
-    """Validate team.yaml and the environment, and reach the database, Redis, Slack and
-    Discord; exit 1 on any error (warnings alone: 0)."""
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="Reach nothing over the network: no database server, Redis, model provider, "
+    "Slack or Discord.",
+)
+def check(team: str | None, offline: bool) -> None:
+    """Validate team.yaml and the environment, and reach the database, Redis, each model
+    of the team, Slack and Discord; exit 1 on any error (warnings alone: 0)."""
     from corral.agents.team_check import check_environment
     from corral.agents.team_loader import Problem, TeamFileError, load_team
     from corral.bot.app import resolve_team_path
@@ -182,15 +189,13 @@ def check(team: str | None) -> None:
         problems += exc.problems
     if loaded is not None:
         problems += check_environment(loaded, settings.variables())
-    problems += _reach(settings)
-    if settings.slack_bot_token and settings.slack_bot_token.startswith("xoxb-"):
-        from corral.bot.slack.check import check_slack
-
-        problems += check_slack(settings.slack_bot_token, settings.slack_api_url)
-    if settings.discord_token:
-        from corral.bot.discord.check import check_discord
-
-        problems += check_discord(settings.discord_token, settings.discord_api_url)
+    if offline:
+        click.echo(
+            "offline: the database server, Redis, the model providers, Slack and Discord "
+            "were not reached"
+        )
+    else:
+        problems += _reach_online(settings, loaded)
     for problem in problems:
         if problem.severity == "error":
             click.echo(click.style("error ", fg="red", bold=True) + str(problem))
@@ -203,6 +208,26 @@ def check(team: str | None) -> None:
         plural(len(loaded.schedules), "schedule"),
     )
     click.echo(f"{path}: {agents}, {schedules} — ok")
+
+
+def _reach_online(settings: Settings, team: Team | None) -> list[Problem]:
+    """The database, Redis, each model the team uses, Slack and Discord, reached."""
+    problems = _reach(settings)
+    if team is not None:
+        from corral.agents.llm.probe import models_in_use, probe_models
+        from corral.bot.app import provider_settings
+
+        providers = provider_settings(settings)
+        problems += asyncio.run(probe_models(models_in_use(team), providers))
+    if settings.slack_bot_token and settings.slack_bot_token.startswith("xoxb-"):
+        from corral.bot.slack.check import check_slack
+
+        problems += check_slack(settings.slack_bot_token, settings.slack_api_url)
+    if settings.discord_token:
+        from corral.bot.discord.check import check_discord
+
+        problems += check_discord(settings.discord_token, settings.discord_api_url)
+    return problems
 
 
 def _reach(settings: Settings) -> list[Problem]:

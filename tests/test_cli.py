@@ -34,10 +34,16 @@ def _corral(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[st
 
 
 def test_check_passes_on_the_sample_team(tmp_path: Path) -> None:
-    done = _corral(
-        "check", "--team", str(ROOT / "team.yaml"), cwd=tmp_path, ANTHROPIC_API_KEY="sk-test"
-    )
+    from fakes.model_server import FakeModelServer
+
+    with FakeModelServer.in_thread() as models:
+        done = _corral(
+            "check", "--team", str(ROOT / "team.yaml"), cwd=tmp_path, **models.env(["anthropic"])
+        )
+        asked = sorted(r.model for r in models.requests)
     assert done.returncode == 0, done.stdout + done.stderr
+    # Each model of the tiers whose provider is configured, once, for one token.
+    assert asked == ["claude-haiku-4-5", "claude-sonnet-4-5"]
     assert done.stdout.strip().endswith("7 agents, 1 schedule — ok")
 
 
@@ -134,7 +140,8 @@ def test_check_asks_slack_for_the_tokens_scopes(tmp_path: Path) -> None:
 
     team = str(ROOT / "team.yaml")
     with FakeSlackServer.in_thread() as slack:
-        env = {**slack.env(), "ANTHROPIC_API_KEY": "sk-test"}
+        # No model provider (a warning): no model to ask.
+        env = slack.env()
         ok = _corral("check", "--team", team, cwd=tmp_path, **env)
         slack.scopes.discard("chat:write.customize")
         slack.scopes.discard("reactions:write")
@@ -312,6 +319,73 @@ def test_check_masks_a_platform_url_it_cannot_reach(tmp_path: Path) -> None:
     assert "could not reach Slack at http://proxy:***@127.0.0.1:1/api/" in done.stdout
     # slack_sdk's own log lines name the URL too: masked as well.
     assert "http://proxy:***@127.0.0.1:1/api/auth.test" in done.stderr
+
+
+def test_check_asks_each_model_of_the_team(tmp_path: Path) -> None:
+    from fakes.model_server import Fail, FakeModelServer
+
+    with FakeModelServer.in_thread() as models:
+        ok = _corral("check", "--team", TEAM, cwd=tmp_path, **models.env())
+        models.fail_always("gpt-5", 401)
+        models.script("claude-sonnet-4-5", Fail(404, message="model: claude-sonnet-4-5 not found"))
+        wrong = _corral("check", "--team", TEAM, cwd=tmp_path, **models.env())
+        asked = sorted(r.model for r in models.requests)
+        openai_url, anthropic_url = models.openai_url, models.anthropic_url
+        # Each asked for one token, and not again.
+        tokens = {
+            r.json.get("max_tokens", r.json.get("max_completion_tokens")) for r in models.requests
+        }
+    _no_traceback(ok)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert tokens == {1}
+    assert asked == sorted(2 * ["claude-haiku-4-5", "claude-sonnet-4-5", "gpt-5", "gpt-5-mini"])
+    _no_traceback(wrong)
+    assert wrong.returncode == 1
+    assert f"error .env: openai/gpt-5 at {openai_url} refused the key (401: " in wrong.stdout
+    assert (
+        f"error .env: anthropic/claude-sonnet-4-5 at {anthropic_url}: the server has no such model"
+        in wrong.stdout
+    )
+    assert "fix: set OPENAI_API_KEY to a valid key" in wrong.stdout
+    assert "change the model in team.yaml's models:" in wrong.stdout
+    assert wrong.stdout.count("error ") == 2
+
+
+def test_check_names_a_model_provider_that_is_down(tmp_path: Path) -> None:
+    down = f"http://u:{SECRET}@127.0.0.1:1/v1"
+    done = _corral("check", "--team", TEAM, cwd=tmp_path, OPENAI_BASE_URL=down)
+    _no_traceback(done)
+    assert done.returncode == 1
+    shown = "http://u:***@127.0.0.1:1/v1"
+    for model in ("gpt-5", "gpt-5-mini"):
+        assert f"error .env: cannot reach openai/{model} at {shown}: " in done.stdout
+    assert "fix: start the server, or check OPENAI_BASE_URL" in done.stdout
+
+
+def test_check_offline_reaches_nothing(tmp_path: Path) -> None:
+    from fakes.model_server import FakeModelServer
+    from fakes.slack_server import FakeSlackServer
+
+    with FakeModelServer.in_thread() as models, FakeSlackServer.in_thread() as slack:
+        done = _corral(
+            "check",
+            "--offline",
+            "--team",
+            TEAM,
+            cwd=tmp_path,
+            **models.env(),
+            **slack.env(),
+            DATABASE_URL=DOWN_DATABASE,
+            REDIS_URL=DOWN_REDIS,
+        )
+        asked_models, asked_slack = models.requests, slack.calls
+    _no_traceback(done)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert asked_models == [] and asked_slack == []
+    assert "offline: the database server, Redis, the model providers, Slack and Discord" in (
+        done.stdout
+    )
+    assert done.stdout.strip().endswith("7 agents, 1 schedule — ok")
 
 
 def test_the_models_status_masks_a_provider_url() -> None:

@@ -153,7 +153,6 @@ def test_check_asks_discord_for_the_intent_and_permissions(tmp_path: Path) -> No
         env = {
             "DISCORD_TOKEN": fake.token,
             "DISCORD_API_URL": fake.api_url,
-            "ANTHROPIC_API_KEY": "sk-test",
         }
         ok = _corral("check", "--team", team, cwd=tmp_path, **env)
         fake.set_permissions(
