@@ -129,12 +129,11 @@ def main() -> None:
 )
 def chat(team: str | None, channel: str) -> None:
     """Talk to the team in the terminal."""
-    from rich.console import Console
-
     from corral.bot.console import CONSOLE_LOG, ConsoleChat
+    from corral.bot.terminal import output_console
 
     async def body(core: Core) -> None:
-        await ConsoleChat(core, Console(highlight=False), channel).run()
+        await ConsoleChat(core, output_console(), channel).run()
 
     _with_core(team, body, log_file=CONSOLE_LOG, own_queue=True)
 
@@ -277,12 +276,11 @@ def _run_command(team: str | None, command: Command, values: Values) -> None:
     reply: to stderr with exit code 1 when the command did not do what was asked. A
     usage error is raised as :class:`UsageError`, for the caller to show with the
     shell's usage line."""
-    from rich.console import Console
-
     from corral.bot.console import print_command_reply
     from corral.bot.scheduling.reconcile import reconcile
+    from corral.bot.terminal import output_console
 
-    out = Console(highlight=False)
+    out = output_console()
 
     async def body(core: Core) -> bool:
         scheduler = None
@@ -294,14 +292,14 @@ def _run_command(team: str | None, command: Command, values: Values) -> None:
         ctx = core.command_context(_shell_user(), "console", scheduler=scheduler, shell=True)
         reply = await command.handler(ctx, values)
         if not reply.ok:
-            print_command_reply(Console(highlight=False, stderr=True), "error: " + reply.text)
+            print_command_reply(output_console(stderr=True), "error: " + reply.text)
             return False
         if reply.attachment is None:
             print_command_reply(out, reply.text)
             return True
         # The document goes to stdout as it is, so that `> FILE` saves it; the note
         # about it to stderr.
-        print_command_reply(Console(highlight=False, stderr=True), reply.text)
+        print_command_reply(output_console(stderr=True), reply.text)
         click.echo(reply.attachment[1], nl=False)
         return True
 
@@ -405,10 +403,9 @@ def memory_import(team: str | None, path: str) -> None:
     again."""
     from pathlib import Path
 
-    from rich.console import Console
-
     from corral.bot.commands.memory import import_document
     from corral.bot.console import print_command_reply
+    from corral.bot.terminal import output_console
 
     try:
         document = Path(path).read_text(encoding="utf-8")
@@ -418,7 +415,7 @@ def memory_import(team: str | None, path: str) -> None:
     async def body(core: Core) -> None:
         ctx = core.command_context(_shell_user(), "console", shell=True)
         reply = await import_document(ctx, document, Path(path).name)
-        print_command_reply(Console(highlight=False), reply.text)
+        print_command_reply(output_console(), reply.text)
 
     _with_core(team, body)
 

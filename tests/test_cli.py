@@ -459,3 +459,22 @@ def test_db_upgrade_says_what_it_applied(tmp_path: Path) -> None:
     assert re.search(r": applied \d+ migrations \(0001 to \d{4}\)$", first.stdout.strip())
     again = _corral("db", "upgrade", cwd=tmp_path)
     assert again.returncode == 0 and again.stdout.strip().endswith(": already up to date")
+
+
+def test_output_to_a_pipe_is_neither_wrapped_nor_padded(tmp_path: Path) -> None:
+    words = " ".join(f"word{i}" for i in range(60))  # far wider than 80 columns
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    added = subprocess.run(
+        [CORRAL, "memory", "add", "--team", TEAM, *words.split()],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**env, "COLUMNS": "80"},
+        timeout=60,
+    )
+    assert added.returncode == 0, added.stdout + added.stderr
+    listed = _corral("memory", "list", "--team", TEAM, cwd=tmp_path, COLUMNS="80")
+    for done in (added, listed):
+        _no_traceback(done)
+        assert any(words in line for line in done.stdout.splitlines()), done.stdout
+        assert [line for line in done.stdout.splitlines() if line != line.rstrip()] == []
