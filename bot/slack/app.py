@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import aiohttp
@@ -43,6 +44,7 @@ class SlackParts:
         self, services: ChatServices, workers: Workers, signing_secret: str | None
     ) -> AsyncApp:
         """Build the bolt app around ``workers`` (which post through :attr:`adapter`)."""
+        _quiet_token_skipped()
         self.app = AsyncApp(
             client=self.client,
             signing_secret=signing_secret,
@@ -54,6 +56,26 @@ class SlackParts:
         )
         register(self.app, services, workers, self.adapter)
         return self.app
+
+
+def _quiet_token_skipped() -> None:
+    """Drop bolt's warning that ``token`` goes unused because ``client`` was given: bolt
+    reads SLACK_BOT_TOKEN from the environment by itself, and the client carries that
+    very token, so the warning came on every start and meant nothing."""
+    from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
+
+    logger = logging.getLogger("slack_bolt.AsyncApp")
+    if not any(isinstance(f, _TokenSkipped) for f in logger.filters):
+        logger.addFilter(_TokenSkipped(warning_client_prioritized_and_token_skipped()))
+
+
+class _TokenSkipped(logging.Filter):
+    def __init__(self, message: str) -> None:
+        super().__init__()
+        self.message = message
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != self.message
 
 
 def slack_parts(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from corral.agents.team_loader import Problem
 from corral.storage.urls import scrubbed, shown_url
 
@@ -28,13 +30,21 @@ REQUIRED_SCOPES = frozenset(
 )
 
 
+#: The Web API client's own log for the check: silent, since the check says what went
+#: wrong in its own words (a failed call would otherwise add raw lines, and a retry).
+_QUIET = logging.getLogger("corral.slack.check.sdk")
+_QUIET.propagate = False
+_QUIET.addHandler(logging.NullHandler())
+
+
 def check_slack(token: str, api_url: str) -> list[Problem]:
     """Ask Slack (``auth.test``) whether ``token`` works and which scopes it carries."""
     from slack_sdk import WebClient
     from slack_sdk.errors import SlackApiError
 
+    client = WebClient(token=token, base_url=api_url, timeout=10, logger=_QUIET, retry_handlers=[])
     try:
-        response = WebClient(token=token, base_url=api_url, timeout=10).auth_test()
+        response = client.auth_test()
     except SlackApiError as exc:
         error = exc.response.get("error", "unknown error")
         return [
