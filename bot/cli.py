@@ -141,8 +141,10 @@ def chat(team: str | None, channel: str) -> None:
 @main.command()
 @team_option
 def run(team: str | None) -> None:
-    """Run the service: Slack (Socket Mode with SLACK_APP_TOKEN, else HTTP on
-    CORRAL_HTTP_PORT), the workers and the HTTP server, until stopped."""
+    """Run the service until stopped: Slack (SLACK_BOT_TOKEN; Socket Mode with
+    SLACK_APP_TOKEN, else events over HTTP), Discord (DISCORD_TOKEN), or both; the
+    workers that answer, the schedules, and the HTTP server on CORRAL_HTTP_PORT
+    (/healthz, /metrics, and /slack/events in HTTP mode)."""
     from corral.bot.service import serve
 
     _with_core(team, serve, log_level="INFO")

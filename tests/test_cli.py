@@ -519,3 +519,11 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def test_run_help_names_both_platforms_and_what_it_serves(tmp_path: Path) -> None:
+    done = _corral("run", "--help", cwd=tmp_path)
+    assert done.returncode == 0
+    text = " ".join(done.stdout.split())
+    for said in ("Slack", "Discord", "DISCORD_TOKEN", "SLACK_APP_TOKEN", "/healthz", "/metrics"):
+        assert said in text, text
