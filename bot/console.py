@@ -7,9 +7,11 @@ import asyncio
 import difflib
 import getpass
 import logging
+import re
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -33,6 +35,8 @@ log = logging.getLogger("corral.console")
 PLATFORM = "console"
 #: Where the console commands log, so that the terminal shows only the conversation.
 CONSOLE_LOG = "corral.log"
+#: A platform mention, ``<@U0ADMIN>`` (Slack) or ``<@!123>`` (Discord).
+_MENTION = re.compile(r"<@!?(\w+)>")
 PALETTE = (
     "cyan",
     "magenta",
@@ -114,6 +118,9 @@ class ConsoleAdapter:
         return [message_id]
 
     def _print(self, place: Place, reply: Reply) -> None:
+        # Slack's and Discord's mention markup (an escalation names the approvers so) reads
+        # as a plain @handle in the terminal.
+        reply = replace(reply, text=_MENTION.sub(r"@\1", reply.text))
         agent = self.core.team.agents.get(reply.agent)
         name = agent.display_name if agent else reply.agent
         colour = self.colours.get(reply.agent, "white")

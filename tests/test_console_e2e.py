@@ -112,6 +112,8 @@ def test_chat_with_a_dead_model_tells_the_user_and_never_crashes(
     assert "Traceback" not in done.stdout + done.stderr
     assert "Beaver could not finish: every model failed" in done.stdout
     assert "escalation from @beaver" in done.stdout
+    # The approvers are named as handles, not in Slack's markup.
+    assert "@U0ADMIN" in done.stdout and "<@" not in done.stdout
 
 
 def test_chat_in_a_terminal(server: FakeModelServer, tmp_path: Path) -> None:
