@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from corral.agents.llm.usage import RateInfo, Usage
+
 
 @dataclass(frozen=True)
 class TextBlock:
@@ -76,6 +78,12 @@ class Completion:
     tokens_in: int = 0
     tokens_out: int = 0
     stop_reason: str = ""
+    #: Tokens by kind, cached ones included (``tokens_in`` is ``usage.input_total``).
+    usage: Usage = field(default_factory=Usage)
+    #: The provider's rate-limit headers on the response.
+    rate: RateInfo = field(default_factory=RateInfo)
+    #: What the call cost in US dollars, once the cost wrapper priced it; None: unknown.
+    cost_usd: float | None = None
 
     @property
     def text(self) -> str:
@@ -95,6 +103,8 @@ class ModelError(Exception):
     status: int | None = None
     retryable: bool = False
     retry_after: float | None = None
+    #: The provider's rate-limit headers on the error response.
+    rate: RateInfo = field(default_factory=RateInfo)
 
     def __str__(self) -> str:
         status = f" ({self.status})" if self.status else ""
