@@ -1,4 +1,5 @@
-"""The id of the run in progress, so every log line about a run can carry it."""
+"""What belongs to the run in progress: its id, so every log line about a run can carry
+it, and what the seams want said in its thread."""
 
 from __future__ import annotations
 
@@ -15,3 +16,18 @@ class RunIdFilter(logging.Filter):
         if not getattr(record, "run_id", ""):
             record.run_id = current_run_id.get()
         return True
+
+
+#: What the seams want said in the thread of the run in progress (a budget's warning):
+#: the runtime says them after the model call that raised them. None outside a call.
+run_notices: ContextVar[list[str] | None] = ContextVar("corral_run_notices", default=None)
+
+
+def notify(text: str) -> None:
+    """Have ``text`` said in the thread of the run in progress, or logged when there is
+    none (the router's call)."""
+    notices = run_notices.get()
+    if notices is None:
+        logging.getLogger("corral.runtime").warning("%s", text)
+    else:
+        notices.append(text)

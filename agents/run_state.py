@@ -11,8 +11,9 @@ from corral.agents.llm.types import Block, ChatMessage, TextBlock, ToolResult, T
 
 #: The format :meth:`RunState.to_json` writes. Runs paused by an earlier Corral are read
 #: by :meth:`RunState.from_json` for as long as their format is listed in its comments:
-#: 1 is the first stamped format; unstamped states (before 1) have no ``task_id``.
-FORMAT = 1
+#: 1 is the first stamped format; unstamped states (before 1) have no ``task_id``; 2
+#: adds the run's cost, cached tokens, priority and model choice (absent before: none).
+FORMAT = 2
 
 
 class UnknownRunFormat(ValueError):
@@ -44,6 +45,18 @@ class RunState:
     results: tuple[ToolResult, ...] = field(default=())
     #: The task record this run works on, when another agent handed the work over.
     task_id: int | None = None
+    #: Tokens read from and written to the prompt cache, over the run's model calls.
+    cache_read: int = 0
+    cache_write: int = 0
+    #: What the run's model calls cost in US dollars; None once one had no known price.
+    cost_usd: float | None = 0.0
+    #: How urgent its model calls are (``model_calls.PERSON`` or ``BACKGROUND``).
+    priority: int = 0
+    #: The model spec the run calls (a tier or provider/model), when it is not the
+    #: agent's own ``model:`` (``auto`` picked a tier, a fire or a handoff named one).
+    model_spec: str = ""
+    #: Why that spec: "auto: complex — …", empty when the agent's own model is used.
+    model_choice: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-safe dict (stored with the approval it waits for)."""
@@ -73,6 +86,12 @@ class RunState:
             "pending": [_block_to_json(u) for u in self.pending],
             "results": [_block_to_json(r) for r in self.results],
             "task_id": self.task_id,
+            "cache_read": self.cache_read,
+            "cache_write": self.cache_write,
+            "cost_usd": self.cost_usd,
+            "priority": self.priority,
+            "model_spec": self.model_spec,
+            "model_choice": self.model_choice,
         }
 
     @staticmethod
@@ -107,6 +126,14 @@ class RunState:
             results=tuple(r for r in results if isinstance(r, ToolResult)),
             # Format 0 (unstamped) runs may be older than tasks, and have none.
             task_id=data.get("task_id"),
+            # Format 1 and earlier kept no cost: what was spent before the pause is not
+            # known, so neither is the run's.
+            cache_read=data.get("cache_read", 0),
+            cache_write=data.get("cache_write", 0),
+            cost_usd=data.get("cost_usd") if version >= 2 else None,
+            priority=data.get("priority", 0),
+            model_spec=data.get("model_spec", ""),
+            model_choice=data.get("model_choice", ""),
         )
 
 

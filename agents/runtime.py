@@ -8,6 +8,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 
 from corral.agents.builtin_tools import escalate
@@ -23,9 +24,10 @@ from corral.agents.llm.types import (
     ToolResult,
     ToolUse,
 )
-from corral.agents.model_calls import CallContext
+from corral.agents.model_calls import CallContext, CallRefused
 from corral.agents.prompt import MemoryBudget, history_messages, system_prompt, within_budget
-from corral.agents.run_context import current_run_id
+from corral.agents.run_context import current_run_id, run_notices
+from corral.agents.run_gate import RunGate
 from corral.agents.run_state import RunState
 from corral.agents.seams import Seams
 from corral.agents.speech import Speaker
@@ -96,11 +98,14 @@ class Runtime:
         seams: Seams,
         storage: Storage,
         memory_budget: MemoryBudget | None = None,
+        gate: RunGate | None = None,
     ) -> None:
         self.team = team
         self.seams = seams
         self.storage = storage
         self.memory_budget = memory_budget or MemoryBudget()
+        #: How many runs of an agent may go at once (``limits.concurrent_runs``).
+        self.gate = gate
         #: Each agent's tools, fixed at start from ``team.yaml``.
         self.toolsets: dict[str, Toolset] = seams.tools.toolsets(team)
         self._no_memories_until = 0.0
@@ -260,8 +265,10 @@ class Runtime:
         run ends the chain and leaves nothing else to record (no task to close)."""
         token = current_run_id.set(state.run_id)
         started = time.perf_counter()
+        gate = self.gate.run(state.agent, state.run_id) if self.gate else nullcontext()
         try:
-            step = await self._loop(state, speaker, decision)
+            async with gate:
+                step = await self._loop(state, speaker, decision)
         except asyncio.CancelledError:
             # Shutting down mid-turn: the message goes back to the inbox, the run says so.
             # The message starts over from its first agent, so a handed-off task ends here.
@@ -293,6 +300,10 @@ class Runtime:
                 tokens_out=s.tokens_out,
                 latency_ms=int((time.perf_counter() - started) * 1000),
                 error=step.error,
+                cost_usd=s.cost_usd,
+                cache_read=s.cache_read,
+                cache_write=s.cache_write,
+                model_choice=s.model_choice,
             )
         )
         log.info(
@@ -340,8 +351,13 @@ class Runtime:
         """One model call through the model-call seam, counted in the run; a model that
         cannot answer ends the turn (said in the thread)."""
         agent = self.team.agent(state.agent)
-        ctx = CallContext(state.agent, state.place, state.run_id, "answer", agent.model)
+        spec = state.model_spec or agent.model
+        ctx = CallContext(
+            state.agent, state.place, state.run_id, "answer", spec, priority=state.priority
+        )
         request = Request(system, state.messages, self.toolsets[state.agent].specs())
+        notices: list[str] = []
+        said = run_notices.set(notices)
         try:
             completion = await self.seams.model_call(ctx, request)
         except NoModelConfigured as exc:
@@ -350,19 +366,20 @@ class Runtime:
                 state.place, Reply(state.agent, text, kind="notice", run_id=state.run_id)
             )
             return _Step("no_model", state, error=str(exc))
+        except CallRefused as exc:
+            await self._refused(state, speaker, exc)
+            return _Step(exc.outcome, state, error=exc.notice)
         except AllModelsFailed as exc:
             log.warning("every model failed: %s", exc)
             why = plain_reason(exc)
             await self._fail(state, speaker, why)
             return _Step("failed", state, error=why)
-        state = replace(
-            state,
-            step=state.step + 1,
-            model=completion.model,
-            tokens_in=state.tokens_in + completion.tokens_in,
-            tokens_out=state.tokens_out + completion.tokens_out,
-        )
-        return state, completion
+        finally:
+            run_notices.reset(said)
+        for text in notices:
+            notice = Reply(state.agent, text, kind="notice", run_id=state.run_id)
+            await speaker.say(state.place, notice)
+        return _counted(state, completion), completion
 
     async def _recall(self, state: RunState, limit: int) -> list[MemoryRecord]:
         """The memories the run may see that match its query, best first; no search while
@@ -493,6 +510,35 @@ class Runtime:
         await speaker.say(state.place, reply, owner=state.agent)
         return _Step("ok", state, answer=text)
 
+    async def _refused(self, state: RunState, speaker: Speaker, refused: CallRefused) -> None:
+        """Tell the thread why the call was not made; ask the approvers when the refusal
+        asks for a decision (a budget: once a day, with a button to raise it)."""
+        place = state.place
+        ask = refused.ask
+        if ask is None:
+            reply = Reply(state.agent, refused.notice, kind="notice", run_id=state.run_id)
+            await speaker.say(place, reply)
+            return
+        record = await self.storage.approvals.create(
+            kind=ask.kind,
+            agent=state.agent,
+            summary=ask.summary,
+            run_id=state.run_id,
+            platform=place.platform,
+            channel=place.channel,
+            thread=place.thread,
+            state=dict(ask.payload),
+        )
+        who = " ".join(f"<@{u}>" for u in self.team.approvers) or "an approver"
+        text = (
+            f"{refused.notice} {ask.summary} {who}: approve to raise it, reject to keep it "
+            f"stopped ({record.id})."
+        )
+        reply = Reply(
+            state.agent, text, kind="approval", run_id=state.run_id, approval_id=record.id
+        )
+        await speaker.say(place, reply)
+
     def _name(self, handle: str) -> str:
         agent = self.team.agents.get(handle)
         return agent.display_name if agent else handle
@@ -516,6 +562,22 @@ class Runtime:
 class _Decision:
     approved: bool
     by: str
+
+
+def _counted(state: RunState, completion: Completion) -> RunState:
+    """The run with one more model call counted: its tokens and cost."""
+    usage = completion.usage
+    cost = completion.cost_usd
+    return replace(
+        state,
+        step=state.step + 1,
+        model=completion.model,
+        tokens_in=state.tokens_in + completion.tokens_in,
+        tokens_out=state.tokens_out + completion.tokens_out,
+        cache_read=state.cache_read + usage.cache_read,
+        cache_write=state.cache_write + usage.cache_write,
+        cost_usd=None if state.cost_usd is None or cost is None else state.cost_usd + cost,
+    )
 
 
 def _done(state: RunState, result: ToolResult) -> RunState:

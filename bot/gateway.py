@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager, nullcontext, suppress
 
 from corral.agents.conversation import Place, Poster, Reply
 from corral.agents.runtime import Runtime, Turn
+from corral.agents.waiting import waiting, while_waiting
 from corral.bot.adapter import ChatAdapter
 from corral.bot.coordinator import Coordinator, Route
 from corral.bot.inbound import Inbound
@@ -42,6 +43,11 @@ log = logging.getLogger("corral.gateway")
 #: How long a message waits before it is tried again while another process answers an
 #: earlier message of its thread.
 WAIT_FOR_EARLIER_S = 0.5
+#: Items a process holds at once per unit of concurrency, most of them waiting (for a
+#: channel's pace, a rate limit, a slot): enough that waiting ones never keep the
+#: queue's next item from a free worker, bounded so one process does not take the
+#: whole queue from the others.
+IN_FLIGHT_PER_WORKER = 64
 RECENTLY_FINISHED = 1024
 
 
@@ -107,6 +113,11 @@ class Workers:
     agent never runs twice in parallel on a thread and answers never cross. A worker holds
     an item under a lease it renews; an item whose lease ran out (its process died) is
     queued again by the sweep, and its run is closed as interrupted.
+
+    ``concurrency`` items are worked on at once. An item that waits (for its channel's
+    posting pace, a rate limit, an agent's concurrency cap, its thread's earlier items)
+    gives its capacity back while it waits (:func:`~agents.waiting.waiting`), so no
+    channel, person or agent can hold the workers that would answer someone else.
     """
 
     def __init__(
@@ -133,6 +144,10 @@ class Workers:
         #: This process's intake, which new work gives the way to (see :class:`Intake`).
         self.intake = intake
         self._tasks: list[asyncio.Task[None]] = []
+        #: The items being handled, working or waiting.
+        self._items: set[asyncio.Task[None]] = set()
+        self._capacity = asyncio.Semaphore(concurrency)
+        self._in_flight = asyncio.Semaphore(concurrency * IN_FLIGHT_PER_WORKER)
         self._locks: dict[ThreadKey, asyncio.Lock] = {}
         self._lock_users: Counter[ThreadKey] = Counter()
         self._waiters: dict[str, asyncio.Event] = {}
@@ -144,24 +159,24 @@ class Workers:
         self._finished: dict[str, None] = {}
 
     def start(self) -> None:
-        """Start the workers and the sweep on the running loop."""
+        """Start taking work, and the sweep, on the running loop."""
         self._tasks = [
-            asyncio.create_task(self._work(), name=f"corral-worker-{i}")
-            for i in range(self.concurrency)
+            asyncio.create_task(self._take_work(), name="corral-workers"),
+            asyncio.create_task(self._sweep(), name="corral-sweep"),
         ]
-        self._tasks.append(asyncio.create_task(self._sweep(), name="corral-sweep"))
 
     async def stop(self) -> None:
         """Stop the workers; an item in progress goes back to the inbox for the next
         start (its run is recorded as interrupted)."""
         # An item waiting to be queued again stays pending: the next start takes it.
-        tasks = [*self._tasks, *self._later]
+        tasks = [*self._tasks, *self._items, *self._later]
         for task in tasks:
             task.cancel()
         for task in tasks:
             with suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        self._items.clear()
 
     async def recover(self) -> int:
         """Queue this process's platforms' items that were stored but not finished; the
@@ -242,8 +257,15 @@ class Workers:
         self._lock_users[key] += 1
         lock = self._locks.setdefault(key, asyncio.Lock())
         try:
-            async with lock:
+            if lock.locked():
+                async with waiting():
+                    await lock.acquire()
+            else:
+                await lock.acquire()
+            try:
                 yield
+            finally:
+                lock.release()
         finally:
             self._lock_users[key] -= 1
             if not self._lock_users[key]:
@@ -258,18 +280,47 @@ class Workers:
                 log.exception("sweep failed")
             await asyncio.sleep(self.sweep_every)
 
-    async def _work(self) -> None:
+    async def _take_work(self) -> None:
+        """Take the next item whenever a worker is free, and handle it in a task of its own."""
         while True:
-            inbox_id = await self.queue.get(list(self.adapters))
+            await self._in_flight.acquire()
+            await self._capacity.acquire()
+            try:
+                inbox_id = await self.queue.get(list(self.adapters))
+            except BaseException:
+                self._capacity.release()
+                self._in_flight.release()
+                raise
+            task = asyncio.create_task(self._work(inbox_id), name=f"corral-item-{inbox_id}")
+            self._items.add(task)
+            task.add_done_callback(self._items.discard)
+
+    async def _work(self, inbox_id: str) -> None:
+        """Handle one item on the capacity taken for it, given back while it waits."""
+        token = while_waiting.set(self._give_back)
+        try:
             self._requeued.pop(inbox_id, None)
             if self.intake is not None:
                 await self.intake.yield_to_acks()
             try:
                 await self.process(inbox_id)
-            except Exception:  # one bad item must not stop the worker
+            except Exception:  # one bad item must not stop the workers
                 log.exception("work item %s could not be handled", inbox_id)
             finally:
                 self._notify(inbox_id)
+        finally:
+            while_waiting.reset(token)
+            self._capacity.release()
+            self._in_flight.release()
+
+    @asynccontextmanager
+    async def _give_back(self) -> AsyncIterator[None]:
+        """While an item waits, its capacity serves another; it takes it back after."""
+        self._capacity.release()
+        try:
+            yield
+        finally:
+            await self._capacity.acquire()
 
     async def process(self, inbox_id: str) -> None:
         """Handle one stored work item, after the earlier items of its thread."""

@@ -14,7 +14,7 @@ from corral.storage.ids import new_id
 from corral.storage.tables import ApprovalRow, AuditRow, utcnow
 
 #: What waits for a person: a tool call to allow, or an escalation to resolve.
-ApprovalKind = Literal["tool", "escalation"]
+ApprovalKind = Literal["tool", "escalation", "budget"]
 #: A tool call is ``pending`` until ``approved`` or ``rejected``; an escalation is
 #: ``open`` until ``resolved``.
 ApprovalStatus = Literal["pending", "open", "approved", "rejected", "resolved"]

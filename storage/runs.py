@@ -16,9 +16,18 @@ from corral.storage.tables import RunRow, utcnow
 
 #: How a run stands or ended: ``running`` until it finishes; then ``ok`` (it answered),
 #: ``handoff`` (it passed the work on), ``waiting`` (for a human's approval),
-#: ``escalated``, ``failed``, ``no_model``, or ``interrupted`` (Corral stopped during it).
+#: ``escalated``, ``failed``, ``no_model``, ``over_budget`` (a daily budget is spent) or
+#: ``interrupted`` (Corral stopped during it).
 RunOutcome = Literal[
-    "running", "ok", "handoff", "waiting", "escalated", "failed", "no_model", "interrupted"
+    "running",
+    "ok",
+    "handoff",
+    "waiting",
+    "escalated",
+    "failed",
+    "no_model",
+    "over_budget",
+    "interrupted",
 ]
 
 

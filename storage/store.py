@@ -46,6 +46,13 @@ class RunEnd:
     tokens_out: int = 0
     latency_ms: int = 0
     error: str = ""
+    #: What the run's model calls cost in US dollars; None: unknown (a model without a
+    #: known price).
+    cost_usd: float | None = None
+    cache_read: int = 0
+    cache_write: int = 0
+    #: Why the run used the model it did, when ``model: auto`` or a fire chose it.
+    model_choice: str = ""
 
 
 class Storage:

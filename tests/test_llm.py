@@ -324,8 +324,9 @@ async def test_server_errors_are_retried_with_backoff(
     assert second == pytest.approx(1.05, abs=0.05)  # 1 s backoff plus up to 10% jitter
 
 
-async def test_dead_first_model_falls_back_to_the_second(
+async def test_busy_first_model_falls_back_to_the_second_at_once(
     server: FakeModelServer,
+    sleep: RecordingSleep,
     caplog: pytest.LogCaptureFixture,
     make_registry: MakeRegistry,
 ) -> None:
@@ -336,19 +337,23 @@ async def test_dead_first_model_falls_back_to_the_second(
     with caplog.at_level(logging.WARNING, logger="corral.models"):
         completion = await client.complete(ask("anyone there?"))
 
+    # A model that says it is busy is not waited for while the next one may answer.
     assert completion.model == "openai/small"
     assert completion.text == "[small] anyone there?"
-    assert server.count("big") == RetryPolicy().attempts
+    assert server.count("big") == 1
+    assert sleep.delays == []
     assert [r.json["messages"] for r in server.requests_for("small")] == [
         [
             {"role": "system", "content": "You are a test."},
             {"role": "user", "content": "anyone there?"},
         ]
     ]
-    assert "anthropic/big failed (status 529, attempt 3/3), giving up" in caplog.text
+    assert "anthropic/big failed (status 529, attempt 1/3), to be tried again" in caplog.text
 
 
-async def test_all_models_dead(server: FakeModelServer, make_registry: MakeRegistry) -> None:
+async def test_all_models_dead(
+    server: FakeModelServer, sleep: RecordingSleep, make_registry: MakeRegistry
+) -> None:
     server.fail_always("big", 500)
     server.fail_always("small", 502)
     client = make_registry({"fast": ["anthropic/big", "openai/small"]}).client_for("fast")
@@ -356,6 +361,10 @@ async def test_all_models_dead(server: FakeModelServer, make_registry: MakeRegis
     with pytest.raises(AllModelsFailed) as failed:
         await client.complete(ask("hi"))
 
+    # Rounds over the whole chain, waiting only between rounds.
+    attempts = RetryPolicy().attempts
+    assert (server.count("big"), server.count("small")) == (attempts, attempts)
+    assert len(sleep.delays) == attempts - 1
     assert [(e.model, e.status) for e in failed.value.errors] == [
         ("anthropic/big", 500),
         ("openai/small", 502),

@@ -122,11 +122,23 @@ async def test_remember_then_recall(harness: Harness) -> None:
     assert memory.author == "agent:beaver" and memory.scope == "team"
 
 
-async def test_rate_limit_is_retried_after_retry_after(harness: Harness) -> None:
+async def test_rate_limited_model_hands_over_to_the_next_at_once(harness: Harness) -> None:
     harness.server.script("smart-a", Fail(429, retry_after=2), Reply("Done."))
     await harness.say("@beaver fix it")
+    (answer,) = harness.adapter.texts()
+    assert answer.startswith("[smart-b]")
+    assert harness.slept == []
+    assert harness.server.count("smart-a") == 1
+    (run,) = await harness.storage.runs.recent()
+    assert run.outcome == "ok" and run.model == "openai/smart-b" and run.tokens_in > 0
+
+
+async def test_rate_limit_on_every_model_waits_for_retry_after(harness: Harness) -> None:
+    harness.server.script("smart-a", Fail(429, retry_after=2), Reply("Done."))
+    harness.server.script("smart-b", Fail(429, retry_after=3))
+    await harness.say("@beaver fix it")
     assert harness.adapter.texts() == ["Done."]
-    assert harness.slept == [2.0]
+    assert harness.slept == [2.0]  # the sooner of the two
     assert harness.server.count("smart-a") == 2
     (run,) = await harness.storage.runs.recent()
     assert run.outcome == "ok" and run.model == "anthropic/smart-a" and run.tokens_in > 0
@@ -139,7 +151,7 @@ async def test_dead_first_model_falls_back_to_the_second(harness: Harness) -> No
     assert answer.startswith("[smart-b]")
     (run,) = await harness.storage.runs.recent()
     assert run.outcome == "ok" and run.model == "openai/smart-b"
-    assert harness.server.count("smart-a") == 3  # retried per the policy, then abandoned
+    assert harness.server.count("smart-a") == 1  # busy: the next model answers at once
 
 
 async def test_all_models_dead_tells_the_thread_and_escalates(harness: Harness) -> None:

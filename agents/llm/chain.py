@@ -1,4 +1,4 @@
-"""A tier's models tried in order, each retried per the policy, until one answers."""
+"""A tier's models tried in order, until one answers."""
 
 from __future__ import annotations
 
@@ -6,17 +6,35 @@ import asyncio
 import logging
 
 from corral.agents.llm.retry import RetryPolicy, Sleep
-from corral.agents.llm.types import AllModelsFailed, Completion, ModelError, Provider, Request
+from corral.agents.llm.types import (
+    AllModelsFailed,
+    Attempt,
+    Completion,
+    ModelError,
+    Provider,
+    Request,
+)
+from corral.agents.waiting import waiting
 
 log = logging.getLogger("corral.models")
+
+
+async def direct(provider: Provider, model: str, request: Request) -> Completion:
+    """An attempt with nothing around it: the provider's own call."""
+    return await provider.complete(model, request)
 
 
 class FallbackChain:
     """A :class:`~agents.llm.types.ModelClient` over ``(provider, model)`` entries.
 
-    Retryable errors (rate limits, server errors, lost connections) are retried on the same
-    model as ``policy`` says; any other error, or the last retry, moves on to the next
-    model. When every model has failed, :class:`AllModelsFailed` lists each one's last error.
+    The models are tried in order, in rounds: a model that fails with a retryable error
+    (a rate limit, a server error, a lost connection, a cooldown) is left for the next
+    round and the chain moves on to the next model at once, rather than waiting to retry
+    a model that has just said it is busy. Only when every model of the round has failed
+    does the chain wait, for the shortest delay ``policy`` gives any of them, and start
+    another round; ``policy.attempts`` rounds in all. A model that fails otherwise (a
+    bad request, a wrong key) is not tried again. When no round succeeds,
+    :class:`AllModelsFailed` lists each model's last error.
     """
 
     def __init__(
@@ -31,38 +49,45 @@ class FallbackChain:
         self._spec = spec
         self._sleep = sleep
 
-    async def complete(self, request: Request) -> Completion:
+    async def complete(self, request: Request, attempt: Attempt | None = None) -> Completion:
         """The first answer of the chain; raises :class:`AllModelsFailed`."""
-        errors: list[ModelError] = []
-        for provider, model in self._entries:
-            try:
-                return await self._complete_with_retries(provider, model, request)
-            except ModelError as error:
-                errors.append(error)
-        raise AllModelsFailed(errors)
+        call = attempt or direct
+        last: dict[int, ModelError] = {}
+        alive = list(range(len(self._entries)))
+        attempts = self._policy.attempts
+        for round_ in range(1, attempts + 1):
+            delays: list[float] = []
+            for index in list(alive):
+                provider, model = self._entries[index]
+                try:
+                    return await call(provider, model, request)
+                except ModelError as error:
+                    last[index] = error
+                    if not error.retryable:
+                        alive.remove(index)
+                    elif round_ < attempts:
+                        delays.append(self._policy.delay(round_, error))
+                    self._log(provider, model, error, round_, error.retryable and round_ < attempts)
+            if not delays:
+                break
+            async with waiting():
+                await self._sleep(min(delays))
+        raise AllModelsFailed([last[i] for i in sorted(last)])
 
-    async def _complete_with_retries(
-        self, provider: Provider, model: str, request: Request
-    ) -> Completion:
-        attempt = 1
-        while True:
-            try:
-                return await provider.complete(model, request)
-            except ModelError as error:
-                final = not error.retryable or attempt >= self._policy.attempts
-                delay = 0.0 if final else self._policy.delay(attempt, error)
-                log.warning(
-                    "%s: %s/%s failed (status %s, attempt %d/%d), %s: %s",
-                    self._spec,
-                    provider.name,
-                    model,
-                    error.status or "none",
-                    attempt,
-                    self._policy.attempts,
-                    "giving up on it" if final else f"retrying in {delay:.1f}s",
-                    error.message,
-                )
-                if final:
-                    raise
-            await self._sleep(delay)
-            attempt += 1
+    def _log(
+        self, provider: Provider, model: str, error: ModelError, round_: int, again: bool
+    ) -> None:
+        if error.cooling:
+            log.info("%s: %s/%s skipped: %s", self._spec, provider.name, model, error.message)
+            return
+        log.warning(
+            "%s: %s/%s failed (status %s, attempt %d/%d), %s: %s",
+            self._spec,
+            provider.name,
+            model,
+            error.status or "none",
+            round_,
+            self._policy.attempts,
+            "to be tried again" if again else "giving up on it",
+            error.message,
+        )

@@ -11,7 +11,14 @@ from corral.agents.llm.anthropic_provider import AnthropicProvider
 from corral.agents.llm.chain import FallbackChain
 from corral.agents.llm.openai_provider import OpenAIProvider
 from corral.agents.llm.retry import RetryPolicy, Sleep
-from corral.agents.llm.types import Completion, ModelClient, NoModelConfigured, Provider, Request
+from corral.agents.llm.types import (
+    Attempt,
+    Completion,
+    ModelClient,
+    NoModelConfigured,
+    Provider,
+    Request,
+)
 from corral.storage.urls import shown_url
 
 ProviderFactory = Callable[[], Provider]
@@ -174,7 +181,7 @@ class _Unconfigured:
         self._spec = spec
         self._hint = hint
 
-    async def complete(self, request: Request) -> Completion:
+    async def complete(self, request: Request, attempt: Attempt | None = None) -> Completion:
         raise NoModelConfigured(self._spec, self._hint)
 
 

@@ -5,6 +5,7 @@ The runtime speaks only these; each provider module translates them to and from 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -105,6 +106,9 @@ class ModelError(Exception):
     retry_after: float | None = None
     #: The provider's rate-limit headers on the error response.
     rate: RateInfo = field(default_factory=RateInfo)
+    #: Not sent: the model is cooling down after an error (for every process), and is
+    #: tried again after ``retry_after``.
+    cooling: bool = False
 
     def __str__(self) -> str:
         status = f" ({self.status})" if self.status else ""
@@ -142,9 +146,15 @@ class Provider(Protocol):
         ...
 
 
+#: One call of one model (a provider's ``model``) with a request: how a chain tries each
+#: model, through the model-call seam's wrappers.
+Attempt = Callable[[Provider, str, Request], Awaitable[Completion]]
+
+
 class ModelClient(Protocol):
     """What the runtime calls: a tier or model, with retries and fallbacks inside."""
 
-    async def complete(self, request: Request) -> Completion:
-        """Raises :class:`AllModelsFailed` or :class:`NoModelConfigured`."""
+    async def complete(self, request: Request, attempt: Attempt | None = None) -> Completion:
+        """Each model tried through ``attempt`` (by default: the provider directly).
+        Raises :class:`AllModelsFailed` or :class:`NoModelConfigured`."""
         ...

@@ -15,6 +15,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from corral.agents.conversation import Place, Reply
 from corral.agents.team import Team
+from corral.agents.waiting import waiting
 from corral.bot.adapter import OnPart, ThreadLine
 from corral.bot.coordinator import Route
 from corral.bot.decisions import RequestMessages
@@ -231,7 +232,8 @@ class SlackAdapter:
         """Post one message; its channel id and ts."""
         wait = self._pace(channel)
         if wait > 0:
-            await asyncio.sleep(wait)
+            async with waiting():
+                await asyncio.sleep(wait)
         response = await self.client.chat_postMessage(
             channel=channel,
             thread_ts=thread,

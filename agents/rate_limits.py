@@ -1,0 +1,246 @@
+"""Rate limits, a model-call wrapper: before each attempt the call takes what it needs
+from its model's and its provider's limits (one request; its input tokens, estimated;
+its output tokens up to ``max_tokens``), waiting as long as it must, and afterwards
+settles them with the real usage. The windows live in a shared :class:`Limiter`, so
+every process counts against the same limit.
+
+The provider's own headers are obeyed on top: a limit the provider reports is kept
+like a configured one (so with no ``limits:`` at all Corral stays under the provider's),
+and a response saying nothing remains holds the model back until the provider's reset.
+
+Waiters of this process are served fairly (:class:`FairQueue`): a person before
+background work, then agents in turn, so that no agent starves another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from corral.agents.llm.types import Completion, ModelError, Request
+from corral.agents.llm.usage import RateInfo
+from corral.agents.model_calls import CallContext, ModelCall
+from corral.agents.team import ModelLimits
+from corral.agents.waiting import waiting
+from corral.storage.limiter import Grant, Limiter, Need
+
+log = logging.getLogger("corral.limits")
+
+#: The window of every ``…_per_minute`` limit.
+MINUTE_S = 60.0
+#: Characters per token when a request's input is estimated before it is sent; real
+#: usage settles the difference afterwards.
+CHARS_PER_TOKEN = 4
+
+#: ``(provider, model)`` → the configured limits that apply, each under its key.
+LimitsFor = Callable[[str, str], Sequence[tuple[str, ModelLimits]]]
+Sleep = Callable[[float], Awaitable[None]]
+
+_FIELDS = {
+    "requests": "requests_per_minute",
+    "tokens": "tokens_per_minute",
+    "input_tokens": "input_tokens_per_minute",
+    "output_tokens": "output_tokens_per_minute",
+}
+
+
+def estimate_input(request: Request) -> int:
+    """The request's input tokens, estimated from its text (system, messages, tools)."""
+    parts: list[str] = [request.system]
+    for message in request.messages:
+        for block in message.content:
+            parts.append(json.dumps(block.__dict__, ensure_ascii=False, default=str))
+    for tool in request.tools:
+        parts.append(tool.name + tool.description + json.dumps(tool.parameters))
+    return sum(len(part) for part in parts) // CHARS_PER_TOKEN + 1
+
+
+def _costs(request: Request) -> dict[str, int]:
+    estimated = estimate_input(request)
+    return {
+        "requests": 1,
+        "input_tokens": estimated,
+        "output_tokens": request.max_tokens,
+        "tokens": estimated + request.max_tokens,
+    }
+
+
+#: What a call that failed after it was sent used: the request, and no tokens.
+_FAILED = {"requests": 1, "input_tokens": 0, "output_tokens": 0, "tokens": 0}
+
+
+def _used(completion: Completion) -> dict[str, int]:
+    usage = completion.usage
+    return {
+        "requests": 1,
+        "input_tokens": usage.input_total,
+        "output_tokens": usage.output,
+        "tokens": usage.input_total + usage.output,
+    }
+
+
+@dataclass(order=True)
+class _Waiter:
+    rank: tuple[int, int, int]
+    agent: str = field(compare=False)
+    turn: asyncio.Event = field(compare=False, default_factory=asyncio.Event)
+
+
+class FairQueue:
+    """The order this process's waiters for one model take its limits in: by priority
+    (a person before background work), then by how many grants the agent has had
+    (agents take turns), then by arrival. Only the head asks the limiter; the others
+    wait their turn without asking."""
+
+    def __init__(self) -> None:
+        self._heap: list[_Waiter] = []
+        self._turns: Counter[str] = Counter()
+        self._floor = 0
+        self._arrivals = itertools.count()
+
+    async def take(
+        self,
+        agent: str,
+        priority: int,
+        acquire: Callable[[], Awaitable[Grant | float]],
+        sleep: Sleep,
+    ) -> Grant:
+        """A grant from ``acquire`` when it is this waiter's turn and the limits allow."""
+        # An agent that waited for nothing for a while does not jump the queue by the
+        # turns it did not take.
+        turn = self._turns[agent] = max(self._turns[agent], self._floor)
+        waiter = _Waiter((priority, turn, next(self._arrivals)), agent)
+        heapq.heappush(self._heap, waiter)
+        try:
+            while True:
+                if self._heap[0] is not waiter:
+                    waiter.turn.clear()
+                    async with waiting():
+                        await waiter.turn.wait()
+                    continue
+                result = await acquire()
+                if isinstance(result, Grant):
+                    self._turns[agent] += 1
+                    self._floor = turn
+                    return result
+                async with waiting():
+                    await sleep(result)
+        finally:
+            self._heap.remove(waiter)
+            heapq.heapify(self._heap)
+            if self._heap:
+                self._heap[0].turn.set()
+
+
+class RateLimitWrapper:
+    """Takes each attempt's share of its limits before the call, settles after."""
+
+    def __init__(
+        self,
+        limiter: Limiter,
+        limits_for: LimitsFor,
+        *,
+        window_s: float = MINUTE_S,
+        clock: Callable[[], float] = time.time,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.limiter = limiter
+        self.limits_for = limits_for
+        self.window_s = window_s
+        self.clock = clock
+        self.sleep = sleep
+        self._queues: dict[str, FairQueue] = {}
+        #: target → what its provider's headers said its limits are, per dimension.
+        self._learned: dict[str, dict[str, int]] = {}
+        #: target → when the provider said it has capacity again.
+        self._held_until: dict[str, float] = {}
+
+    async def __call__(
+        self, ctx: CallContext, request: Request, call_next: ModelCall
+    ) -> Completion:
+        """The call, once its limits allow it."""
+        needs = self.needs(ctx.target, request)
+        grant: Grant | None = None
+        if needs or ctx.target in self._held_until:
+            queue = self._queues.setdefault(ctx.target, FairQueue())
+            grant = await queue.take(
+                ctx.agent, ctx.priority, lambda: self._acquire(ctx.target, needs), self.sleep
+            )
+        # Cancelled mid-call, what was taken stays taken until it leaves the window: the
+        # provider may have counted it.
+        try:
+            completion = await call_next(ctx, request)
+        except ModelError as error:
+            self._learn(ctx.target, error.rate)
+            if grant is not None and grant.needs:
+                if error.status == 429:  # refused: the provider counted nothing
+                    await self.limiter.release(grant)
+                else:
+                    await self.limiter.settle(grant, actual_for(grant, _FAILED))
+            raise
+        self._learn(ctx.target, completion.rate)
+        if grant is not None and grant.needs:
+            await self.limiter.settle(grant, actual_for(grant, _used(completion)))
+        return completion
+
+    def needs(self, target: str, request: Request) -> list[Need]:
+        """What an attempt on ``target`` takes from each limit that applies to it: the
+        configured ones, and those the provider reported where none is configured."""
+        provider, _, model = target.partition("/")
+        costs = _costs(request)
+        needs: list[Need] = []
+        configured: set[str] = set()
+        for key, limits in self.limits_for(provider, model):
+            for dimension, name in _FIELDS.items():
+                limit = getattr(limits, name)
+                if limit is not None:
+                    configured.add(dimension)
+                    needs.append(self._need(f"{key}:{dimension}", costs[dimension], limit))
+        for dimension, limit in self._learned.get(target, {}).items():
+            if dimension not in configured:
+                needs.append(self._need(f"learned:{target}:{dimension}", costs[dimension], limit))
+        return needs
+
+    def _need(self, key: str, cost: int, limit: int) -> Need:
+        # A call can never need more than the whole limit: it waits for an empty window.
+        return Need(key, max(1, min(cost, limit)), limit, self.window_s)
+
+    async def _acquire(self, target: str, needs: Sequence[Need]) -> Grant | float:
+        held = self._held_until.get(target, 0.0) - self.clock()
+        if held > 0:
+            return held
+        self._held_until.pop(target, None)
+        if not needs:
+            return Grant("", ())
+        return await self.limiter.acquire(needs)
+
+    def _learn(self, target: str, rate: RateInfo) -> None:
+        """Keep the limits the provider reported, and hold the model back when it says
+        nothing remains until its reset."""
+        if not rate:
+            return
+        learned = self._learned.setdefault(target, {})
+        for dimension, limit in rate.limit.items():
+            if dimension in _FIELDS and limit > 0:
+                learned[dimension] = limit
+        for dimension, remaining in rate.remaining.items():
+            reset = rate.reset_s.get(dimension)
+            if remaining <= 0 and reset is not None and reset > 0:
+                until = self.clock() + reset
+                if until > self._held_until.get(target, 0.0):
+                    log.info(
+                        "%s: the provider says no %s remain for %.1fs", target, dimension, reset
+                    )
+                    self._held_until[target] = until
+
+
+def actual_for(grant: Grant, used: Mapping[str, int]) -> dict[str, int]:
+    """Each need of ``grant`` with what the call really used of its dimension."""
+    return {need.key: used[need.key.rpartition(":")[2]] for need in grant.needs}
