@@ -92,7 +92,10 @@ async def _handoff(ctx: ToolContext, args: Mapping[str, Any]) -> ToolOutcome:
         raise ToolError("you cannot hand work to yourself")
     if agent.handoff_to and target not in agent.handoff_to:
         raise ToolError(f"you may hand off only to: {', '.join(agent.handoff_to)}")
-    return ToolOutcome(f"Handed off to {target}.", handoff=Handoff(target, task))
+    tier = str(args.get("tier") or "")
+    if tier and tier not in ctx.team.models:
+        raise ToolError(f"there is no model tier `{tier}`; tiers: {', '.join(ctx.team.models)}")
+    return ToolOutcome(f"Handed off to {target}.", handoff=Handoff(target, task, tier))
 
 
 async def _escalate(ctx: ToolContext, args: Mapping[str, Any]) -> ToolOutcome:
@@ -215,6 +218,11 @@ _TOOLS = (
             "properties": {
                 "agent": {"type": "string", "description": "The teammate's handle."},
                 "task": {"type": "string", "description": "What they should do, concretely."},
+                "tier": {
+                    "type": "string",
+                    "description": "Optional: the model tier they should use (e.g. a cheap "
+                    "one for routine work); leave it out for their own model.",
+                },
             },
             "required": ["agent", "task"],
         },

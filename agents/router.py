@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from corral.agents.llm.types import ChatMessage, ModelClient, Request, ToolSpec
+from corral.agents.model_choice import AUTO, Difficulty, difficulty_property, parse_difficulty
 from corral.agents.team import Team
 
 CHOOSE_TOOL = "choose_agent"
@@ -14,24 +15,33 @@ CHOOSE_TOOL = "choose_agent"
 class Choice:
     agent: str
     reason: str
+    #: How hard the message is, when the team has ``model: auto`` agents to pick for.
+    difficulty: Difficulty | None = None
 
 
 class RouterError(Exception):
     """The router's model answered, but not with a usable choice."""
 
 
+def rates_difficulty(team: Team) -> bool:
+    """Whether the router's choice carries the message's difficulty: when some agent
+    picks its tier by it (``model: auto``)."""
+    return team.auto is not None and any(a.model == AUTO for a in team.agents.values())
+
+
 def _choose_spec(team: Team) -> ToolSpec:
+    properties: dict[str, object] = {
+        "agent": {"type": "string", "enum": list(team.agents)},
+        "reason": {"type": "string", "description": "One short line."},
+    }
+    required = ["agent", "reason"]
+    if rates_difficulty(team):
+        properties["difficulty"] = difficulty_property()
+        required.append("difficulty")
     return ToolSpec(
         CHOOSE_TOOL,
         "Name the one teammate who should answer the message, with a one-line reason.",
-        {
-            "type": "object",
-            "properties": {
-                "agent": {"type": "string", "enum": list(team.agents)},
-                "reason": {"type": "string", "description": "One short line."},
-            },
-            "required": ["agent", "reason"],
-        },
+        {"type": "object", "properties": properties, "required": required},
     )
 
 
@@ -65,5 +75,5 @@ async def choose(team: Team, client: ModelClient, text: str) -> Choice:
         if agent not in team.agents:
             raise RouterError(f"the router chose `{agent}`, which is not an agent")
         reason = " ".join(str(use.input.get("reason", "")).split())[:120]
-        return Choice(agent, reason or "best fit")
+        return Choice(agent, reason or "best fit", parse_difficulty(use.input.get("difficulty")))
     raise RouterError("the router's model did not call choose_agent")

@@ -24,7 +24,8 @@ from corral.agents.llm.types import (
     ToolResult,
     ToolUse,
 )
-from corral.agents.model_calls import CallContext, CallRefused
+from corral.agents.model_calls import PERSON, CallContext, CallRefused
+from corral.agents.model_choice import Difficulty, choose_model
 from corral.agents.prompt import MemoryBudget, history_messages, system_prompt, within_budget
 from corral.agents.run_context import current_run_id, run_notices
 from corral.agents.run_gate import RunGate
@@ -59,6 +60,12 @@ class Turn:
     route_reason: str
     text: str
     inbox_id: str | None = None
+    #: How urgent its model calls are: a person's message, or background work.
+    priority: int = PERSON
+    #: The model tier its run uses, when a schedule names one.
+    tier: str = ""
+    #: How hard the message is, when the router rated it (for ``model: auto``).
+    difficulty: Difficulty | None = None
 
 
 #: Records how a run ended (``Storage.end_run``, or a worker's own, which closes its work
@@ -127,6 +134,9 @@ class Runtime:
             depth=0,
             chain=(turn.agent,),
             task=None,
+            priority=turn.priority,
+            tier=turn.tier,
+            difficulty=turn.difficulty,
         )
         return await self._follow(state, self._speaker(post), end_last=end_last)
 
@@ -171,9 +181,23 @@ class Runtime:
         chain: tuple[str, ...],
         task: str | None,
         task_id: int | None = None,
+        priority: int = PERSON,
+        tier: str = "",
+        difficulty: Difficulty | None = None,
     ) -> RunState:
         start = RunStart(handle, reason, place.platform, place.channel, place.thread, inbox_id)
         run_id, entries = await self.storage.start_run(start, HISTORY_LIMIT)
+        ctx = CallContext(handle, place, run_id, "classify", "", priority=priority)
+        why = reason if difficulty is not None else ""
+        choice = await choose_model(
+            self.team,
+            self.seams.model_call,
+            ctx,
+            task or query,
+            tier=tier,
+            difficulty=difficulty,
+            why=why,
+        )
         messages = history_messages(self.team, handle, entries)
         if task is not None:
             sender = self.team.agent(chain[-2]).display_name if len(chain) > 1 else "A teammate"
@@ -191,6 +215,9 @@ class Runtime:
             chain=chain,
             inbox_id=inbox_id,
             task_id=task_id,
+            priority=priority,
+            model_spec=choice.spec,
+            model_choice=choice.why,
         )
 
     async def _follow(
@@ -240,6 +267,8 @@ class Runtime:
             chain=(*state.chain, handoff.to),
             task=handoff.task,
             task_id=task.id,
+            priority=state.priority,
+            tier=handoff.tier,
         )
 
     async def _close_task(self, step: _Step) -> None:

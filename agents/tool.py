@@ -31,6 +31,8 @@ class Handoff:
 
     to: str
     task: str
+    #: The model tier the next agent should use for it ("" : its own model).
+    tier: str = ""
 
 
 @dataclass(frozen=True)

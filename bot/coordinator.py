@@ -10,6 +10,7 @@ from corral.agents import router
 from corral.agents.failures import plain_reason
 from corral.agents.llm.types import AllModelsFailed, NoModelConfigured
 from corral.agents.model_calls import BoundModel, CallContext, ModelCall
+from corral.agents.model_choice import Difficulty
 from corral.agents.team import Team
 from corral.bot.inbound import Inbound
 from corral.storage.threads import ThreadStore
@@ -22,10 +23,12 @@ _FIRST_WORD = re.compile(r"^\W*([A-Za-z][A-Za-z0-9_-]*)")
 
 @dataclass(frozen=True)
 class Route:
-    """The agent that answers and the reason, as shown to people and recorded."""
+    """The agent that answers and the reason, as shown to people and recorded; with the
+    message's difficulty when the router rated it (for ``model: auto``)."""
 
     agent: str
     reason: str
+    difficulty: Difficulty | None = None
 
 
 class Coordinator:
@@ -106,7 +109,7 @@ class Coordinator:
         except Exception:  # a routing failure must never lose the message
             log.exception("router raised, %s answers itself", router_handle)
             return Route(router_handle, "router failed (internal error); answering itself")
-        return Route(choice.agent, f"router: {choice.reason}")
+        return Route(choice.agent, f"router: {choice.reason}", choice.difficulty)
 
 
 def _hash(name: str) -> str:

@@ -477,7 +477,14 @@ class Workers:
                 return "ignored"
             await adapter.picked_up(inbound, route)
             await self.runtime.handle(
-                Turn(place, route.agent, route.reason, inbound.text, inbox_id=record.id),
+                Turn(
+                    place,
+                    route.agent,
+                    route.reason,
+                    inbound.text,
+                    inbox_id=record.id,
+                    difficulty=route.difficulty,
+                ),
                 post,
                 end_last=closing,
             )

@@ -9,6 +9,7 @@ import logging
 from contextlib import suppress
 
 from corral.agents.conversation import Place, Poster, Recorder, Reply
+from corral.agents.model_calls import BACKGROUND
 from corral.agents.runtime import Runtime, Turn
 from corral.storage.inbox import InboxRecord, NewWork
 from corral.storage.schedules import FireOutcome, FireRecord, ScheduleRecord
@@ -62,7 +63,16 @@ async def run_fire(runtime: Runtime, storage: Storage, item: InboxRecord, post: 
         await _tell(poster, place, agent, f"Scheduled task `{name}`: {why}.")
         await storage.schedules.finish_fire(fire_id, outcome="failed", reason=why)
         return
-    turn = Turn(place, agent, str(payload["route_reason"]), str(payload["text"]), item.id)
+    # Background work: a person's message waiting for the same limit goes first.
+    turn = Turn(
+        place,
+        agent,
+        str(payload["route_reason"]),
+        str(payload["text"]),
+        item.id,
+        priority=BACKGROUND,
+        tier=str(payload.get("tier") or ""),
+    )
     try:
         outcome = await runtime.handle(turn, poster)
     except asyncio.CancelledError:
