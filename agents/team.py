@@ -7,7 +7,7 @@ module only says what a valid team is.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import (
     BaseModel,
@@ -92,14 +92,12 @@ class Limits(StrictModel):
     #: Model calls one agent turn may make before it is stopped.
     tool_steps: Annotated[int, Field(ge=1, le=50)] = 8
 
-    @model_validator(mode="before")
-    @classmethod
-    def _providers_into_models(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("providers"), dict):
-            models = data.get("models")
-            if models is None or isinstance(models, dict):
-                data = {**data, "models": {**data["providers"], **(models or {})}}
-        return data
+    @model_validator(mode="after")
+    def _providers_into_models(self) -> Limits:
+        # Merged after validation, so a mistake under `providers:` is reported once, there.
+        if not self.providers:
+            return self
+        return self.model_copy(update={"models": {**self.providers, **self.models}})
 
     def limits_for(self, provider: str, model: str) -> list[tuple[str, ModelLimits]]:
         """The limits a call of ``provider``/``model`` must keep, each with its key: the

@@ -647,3 +647,11 @@ def test_a_team_with_errors_also_lists_its_warnings(tmp_path: Path) -> None:
     text = MINIMAL + "limits:\n  providers:\n    mistral: {requests_per_minute: 5}\n"
     problems = problems_of(write(tmp_path, text))
     assert [(p.line, p.severity) for p in problems] == [(8, "warning"), (9, "error")]
+
+
+def test_a_mistake_under_limits_providers_is_reported_once_where_it_is(tmp_path: Path) -> None:
+    text = MINIMAL + "limits:\n  providers:\n    openai: {requests_per_minute: -5}\n"
+    errors = [p for p in problems_of(write(tmp_path, text)) if p.severity == "error"]
+    assert [(p.line, p.message) for p in errors] == [
+        (9, "`limits.providers.openai.requests_per_minute` should be greater than 0, not `-5`")
+    ]
