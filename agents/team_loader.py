@@ -10,6 +10,7 @@ tools, cron strings, intervals and time zones.
 from __future__ import annotations
 
 import difflib
+import logging
 import re
 import zoneinfo
 from collections.abc import Iterable, Sequence
@@ -26,13 +27,16 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from corral.agents.builtin_tools import BUILTIN_TOOLS
+from corral.agents.llm.prices import PriceTable
 from corral.agents.team import (
+    AUTO,
     HANDLE_RE,
     MODEL_PROVIDERS,
     AgentConfig,
     ScheduleConfig,
     Team,
 )
+from corral.agents.team_warnings import team_warnings
 from corral.agents.tool import ToolRegistry
 
 Severity = Literal["error", "warning"]
@@ -44,6 +48,7 @@ _EXAMPLE_MODEL = "anthropic/claude-haiku-4-5"
 _EVERY_RE = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 # pydantic's own reading of booleans, so `router: yes` counts here as it does in the schema.
 _BOOL = TypeAdapter(bool)
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -92,12 +97,29 @@ def parse_every(text: str) -> timedelta:
     return interval
 
 
+@dataclass(frozen=True)
+class LoadedTeam:
+    """A team file that can be used, and what in it is allowed but probably a mistake."""
+
+    team: Team
+    warnings: list[Problem]
+
+
 def load_team(path: str | Path, tools: ToolRegistry = BUILTIN_TOOLS) -> Team:
+    """:func:`read_team`'s team, its warnings logged (start-up shows them in the log)."""
+    loaded = read_team(path, tools)
+    for warning in loaded.warnings:
+        _log.warning("%s", warning)
+    return loaded.team
+
+
+def read_team(path: str | Path, tools: ToolRegistry = BUILTIN_TOOLS) -> LoadedTeam:
     """Read, validate and check the team file at ``path``; ``tools:`` and ``approval:``
     entries are checked against the registry ``tools``.
 
     ``instructions_file`` entries are read (relative to the team file's folder) into the
-    agents' ``instructions``. Raises :class:`TeamFileError` listing every problem found.
+    agents' ``instructions``. Raises :class:`TeamFileError` listing every problem found
+    (warnings too) when there is an error; otherwise the warnings come with the team.
     """
     file = str(path)
     path = Path(path)
@@ -134,15 +156,20 @@ def load_team(path: str | Path, tools: ToolRegistry = BUILTIN_TOOLS) -> Team:
         for error in err.errors():
             report.add(tuple(error["loc"]), *_explain(error))
     instructions = _check_team(report, data, path.resolve().parent, tools)
-    if team is None or report.problems:
+    if team is None or any(p.severity == "error" for p in report.problems):
         raise TeamFileError(report.problems)
+    for loc, message, fix in team_warnings(team, PriceTable.builtin(team.prices)):
+        report.warn(loc, message, fix)
     agents = {
         handle: agent.model_copy(update={"instructions": instructions[handle]})
         if handle in instructions
         else agent
         for handle, agent in team.agents.items()
     }
-    return team.model_copy(update={"agents": agents})
+    return LoadedTeam(
+        team.model_copy(update={"agents": agents}),
+        sorted(report.problems, key=lambda p: p.line or 0),
+    )
 
 
 class _Report:
@@ -158,6 +185,9 @@ class _Report:
 
     def add_at(self, line: int | None, message: str, fix: str) -> None:
         self.problems.append(Problem(self.file, line, message, fix))
+
+    def warn(self, loc: Loc, message: str, fix: str) -> None:
+        self.problems.append(Problem(self.file, _line_of(self.root, loc), message, fix, "warning"))
 
 
 def _read_team_file(file: str, path: Path) -> str:
@@ -314,10 +344,28 @@ _HINTS = {
     "`anthropic: {requests_per_minute: 50, tokens_per_minute: 40000}`",
     "requests_per_minute": "a whole number above 0",
     "tokens_per_minute": "a whole number above 0",
-    "budget_usd_per_day": "a mapping from `default` or a handle to dollars, "
-    "e.g. `{default: 20, beaver: 50}`",
+    "input_tokens_per_minute": "a whole number above 0",
+    "output_tokens_per_minute": "a whole number above 0",
+    "budget_usd_per_day": "a mapping from `team`, `default` or a handle to dollars (0 or "
+    "more), e.g. `{team: 100, default: 20, beaver: 50}`",
+    "concurrent_runs": "a mapping from `default` or a handle to a whole number above 0, "
+    "e.g. `{default: 4, lark: 1}`",
+    "prices": "a mapping from provider/model to dollars per million tokens, e.g. "
+    f"`{_EXAMPLE_MODEL}: {{input: 1.0, output: 5.0, cache_read: 0.1, cache_write: 1.25}}`",
+    "input": "dollars per million tokens, 0 or more",
+    "output": "dollars per million tokens, 0 or more",
+    "cache_read": "dollars per million tokens, 0 or more",
+    "cache_write": "dollars per million tokens, 0 or more",
+    "auto": "the tiers `model: auto` picks between, e.g. `auto: {simple: fast, complex: smart}`",
+    "simple": "a tier or a provider/model, e.g. `simple: fast`",
+    "complex": "a tier or a provider/model, e.g. `complex: smart`",
     "handoff_depth": "a whole number from 1 to 20",
     "tool_steps": "a whole number from 1 to 50",
+}
+# Where a key's name means something else than at the top level.
+_PATH_HINTS = {
+    "limits.models": "a mapping from a provider or a provider/model to its limits, e.g. "
+    f"`{_EXAMPLE_MODEL}: {{requests_per_minute: 50, output_tokens_per_minute: 10000}}`",
 }
 _MODEL_HINTS: dict[type[BaseModel], str] = {
     ScheduleConfig: 'exactly one trigger: `cron: "0 9 * * mon-fri"` or `every: 30m`',
@@ -367,6 +415,9 @@ def _hint_for(loc: Loc) -> str:
     model = _model_at(loc)
     if model in _MODEL_HINTS:
         return f"give {_MODEL_HINTS[model]}"
+    dotted = _dotted(loc)
+    if dotted in _PATH_HINTS:
+        return f"`{loc[-1]}` takes {_PATH_HINTS[dotted]}"
     field = next((p for p in reversed(loc) if isinstance(p, str) and p in _HINTS), None)
     if field is None:
         return "see the sample team.yaml for the expected form"
@@ -467,6 +518,23 @@ def _check_team(
     limits = data.get("limits")
     if isinstance(limits, dict):
         _check_limits(report, limits, handles)
+    prices = data.get("prices")
+    if isinstance(prices, dict):
+        for key in prices:
+            _check_model_key(report, ("prices", key), key, provider_alone=False)
+    auto = data.get("auto")
+    if isinstance(auto, dict):
+        _check_auto(report, auto, tiers)
+    elif auto is None and isinstance(agents, dict):
+        for handle in handles:
+            agent = agents[handle]
+            if isinstance(agent, dict) and agent.get("model") == AUTO:
+                report.add(
+                    ("agents", handle, "model"),
+                    f"`{handle}` has `model: auto`, but the team has no `auto:`",
+                    "add at the top level `auto: {simple: fast, complex: smart}` (the tiers "
+                    "`auto` picks between), or name a tier",
+                )
     return instructions
 
 
@@ -556,7 +624,8 @@ def _check_agents(
 
 def _check_agent_model(report: _Report, loc: Loc, agent: dict[Any, Any], tiers: list[str]) -> None:
     model = agent.get("model", _DEFAULT_TIER)
-    if not isinstance(model, str) or model in tiers:
+    # `auto` is checked with the team's `auto:` section.
+    if not isinstance(model, str) or model in tiers or model == AUTO:
         return
     choices = f"use a tier ({', '.join(tiers) or 'none defined yet'}) or a provider/model"
     if "/" in model:
@@ -710,8 +779,18 @@ def _check_timezone(report: _Report, loc: Loc, name: Any) -> tzinfo:
 
 
 def _check_limits(report: _Report, limits: dict[Any, Any], handles: list[str]) -> None:
+    models = limits.get("models")
+    if isinstance(models, dict):
+        for key in models:
+            _check_model_key(report, ("limits", "models", key), key, provider_alone=True)
     providers = limits.get("providers")
     if isinstance(providers, dict):
+        report.warn(
+            ("limits", "providers"),
+            "limits.providers is deprecated: move these under limits.models",
+            "rename `providers:` to `models:` (its keys may be providers or provider/models); "
+            "an entry already under `models:` for the same provider wins",
+        )
         for provider in providers:
             if provider not in MODEL_PROVIDERS:
                 report.add(
@@ -719,12 +798,53 @@ def _check_limits(report: _Report, limits: dict[Any, Any], handles: list[str]) -
                     f"limits for the unknown provider `{provider}`",
                     _one_of(str(provider), MODEL_PROVIDERS),
                 )
-    budgets = limits.get("budget_usd_per_day")
-    if isinstance(budgets, dict):
-        for key in budgets:
-            if key != "default" and key not in handles:
+    for section, extra, what in (
+        ("budget_usd_per_day", ["team", "default"], "a budget"),
+        ("concurrent_runs", ["default"], "a concurrency limit"),
+    ):
+        entries = limits.get(section)
+        if not isinstance(entries, dict):
+            continue
+        for key in entries:
+            if key not in extra and key not in handles:
                 report.add(
-                    ("limits", "budget_usd_per_day", key),
-                    f"a budget for `{key}`, which is not an agent of this team",
-                    _one_of(str(key), ["default", *handles]),
+                    ("limits", section, key),
+                    f"{what} for `{key}`, which is not an agent of this team",
+                    _one_of(str(key), [*extra, *handles]),
                 )
+
+
+def _check_model_key(report: _Report, loc: Loc, key: Any, *, provider_alone: bool) -> None:
+    """A key of ``limits.models`` (a provider or a provider/model) or of ``prices``
+    (a provider/model only)."""
+    if not isinstance(key, str):
+        return
+    shape = "a provider or a provider/model" if provider_alone else "a provider/model"
+    fix = f"write {shape} with a provider among {', '.join(MODEL_PROVIDERS)}, e.g. {_EXAMPLE_MODEL}"
+    if "/" in key:
+        problem = _model_spec_problem(key)
+        if problem:
+            report.add(loc, f"`{_dotted(loc[:-1])}`: `{key}` {problem}", fix)
+    elif not provider_alone:
+        report.add(loc, f"`{_dotted(loc[:-1])}`: `{key}` is not a provider/model", fix)
+    elif key not in MODEL_PROVIDERS:
+        report.add(
+            loc,
+            f"`{_dotted(loc[:-1])}` has limits for the unknown provider `{key}`",
+            f"{_one_of(key, MODEL_PROVIDERS)}, or write a provider/model such as {_EXAMPLE_MODEL}",
+        )
+
+
+def _check_auto(report: _Report, auto: dict[Any, Any], tiers: list[str]) -> None:
+    for name in ("simple", "complex"):
+        target = auto.get(name)
+        if not isinstance(target, str) or target in tiers:
+            continue
+        problem = _model_spec_problem(target) if "/" in target else "names no tier of `models:`"
+        if problem:
+            report.add(
+                ("auto", name),
+                f"`auto.{name}: {target}` {problem}",
+                f"use a tier ({', '.join(tiers) or 'none defined yet'}) or a provider/model "
+                f"such as {_EXAMPLE_MODEL}{_did_you_mean(target, tiers)}",
+            )

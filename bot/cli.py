@@ -172,7 +172,7 @@ def check(team: str | None, offline: bool) -> None:
     """Validate team.yaml and the environment, and reach the database, Redis, each model
     of the team, Slack and Discord; exit 1 on any error (warnings alone: 0)."""
     from corral.agents.team_check import check_environment
-    from corral.agents.team_loader import Problem, TeamFileError, load_team
+    from corral.agents.team_loader import Problem, TeamFileError, read_team
     from corral.bot.app import resolve_team_path
     from corral.bot.settings import SettingsError, read_settings_leniently
 
@@ -185,7 +185,9 @@ def check(team: str | None, offline: bool) -> None:
     path = resolve_team_path(team, settings)
     loaded = None
     try:
-        loaded = load_team(path)
+        read = read_team(path)
+        loaded = read.team
+        problems += read.warnings
     except TeamFileError as exc:
         problems += exc.problems
     if loaded is not None:

@@ -9,7 +9,14 @@ import pytest
 
 from corral.agents.team import Team
 from corral.agents.team_check import check_environment
-from corral.agents.team_loader import Problem, TeamFileError, load_team, parse_every
+from corral.agents.team_loader import (
+    LoadedTeam,
+    Problem,
+    TeamFileError,
+    load_team,
+    parse_every,
+    read_team,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 BROKEN = Path(__file__).resolve().parent / "data" / "broken"
@@ -179,15 +186,77 @@ def test_unusable_yaml(tmp_path: Path, text: str, line: int | None, message: str
         ("approvers: U0ADMIN\n", 7, "`approvers` should be a list"),
         ("limits:\n  handoff_depth: 0\n", 8, "`limits.handoff_depth` should be greater than"),
         (
-            "limits:\n  providers:\n    mistral: {requests_per_minute: 5}\n",
+            "limits:\n  models:\n    mistral: {requests_per_minute: 5}\n",
             9,
-            "limits for the unknown provider `mistral`",
+            "`limits.models` has limits for the unknown provider `mistral`",
+        ),
+        (
+            "limits:\n  models:\n    google/gemini: {requests_per_minute: 5}\n",
+            9,
+            "`limits.models`: `google/gemini` names the unknown provider `google`",
+        ),
+        (
+            "limits:\n  models:\n    anthropic/: {requests_per_minute: 5}\n",
+            9,
+            "`limits.models`: `anthropic/` is not a provider/model",
+        ),
+        (
+            "limits:\n  models:\n    openai: {requests_per_minute: -5}\n",
+            9,
+            "`limits.models.openai.requests_per_minute` should be greater than 0, not `-5`",
+        ),
+        (
+            "limits:\n  models:\n    openai: {requests_per_day: 5}\n",
+            9,
+            "unknown key `requests_per_day` in `limits.models.openai`",
         ),
         (
             "limits:\n  budget_usd_per_day: {default: 5, hawk: 9}\n",
             8,
             "a budget for `hawk`, which is not an agent of this team",
         ),
+        (
+            "limits:\n  budget_usd_per_day:\n    team: -1\n",
+            9,
+            "`limits.budget_usd_per_day.team` should be greater than or equal to 0, not `-1`",
+        ),
+        (
+            "limits:\n  concurrent_runs: {team: 2}\n",
+            8,
+            "a concurrency limit for `team`, which is not an agent of this team",
+        ),
+        (
+            "limits:\n  concurrent_runs: {roo: 0}\n",
+            8,
+            "`limits.concurrent_runs.roo` should be greater than 0, not `0`",
+        ),
+        (
+            "prices:\n  anthropic: {input: 1, output: 5}\n",
+            8,
+            "`prices`: `anthropic` is not a provider/model",
+        ),
+        (
+            "prices:\n  mistral/large: {input: 1, output: 5}\n",
+            8,
+            "`prices`: `mistral/large` names the unknown provider `mistral`",
+        ),
+        (
+            "prices:\n  anthropic/claude-haiku-4-5:\n    input: 1\n    output: -5\n",
+            10,
+            "`prices.anthropic/claude-haiku-4-5.output` should be greater than or equal to 0",
+        ),
+        (
+            "prices:\n  anthropic/claude-haiku-4-5: {output: 5}\n",
+            8,
+            "`prices.anthropic/claude-haiku-4-5` has no `input`",
+        ),
+        ("auto: {simple: fast, complex: smart}\n", 7, "`auto.complex: smart` names no tier"),
+        (
+            "auto: {simple: fast, complex: google/gemini}\n",
+            7,
+            "`auto.complex: google/gemini` names the unknown provider `google`",
+        ),
+        ("auto: {simple: fast}\n", 7, "`auto` has no `complex`"),
         (
             "schedules:\n  a:\n    agent: roo\n    channel: x\n    prompt: y\n",
             8,
@@ -397,3 +466,192 @@ def test_environment_mistakes(
 def test_database_urls_of_both_backends_are_accepted(sample: Team) -> None:
     for url in ("sqlite+aiosqlite:///corral.db", "postgresql+asyncpg://u:p@db/corral"):
         assert check_environment(sample, {"OPENAI_API_KEY": "k", "DATABASE_URL": url}) == []
+
+
+# --- limits, prices and auto (issue 13) ----------------------------------------------------
+
+TWO_TIERS = """\
+models:
+  fast: [anthropic/claude-haiku-4-5, openai/gpt-5-mini]
+  smart: [anthropic/claude-sonnet-4-5]
+agents:
+  roo:
+    display_name: Roo
+    role: Operations lead
+  beaver:
+    display_name: Beaver
+    role: Developer
+    model: smart
+"""
+
+
+def read(tmp_path: Path, text: str) -> LoadedTeam:
+    return read_team(write(tmp_path, text))
+
+
+def test_the_sample_team_uses_the_new_limits_and_has_no_warnings() -> None:
+    loaded = read_team(ROOT / "team.yaml")
+    assert loaded.warnings == []
+    limits = loaded.team.limits
+    assert limits.providers == {}
+    assert limits.team_budget() == 100
+    assert limits.budget_for("beaver") == 50
+    assert limits.concurrency_for("lark") == 1
+    assert [key for key, _ in limits.limits_for("anthropic", "claude-haiku-4-5")] == [
+        "anthropic/claude-haiku-4-5"
+    ]
+    assert loaded.team.auto is not None and loaded.team.auto.complex == "smart"
+
+
+def test_limits_for_a_call_are_its_models_and_its_providers(tmp_path: Path) -> None:
+    text = TWO_TIERS + (
+        "limits:\n  models:\n"
+        "    anthropic/claude-haiku-4-5: {requests_per_minute: 50, output_tokens_per_minute: 9}\n"
+        "    anthropic: {requests_per_minute: 400}\n"
+    )
+    limits = read(tmp_path, text).team.limits
+    found = limits.limits_for("anthropic", "claude-haiku-4-5")
+    assert [(key, lim.requests_per_minute) for key, lim in found] == [
+        ("anthropic/claude-haiku-4-5", 50),
+        ("anthropic", 400),
+    ]
+    assert found[0][1].output_tokens_per_minute == 9
+    assert found[0][1].tokens_per_minute is None
+    assert [key for key, _ in limits.limits_for("anthropic", "claude-sonnet-4-5")] == ["anthropic"]
+    assert limits.limits_for("openai", "gpt-5-mini") == []
+
+
+def test_budgets_and_concurrency_fall_back_to_default_then_to_none(tmp_path: Path) -> None:
+    text = TWO_TIERS + "limits:\n  budget_usd_per_day: {beaver: 50}\n  concurrent_runs: {roo: 2}\n"
+    limits = read(tmp_path, text).team.limits
+    assert (limits.budget_for("beaver"), limits.budget_for("roo")) == (50, None)
+    assert limits.team_budget() is None
+    assert (limits.concurrency_for("roo"), limits.concurrency_for("beaver")) == (2, None)
+    text = TWO_TIERS + (
+        "limits:\n  budget_usd_per_day: {team: 30, default: 5, beaver: 0}\n"
+        "  concurrent_runs: {default: 3}\n"
+    )
+    limits = read(tmp_path, text).team.limits
+    assert (limits.budget_for("beaver"), limits.budget_for("roo")) == (0, 5)
+    assert limits.team_budget() == 30
+    assert limits.concurrency_for("beaver") == 3
+
+
+def test_limits_providers_still_works_and_is_said_to_be_deprecated(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    text = TWO_TIERS + (
+        "limits:\n"
+        "  providers:\n"
+        "    anthropic: {requests_per_minute: 50, tokens_per_minute: 40000}\n"
+        "    openai: {requests_per_minute: 60}\n"
+        "  models:\n"
+        "    openai: {requests_per_minute: 500}\n"
+    )
+    loaded = read(tmp_path, text)
+    models = loaded.team.limits.models
+    assert models["anthropic"].tokens_per_minute == 40000
+    # An entry under `models:` for the same provider wins over the old spelling.
+    assert models["openai"].requests_per_minute == 500
+    [warning] = loaded.warnings
+    assert (warning.line, warning.severity) == (13, "warning")
+    assert warning.message == "limits.providers is deprecated: move these under limits.models"
+    assert "rename `providers:` to `models:`" in warning.fix
+    # Start-up (load_team) logs it with file and line.
+    with caplog.at_level("WARNING"):
+        load_team(tmp_path / "team.yaml")
+    assert f"team.yaml:13: warning: {warning.message}" in caplog.text
+
+
+def test_model_auto_needs_a_top_level_auto(tmp_path: Path) -> None:
+    text = MINIMAL + "    model: auto\n"
+    [problem] = problems_of(write(tmp_path, text))
+    assert problem.line == 7
+    assert problem.message == "`roo` has `model: auto`, but the team has no `auto:`"
+    assert "auto: {simple: fast, complex: smart}" in problem.fix
+
+
+def test_an_auto_agent_may_use_both_tiers(tmp_path: Path) -> None:
+    text = TWO_TIERS.replace("    model: smart\n", "    model: auto\n")
+    text += "auto: {simple: fast, complex: anthropic/claude-opus-4-1}\n"
+    team = read(tmp_path, text).team
+    assert team.auto is not None and team.auto.simple == "fast"
+    assert team.models_of("beaver") == [
+        "anthropic/claude-haiku-4-5",
+        "openai/gpt-5-mini",
+        "anthropic/claude-opus-4-1",
+    ]
+    assert team.models_of("roo") == ["anthropic/claude-haiku-4-5", "openai/gpt-5-mini"]
+
+
+def test_a_price_overrides_and_a_limit_for_an_unused_model_are_warned_of(tmp_path: Path) -> None:
+    text = TWO_TIERS + (
+        "limits:\n  models:\n"
+        "    openai/gpt-5: {requests_per_minute: 5}\n"  # line 14: no tier uses it
+        "    anthropic/claude-sonnet-4-5: {requests_per_minute: 5}\n"
+        "prices:\n"
+        "  anthropic/claude-haiku-4-5-20251001: {input: 1, output: 5}\n"  # line 17: not used
+        "  openai/gpt-5-mini: {input: 0.2, output: 1.5}\n"
+    )
+    warnings = read(tmp_path, text).warnings
+    assert [(w.line, w.message) for w in warnings] == [
+        (14, "`limits.models` has limits for `openai/gpt-5`, which no tier or agent uses"),
+        (
+            17,
+            "`prices` has a price for `anthropic/claude-haiku-4-5-20251001`, which no tier "
+            "or agent uses",
+        ),
+    ]
+    assert all(w.severity == "warning" for w in warnings)
+
+
+def test_a_price_for_the_base_of_a_dated_model_counts_as_used(tmp_path: Path) -> None:
+    text = TWO_TIERS.replace("claude-sonnet-4-5]", "claude-sonnet-4-5-20250929]")
+    text += "prices:\n  anthropic/claude-sonnet-4-5: {input: 3, output: 15}\n"
+    assert read(tmp_path, text).warnings == []
+
+
+def test_a_model_without_a_price_is_warned_of_until_it_has_one(tmp_path: Path) -> None:
+    text = TWO_TIERS.replace("[anthropic/claude-sonnet-4-5]", "[openai/llama3.1:8b]")
+    [warning] = read(tmp_path, text).warnings
+    assert warning.line == 3
+    assert warning.message == (
+        "no price is known for `openai/llama3.1:8b`: its cost is recorded as unknown and "
+        "budgets cannot count it"
+    )
+    assert 'add it under prices:, e.g. `"openai/llama3.1:8b":' in warning.fix
+    priced = text + 'prices:\n  "openai/llama3.1:8b": {input: 0, output: 0}\n'
+    assert read(tmp_path, priced).warnings == []
+
+
+def test_a_budget_below_one_calls_worst_case_is_warned_of(tmp_path: Path) -> None:
+    # Beaver's smart tier: 4096 output tokens of Sonnet at $15 per million are $0.06144.
+    text = TWO_TIERS + "limits:\n  budget_usd_per_day:\n    default: 0.05\n    beaver: 0.06\n"
+    warnings = read(tmp_path, text).warnings
+    assert [(w.line, w.message) for w in warnings] == [
+        (
+            15,
+            "`beaver`'s budget of $0.06 a day is less than one call's worst case ($0.0614: "
+            "4096 output tokens of anthropic/claude-sonnet-4-5), so it could never answer",
+        )
+    ]
+    assert warnings[0].fix == (
+        "raise `beaver`'s budget to at least $0.07, or give it a cheaper model"
+    )
+    # Roo (fast: Haiku at $5, GPT-5 mini at $2 per million) can answer on $0.05.
+    cheaper = text.replace("beaver: 0.06", "beaver: 0.07")
+    assert read(tmp_path, cheaper).warnings == []
+
+
+def test_a_team_with_errors_also_lists_its_warnings(tmp_path: Path) -> None:
+    text = MINIMAL + "limits:\n  providers:\n    mistral: {requests_per_minute: 5}\n"
+    problems = problems_of(write(tmp_path, text))
+    assert [(p.line, p.severity) for p in problems] == [(8, "warning"), (9, "error")]
+
+
+def test_a_mistake_under_limits_providers_is_reported_once_where_it_is(tmp_path: Path) -> None:
+    text = MINIMAL + "limits:\n  providers:\n    openai: {requests_per_minute: -5}\n"
+    errors = [p for p in problems_of(write(tmp_path, text)) if p.severity == "error"]
+    assert [(p.line, p.message) for p in errors] == [
+        (9, "`limits.providers.openai.requests_per_minute` should be greater than 0, not `-5`")
+    ]
