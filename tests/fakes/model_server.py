@@ -226,15 +226,6 @@ def _text_of(content: Any) -> str:
     return ""
 
 
-#: The keyword arguments of :meth:`FakeModelServer.limit`, by the dimension each limits.
-_LIMIT_DIMENSIONS = {
-    "requests": "requests_per_minute",
-    "tokens": "tokens_per_minute",
-    "input_tokens": "input_tokens_per_minute",
-    "output_tokens": "output_tokens_per_minute",
-}
-
-
 @dataclass(frozen=True)
 class _Turn:
     """What the server decided for one request at its arrival, to be played when it answers."""
@@ -336,7 +327,7 @@ class FakeModelServer(LocalServer):
         }
         for dimension, value in given.items():
             if value is not None and value < 0:
-                raise ValueError(f"{_LIMIT_DIMENSIONS[dimension]} must not be negative")
+                raise ValueError(f"{dimension}_per_minute must not be negative")
         limits = {d: value for d, value in given.items() if value is not None}
         with self._lock:
             window = SlidingWindow(limits, window_s)
