@@ -19,6 +19,7 @@ from fakes.model_server import CallTool, Fail, FakeModelServer, Reply
 from corral.agents.llm.anthropic_provider import AnthropicProvider
 from corral.agents.llm.chain import FallbackChain
 from corral.agents.llm.openai_provider import LOCAL_SERVER_API_KEY, OpenAIProvider
+from corral.agents.llm.rate_headers import parse_duration, parse_rfc3339_reset, rate_info
 from corral.agents.llm.registry import ModelRegistry, ProviderSettings
 from corral.agents.llm.retry import RetryPolicy, parse_retry_after
 from corral.agents.llm.types import (
@@ -33,6 +34,7 @@ from corral.agents.llm.types import (
     ToolResult,
     ToolSpec,
 )
+from corral.agents.llm.usage import RateInfo, Usage
 
 KEYS = {"ANTHROPIC_API_KEY": "test-key", "OPENAI_API_KEY": "test-key"}
 LOOKUP = ToolSpec(
@@ -279,6 +281,239 @@ async def test_malformed_tool_arguments_are_kept_raw(
     completion = await client.complete(ask("look it up", tools=(LOOKUP,)))
 
     assert completion.tool_uses[0].input == {"_raw": '{"word": "corr'}
+
+
+# --- usage and rate-limit headers ------------------------------------------------------
+
+
+def provider_for(kind: str, server: FakeModelServer, closer: Closer) -> Provider:
+    """One provider of ``kind`` on the fake server, closed after the test."""
+    if kind == "anthropic":
+        return closer(AnthropicProvider(api_key="k", base_url=server.anthropic_url))
+    return closer(OpenAIProvider(api_key="k", base_url=server.openai_url))
+
+
+async def test_usage_counts_cached_tokens_apart(
+    server: FakeModelServer, kind: str, closer: Closer
+) -> None:
+    provider = provider_for(kind, server, closer)
+    scripted = Usage(
+        input=120, output=30, cache_read=900, cache_write=0 if kind == "openai" else 50
+    )
+    server.script("m1", Reply("from the cache", usage=scripted))
+
+    completion = await provider.complete("m1", ask("hi"))
+
+    assert completion.usage == scripted
+    assert completion.tokens_in == scripted.input_total == 120 + 900 + completion.usage.cache_write
+    assert completion.tokens_out == 30
+
+
+async def test_cache_writes_are_input_to_openai(server: FakeModelServer, closer: Closer) -> None:
+    # Chat Completions has no cache-write count: written tokens come back as plain input.
+    provider = closer(OpenAIProvider(api_key="k", base_url=server.openai_url))
+    server.script("m1", Reply("ok", usage=Usage(input=10, output=2, cache_read=5, cache_write=7)))
+
+    completion = await provider.complete("m1", ask("hi"))
+
+    assert completion.usage == Usage(input=17, output=2, cache_read=5)
+    assert completion.tokens_in == 22
+
+
+async def test_cache_default_of_a_model_adds_to_the_counted_prompt(
+    server: FakeModelServer, closer: Closer
+) -> None:
+    anthropic = closer(AnthropicProvider(api_key="k", base_url=server.anthropic_url))
+    openai = closer(OpenAIProvider(api_key="k", base_url=server.openai_url))
+    plain = await anthropic.complete("m1", ask("hello"))
+    server.cache("m1", read=400, write=60)
+    server.cache("m2", read=400)
+
+    cached = await anthropic.complete("m1", ask("hello"))
+    cached_openai = await openai.complete("m2", ask("hello"))
+
+    assert plain.usage.cache_read == plain.usage.cache_write == 0
+    assert cached.usage == Usage(plain.usage.input, plain.usage.output, 400, 60)
+    assert cached.tokens_in == plain.tokens_in + 460
+    assert cached_openai.usage.cache_read == 400
+    assert cached_openai.usage.input > 0 and cached_openai.usage.cache_write == 0
+
+
+async def test_rate_headers_are_read_on_success(
+    server: FakeModelServer, kind: str, closer: Closer
+) -> None:
+    provider = provider_for(kind, server, closer)
+    server.limit("m1", requests_per_minute=5, tokens_per_minute=10_000)
+    server.script("m1", Reply("one", usage=Usage(input=100, output=20)))
+
+    completion = await provider.complete("m1", ask("hi"))
+
+    rate = completion.rate
+    assert rate.limit == {"requests": 5, "tokens": 10_000}
+    assert rate.remaining == {"requests": 4, "tokens": 10_000 - 120}
+    assert set(rate.reset_s) == {"requests", "tokens"}
+    # The window is a minute and this request just filled it: it empties a minute on.
+    assert all(59 <= seconds <= 60.01 for seconds in rate.reset_s.values())
+
+
+async def test_anthropic_reports_its_input_and_output_limits_too(
+    server: FakeModelServer, closer: Closer
+) -> None:
+    provider = closer(AnthropicProvider(api_key="k", base_url=server.anthropic_url))
+    server.limit("m1", input_tokens_per_minute=1000, output_tokens_per_minute=100)
+    server.script("m1", Reply("one", usage=Usage(input=300, output=40, cache_read=200)))
+
+    completion = await provider.complete("m1", ask("hi"))
+
+    # Input limits count cached tokens too, as the providers' do.
+    assert completion.rate.limit == {"input_tokens": 1000, "output_tokens": 100}
+    assert completion.rate.remaining == {"input_tokens": 500, "output_tokens": 60}
+
+
+async def test_rate_headers_are_read_on_a_429(
+    server: FakeModelServer, kind: str, closer: Closer
+) -> None:
+    provider = provider_for(kind, server, closer)
+    server.limit("m1", requests_per_minute=1)
+    await provider.complete("m1", ask("first"))
+
+    with pytest.raises(ModelError) as refused:
+        await provider.complete("m1", ask("second"))
+
+    error = refused.value
+    assert (error.status, error.retryable) == (429, True)
+    assert error.retry_after == 60.0
+    assert error.rate.limit == {"requests": 1}
+    assert error.rate.remaining == {"requests": 0}
+    assert 59 <= error.rate.reset_s["requests"] <= 60.01
+    assert "rate limit" in error.message
+
+
+async def test_a_scripted_failure_carries_its_headers(
+    server: FakeModelServer, kind: str, closer: Closer
+) -> None:
+    provider = provider_for(kind, server, closer)
+    headers = {
+        "anthropic-ratelimit-output-tokens-remaining": "0",
+        "x-ratelimit-remaining-requests": "0",
+        "x-ratelimit-reset-requests": "1m30s",
+    }
+    server.script("m1", Fail(429, retry_after=90, headers=headers))
+
+    with pytest.raises(ModelError) as refused:
+        await provider.complete("m1", ask("hi"))
+
+    assert refused.value.retry_after == 90.0
+    assert refused.value.rate == RateInfo(
+        remaining={"output_tokens": 0, "requests": 0}, reset_s={"requests": 90.0}
+    )
+
+
+async def test_no_limits_no_rate_headers(
+    server: FakeModelServer, kind: str, closer: Closer
+) -> None:
+    provider = provider_for(kind, server, closer)
+
+    completion = await provider.complete("m1", ask("hi"))
+
+    assert not completion.rate
+
+
+def test_rate_info_reads_anthropic_headers() -> None:
+    now = datetime(2026, 12, 6, 0, 0, 0, tzinfo=UTC)
+    headers = {
+        "Anthropic-RateLimit-Requests-Limit": "50",
+        "anthropic-ratelimit-requests-remaining": "49",
+        "anthropic-ratelimit-requests-reset": "2026-12-06T00:00:01Z",
+        "anthropic-ratelimit-tokens-remaining": "90000",
+        "anthropic-ratelimit-input-tokens-limit": "50000",
+        "anthropic-ratelimit-input-tokens-reset": "2026-12-06T01:00:00.250+01:00",
+        "anthropic-ratelimit-output-tokens-limit": "10000",
+        "anthropic-ratelimit-output-tokens-reset": "2026-12-05T23:59:00Z",  # passed: 0
+        "anthropic-ratelimit-output-tokens-remaining": "lots",  # unreadable: left out
+        "request-id": "req_1",
+    }
+
+    info = rate_info(headers, now=lambda: now)
+
+    assert info == RateInfo(
+        limit={"requests": 50, "input_tokens": 50000, "output_tokens": 10000},
+        remaining={"requests": 49, "tokens": 90000},
+        reset_s={"requests": 1.0, "input_tokens": 0.25, "output_tokens": 0.0},
+    )
+
+
+def test_rate_info_reads_openai_headers() -> None:
+    headers = {
+        "x-ratelimit-limit-requests": "500",
+        "x-ratelimit-remaining-requests": "499",
+        "x-ratelimit-reset-requests": "120ms",
+        "x-ratelimit-limit-tokens": "200000",
+        "x-ratelimit-remaining-tokens": "-3",  # nonsense: left out
+        "x-ratelimit-reset-tokens": "6m0s",
+    }
+
+    assert rate_info(headers) == RateInfo(
+        limit={"requests": 500, "tokens": 200000},
+        remaining={"requests": 499},
+        reset_s={"requests": 0.12, "tokens": 360.0},
+    )
+    assert not rate_info({"retry-after": "3", "x-ratelimit-reset-tokens": "soon"})
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("1s", 1.0),
+        ("6m0s", 360.0),
+        ("20ms", 0.02),
+        ("1h2m3.5s", 3723.5),
+        ("0s", 0.0),
+        ("0.5s", 0.5),
+        (".5s", 0.5),
+        ("1m", 60.0),
+        ("250us", 0.00025),
+        ("250µs", 0.00025),
+        ("100ns", 1e-7),
+        ("2", 2.0),  # a bare number: seconds, as some compatible servers send
+        (" 3s ", 3.0),
+        ("", None),
+        ("s", None),
+        ("1x", None),
+        ("1s2", None),
+        ("-1s", None),
+        ("1 s", None),
+        ("1h 2m", None),
+        ("nan", None),
+        ("inf", None),
+    ],
+)
+def test_parse_duration(text: str, seconds: float | None) -> None:
+    parsed = parse_duration(text)
+    if seconds is None:
+        assert parsed is None
+    else:
+        assert parsed == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("2026-12-06T00:00:30Z", 30.0),
+        ("2026-12-06t00:00:30z", 30.0),
+        ("2026-12-06T00:00:00.5Z", 0.5),
+        ("2026-12-06T01:00:30+01:00", 30.0),
+        ("2026-12-05T19:00:30-05:00", 30.0),
+        ("2026-12-06T00:00:30", 30.0),  # no offset: read as UTC
+        ("2026-12-05T23:00:00Z", 0.0),  # in the past: nothing to wait
+        ("tomorrow", None),
+        ("", None),
+        ("2026-13-01T00:00:00Z", None),
+    ],
+)
+def test_parse_rfc3339_reset(text: str, seconds: float | None) -> None:
+    now = datetime(2026, 12, 6, 0, 0, 0, tzinfo=UTC)
+    assert parse_rfc3339_reset(text, lambda: now) == seconds
 
 
 # --- retries and fallbacks -------------------------------------------------------------
@@ -597,11 +832,7 @@ async def test_server_rejects_a_tool_result_without_its_call(
     server: FakeModelServer, closer: Closer, kind: str
 ) -> None:
     orphan = ChatMessage("user", (ToolResult("call_missing", "42"), TextBlock("and?")))
-    provider = closer(
-        AnthropicProvider(api_key="k", base_url=server.anthropic_url)
-        if kind == "anthropic"
-        else OpenAIProvider(api_key="k", base_url=server.openai_url)
-    )
+    provider = provider_for(kind, server, closer)
 
     with pytest.raises(ModelError) as rejected:
         await provider.complete("m1", Request("sys", (orphan,)))

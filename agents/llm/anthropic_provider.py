@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from corral.agents.llm.rate_headers import rate_info
 from corral.agents.llm.retry import is_retryable_status, parse_retry_after
 from corral.agents.llm.types import (
     Block,
@@ -15,6 +16,7 @@ from corral.agents.llm.types import (
     ToolResult,
     ToolUse,
 )
+from corral.agents.llm.usage import RateInfo, Usage
 
 if TYPE_CHECKING:
     from anthropic import AsyncAnthropic
@@ -53,11 +55,15 @@ class AnthropicProvider:
         await self._client.close()
 
     async def complete(self, model: str, request: Request) -> Completion:
-        """One ``messages.create`` call; SDK errors become :class:`ModelError`."""
+        """One ``messages.create`` call; SDK errors become :class:`ModelError`.
+
+        The completion and the error carry the usage and the rate-limit headers.
+        """
         import anthropic
 
         try:
-            message = await self._client.messages.create(
+            # The raw response, for its rate-limit headers; parse() gives the Message.
+            raw = await self._client.messages.with_raw_response.create(
                 model=model,
                 max_tokens=request.max_tokens,
                 system=request.system or anthropic.omit,
@@ -70,6 +76,7 @@ class AnthropicProvider:
                     else anthropic.omit
                 ),
             )
+            message = await raw.parse()
         except anthropic.APIStatusError as exc:
             raise ModelError(
                 f"anthropic/{model}",
@@ -77,12 +84,13 @@ class AnthropicProvider:
                 status=exc.status_code,
                 retryable=is_retryable_status(exc.status_code),
                 retry_after=parse_retry_after(exc.response.headers),
+                rate=rate_info(exc.response.headers),
             ) from exc
         except anthropic.APIConnectionError as exc:
             raise ModelError(f"anthropic/{model}", exc.message, retryable=True) from exc
         except anthropic.AnthropicError as exc:
             raise ModelError(f"anthropic/{model}", str(exc)) from exc
-        return _completion(model, message)
+        return _completion(model, message, rate_info(raw.headers))
 
 
 def _message(message: ChatMessage) -> MessageParam:
@@ -111,17 +119,25 @@ def _tool(name: str, description: str, parameters: dict[str, Any]) -> ToolParam:
     return {"name": name, "description": description, "input_schema": parameters}
 
 
-def _completion(model: str, message: Message) -> Completion:
+def _completion(model: str, message: Message, rate: RateInfo) -> Completion:
     blocks: list[TextBlock | ToolUse] = []
     for block in message.content:
         if block.type == "text":
             blocks.append(TextBlock(block.text))
         elif block.type == "tool_use":
             blocks.append(ToolUse(block.id, block.name, dict(block.input)))
+    usage = Usage(
+        input=message.usage.input_tokens,
+        output=message.usage.output_tokens,
+        cache_read=message.usage.cache_read_input_tokens or 0,
+        cache_write=message.usage.cache_creation_input_tokens or 0,
+    )
     return Completion(
         blocks=tuple(blocks),
         model=f"anthropic/{model}",
-        tokens_in=message.usage.input_tokens,
-        tokens_out=message.usage.output_tokens,
+        tokens_in=usage.input_total,
+        tokens_out=usage.output,
         stop_reason=message.stop_reason or "",
+        usage=usage,
+        rate=rate,
     )

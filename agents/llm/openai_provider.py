@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from corral.agents.llm.rate_headers import rate_info
 from corral.agents.llm.retry import is_retryable_status, parse_retry_after
 from corral.agents.llm.types import (
     ChatMessage,
@@ -16,9 +17,11 @@ from corral.agents.llm.types import (
     ToolSpec,
     ToolUse,
 )
+from corral.agents.llm.usage import RateInfo, Usage
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
+    from openai.types import CompletionUsage
     from openai.types.chat import (
         ChatCompletion,
         ChatCompletionFunctionToolParam,
@@ -57,11 +60,15 @@ class OpenAIProvider:
         await self._client.close()
 
     async def complete(self, model: str, request: Request) -> Completion:
-        """One ``chat.completions.create`` call; SDK errors become :class:`ModelError`."""
+        """One ``chat.completions.create`` call; SDK errors become :class:`ModelError`.
+
+        The completion and the error carry the usage and the rate-limit headers.
+        """
         import openai
 
         try:
-            response = await self._client.chat.completions.create(
+            # The raw response, for its rate-limit headers; parse() gives the ChatCompletion.
+            raw = await self._client.chat.completions.with_raw_response.create(
                 model=model,
                 max_completion_tokens=request.max_tokens,
                 messages=_messages(request),
@@ -72,6 +79,7 @@ class OpenAIProvider:
                     else openai.omit
                 ),
             )
+            response = raw.parse()
         except openai.APIStatusError as exc:
             raise ModelError(
                 f"openai/{model}",
@@ -79,12 +87,13 @@ class OpenAIProvider:
                 status=exc.status_code,
                 retryable=is_retryable_status(exc.status_code),
                 retry_after=parse_retry_after(exc.response.headers),
+                rate=rate_info(exc.response.headers),
             ) from exc
         except openai.APIConnectionError as exc:
             raise ModelError(f"openai/{model}", exc.message, retryable=True) from exc
         except openai.OpenAIError as exc:
             raise ModelError(f"openai/{model}", str(exc)) from exc
-        return _completion(model, response)
+        return _completion(model, response, rate_info(raw.headers))
 
 
 def _messages(request: Request) -> list[ChatCompletionMessageParam]:
@@ -144,7 +153,7 @@ def _tool(tool: ToolSpec) -> ChatCompletionFunctionToolParam:
     }
 
 
-def _completion(model: str, response: ChatCompletion) -> Completion:
+def _completion(model: str, response: ChatCompletion, rate: RateInfo) -> Completion:
     if not response.choices:
         raise ModelError(f"openai/{model}", "the response has no choices")
     choice = response.choices[0]
@@ -154,13 +163,30 @@ def _completion(model: str, response: ChatCompletion) -> Completion:
     for call in choice.message.tool_calls or []:
         if call.type == "function":
             blocks.append(ToolUse(call.id, call.function.name, _arguments(call.function.arguments)))
-    usage = response.usage
+    usage = _usage(response.usage)
     return Completion(
         blocks=tuple(blocks),
         model=f"openai/{model}",
-        tokens_in=usage.prompt_tokens if usage else 0,
-        tokens_out=usage.completion_tokens if usage else 0,
+        tokens_in=usage.input_total,
+        tokens_out=usage.output,
         stop_reason=choice.finish_reason or "",
+        usage=usage,
+        rate=rate,
+    )
+
+
+def _usage(usage: CompletionUsage | None) -> Usage:
+    """Usage with the cached prompt tokens apart: ``prompt_tokens`` counts them too."""
+    if usage is None:
+        return Usage()
+    details = usage.prompt_tokens_details
+    cached = (details.cached_tokens if details else None) or 0
+    # A compatible server may report more cached tokens than prompt tokens; never go below 0.
+    cached = min(cached, usage.prompt_tokens)
+    return Usage(
+        input=usage.prompt_tokens - cached,
+        output=usage.completion_tokens,
+        cache_read=cached,
     )
 
 

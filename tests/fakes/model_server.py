@@ -16,23 +16,36 @@ For a test that drives a subprocess, run it on a thread of its own::
 
 With nothing scripted a model answers ``"[<model>] <last user text>"``, or, when the request
 forces a tool, calls it with the arguments ``server.router_rule`` builds from the request.
+
+Every answer reports its usage (``Reply(text, usage=Usage(...))`` or ``server.cache(...)``
+script it) and, for a model given limits, enforces them the way the providers do::
+
+    server.limit("claude-haiku-4-5", requests_per_minute=50, output_tokens_per_minute=10_000)
+
+A request that would exceed a limit within the sliding window gets a 429 with
+``retry-after`` and the provider's rate-limit headers, which every answer carries too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 import re
 import threading
 import time
 from collections import Counter, defaultdict, deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
 from aiohttp import web
 
+from corral.agents.llm.usage import Usage
+
 from .local_server import LocalServer
+from .sliding_window import Arrival, SlidingWindow
 
 
 @dataclass(frozen=True)
@@ -42,6 +55,8 @@ class Reply:
     text: str
     #: The answer stopped at its token limit (Anthropic `max_tokens`, OpenAI `length`).
     truncated: bool = False
+    #: The usage to report instead of the counted one (and :meth:`FakeModelServer.cache`).
+    usage: Usage | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +78,8 @@ class Fail:
     #: Sent as the ``retry-after`` header: seconds, or an HTTP date.
     retry_after: float | str | None = None
     message: str = "scripted failure"
+    #: More response headers (the rate-limit headers, say); they win over the server's own.
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -209,23 +226,51 @@ def _text_of(content: Any) -> str:
     return ""
 
 
+@dataclass(frozen=True)
+class _Turn:
+    """What the server decided for one request at its arrival, to be played when it answers."""
+
+    answer: Scripted
+    usage: Usage = field(default_factory=Usage)
+    #: The answer in the API's shape (Anthropic content blocks, an OpenAI message) and why
+    #: it stopped; None for an answer that is not a model's answer.
+    rendered: Any = None
+    stop: str = ""
+    #: The rate-limit headers of the model's limits, as they stood with this request.
+    headers: dict[str, str] = field(default_factory=dict)
+    #: Refused by the model's limits: the 429 is sent without the model's latency.
+    refused: bool = False
+
+
 class FakeModelServer(LocalServer):
     """Anthropic and OpenAI chat APIs on 127.0.0.1, on a free port, scripted per model.
 
     Use it as an async context manager in the test's event loop, or with
     :meth:`in_thread` from synchronous code. Scripting and inspection are thread-safe.
+    ``clock`` gives seconds since the epoch: the limits' windows and the reset times of the
+    rate-limit headers follow it, so a test can move time on instead of sleeping.
     """
 
-    def __init__(self, router_rule: RouterRule = default_router_rule) -> None:
+    def __init__(
+        self,
+        router_rule: RouterRule = default_router_rule,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         super().__init__()
         self.router_rule = router_rule
         #: Seconds every answer waits before it is sent, to play a model's latency.
         self.latency = 0.0
+        self._clock = clock
         self._lock = threading.Lock()
         self._scripts: defaultdict[str, deque[Scripted]] = defaultdict(deque)
         self._dead: dict[str, int] = {}
         self._requests: list[ReceivedRequest] = []
         self._counts: Counter[str] = Counter()
+        self._refused: Counter[str] = Counter()
+        # Every model's admitted requests, limited or not, for max_in_window().
+        self._windows: defaultdict[str, SlidingWindow] = defaultdict(lambda: SlidingWindow({}))
+        self._cache: dict[str, tuple[int, int]] = {}
         self._ids = iter(range(1, 1_000_000))
         self._hanging = 0
 
@@ -257,6 +302,49 @@ class FakeModelServer(LocalServer):
         with self._lock:
             self._dead[model] = status
 
+    def limit(
+        self,
+        model: str,
+        *,
+        requests_per_minute: int | None = None,
+        tokens_per_minute: int | None = None,
+        input_tokens_per_minute: int | None = None,
+        output_tokens_per_minute: int | None = None,
+        window_s: float = 60.0,
+    ) -> None:
+        """Limit ``model`` as a provider does, over a sliding window of ``window_s`` seconds
+        (a minute unless a test wants it shorter); no limit given: unlimited again.
+
+        A request counts at its arrival: one request, its input tokens (cached ones too)
+        and the output tokens of the answer it is about to get; ``tokens`` is both. One
+        that would overfill any dimension gets a 429 and takes nothing from the script.
+        """
+        given = {
+            "requests": requests_per_minute,
+            "tokens": tokens_per_minute,
+            "input_tokens": input_tokens_per_minute,
+            "output_tokens": output_tokens_per_minute,
+        }
+        for dimension, value in given.items():
+            if value is not None and value < 0:
+                raise ValueError(f"{dimension}_per_minute must not be negative")
+        limits = {d: value for d, value in given.items() if value is not None}
+        with self._lock:
+            window = SlidingWindow(limits, window_s)
+            # What the model took before counts against its new limits.
+            window.arrivals = self._windows[model].arrivals
+            self._windows[model] = window
+
+    def cache(self, model: str, *, read: int = 0, write: int = 0) -> None:
+        """Report ``read`` tokens read from and ``write`` written to the prompt cache in
+        every answer of ``model`` (a :class:`Reply` with ``usage`` still wins).
+
+        They come on top of the prompt's counted tokens, which stay the uncached input.
+        OpenAI reports no cache writes: there they are part of ``prompt_tokens``.
+        """
+        with self._lock:
+            self._cache[model] = (read, write)
+
     @property
     def requests(self) -> list[ReceivedRequest]:
         """Every request received so far, oldest first."""
@@ -271,6 +359,25 @@ class FakeModelServer(LocalServer):
         """How many requests named ``model``, failed ones included."""
         with self._lock:
             return self._counts[model]
+
+    def refused(self, model: str) -> int:
+        """How many requests to ``model`` its limits refused with a 429."""
+        with self._lock:
+            return self._refused[model]
+
+    def arrivals(self, model: str) -> list[Arrival]:
+        """The requests to ``model`` that its limits admitted: when, and what they counted."""
+        with self._lock:
+            return list(self._windows[model].arrivals)
+
+    def max_in_window(
+        self, model: str, dimension: str = "requests", window_s: float | None = None
+    ) -> int:
+        """The most of ``dimension`` (``requests``, ``tokens``, ``input_tokens``,
+        ``output_tokens``) that ``model`` admitted within any ``window_s`` seconds (default:
+        its limits' window, else a minute)."""
+        with self._lock:
+            return self._windows[model].max_in_window(dimension, window_s)
 
     @property
     def hanging(self) -> int:
@@ -300,116 +407,259 @@ class FakeModelServer(LocalServer):
         app.router.add_post("/v1/chat/completions", self._openai)
 
     async def _anthropic(self, request: web.Request) -> web.Response:
-        body = await request.json()
-        if self.latency:
-            await asyncio.sleep(self.latency)
-        played = await self._play(request, self._answer(request, body, _anthropic_problem(body)))
-        if played is None:
-            return web.Response(status=499)
-        answer = played
-        model = body.get("model", "")
-        if isinstance(answer, Fail):
-            error = {"type": _ANTHROPIC_ERRORS.get(answer.status, "api_error")}
-            return _error({"type": "error", "error": {**error, "message": answer.message}}, answer)
-        if isinstance(answer, Reply):
-            content: list[dict[str, Any]] = [{"type": "text", "text": answer.text}]
-            stop_reason = "max_tokens" if answer.truncated else "end_turn"
-        else:
-            content = [
-                {
-                    "type": "tool_use",
-                    "id": f"toolu_fake{next(self._ids)}",
-                    "name": call.name,
-                    "input": call.input,
-                }
-                for call in _calls(answer)
-            ]
-            stop_reason = "tool_use"
-        return web.json_response(
-            {
-                "id": f"msg_fake{next(self._ids)}",
-                "type": "message",
-                "role": "assistant",
-                "model": model,
-                "content": content,
-                "stop_reason": stop_reason,
-                "stop_sequence": None,
-                "usage": {
-                    "input_tokens": _tokens(body.get("system"), body.get("messages")),
-                    "output_tokens": _tokens(content),
-                },
-            }
-        )
+        return await self._serve(request, _AnthropicApi())
 
     async def _openai(self, request: web.Request) -> web.Response:
+        return await self._serve(request, _OpenAIApi())
+
+    async def _serve(self, request: web.Request, api: _Api) -> web.Response:
         body = await request.json()
-        if self.latency:
+        turn = self._take(request, body, api)
+        if self.latency and not turn.refused:
             await asyncio.sleep(self.latency)
-        played = await self._play(request, self._answer(request, body, _openai_problem(body)))
+        played = await self._play(request, turn.answer)
         if played is None:
             return web.Response(status=499)
-        answer = played
-        model = body.get("model", "")
-        if isinstance(answer, Fail):
-            error = {"type": _OPENAI_ERRORS.get(answer.status, "server_error"), "param": None}
-            return _error({"error": {**error, "message": answer.message, "code": None}}, answer)
-        message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None}
-        if isinstance(answer, Reply):
-            message["content"] = answer.text
-            finish_reason = "length" if answer.truncated else "stop"
-        else:
-            message["tool_calls"] = [
-                {
-                    "id": f"call_fake{next(self._ids)}",
-                    "type": "function",
-                    "function": {
-                        "name": call.name,
-                        "arguments": call.raw_arguments or json.dumps(call.input),
-                    },
-                }
-                for call in _calls(answer)
-            ]
-            finish_reason = "tool_calls"
-        prompt_tokens, completion_tokens = _tokens(body.get("messages")), _tokens(message)
-        return web.json_response(
-            {
-                "id": f"chatcmpl-fake{next(self._ids)}",
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": model,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": message,
-                        "finish_reason": finish_reason,
-                        "logprobs": None,
-                    }
-                ],
-                "usage": {
-                    "prompt_tokens": prompt_tokens,
-                    "completion_tokens": completion_tokens,
-                    "total_tokens": prompt_tokens + completion_tokens,
-                },
-            }
-        )
+        if isinstance(played, Fail):
+            headers = {**turn.headers, **played.headers}
+            if played.retry_after is not None:
+                headers["retry-after"] = str(played.retry_after)
+            return web.json_response(api.error(played), status=played.status, headers=headers)
+        response = api.response(body, turn, f"{next(self._ids)}")
+        return web.json_response(response, headers=turn.headers)
 
-    def _answer(self, request: web.Request, body: dict[str, Any], problem: str | None) -> Scripted:
-        """Record the request, then pick its answer: invalid, dead, scripted or default."""
+    def _take(self, request: web.Request, body: dict[str, Any], api: _Api) -> _Turn:
+        """Record the request and decide its answer at its arrival: invalid, dead, refused
+        by the model's limits, scripted or default."""
         model = str(body.get("model", ""))
         headers = {k.lower(): v for k, v in request.headers.items()}
+        problem = api.problem(body)
         with self._lock:
             self._requests.append(ReceivedRequest(request.path, body, headers))
             self._counts[model] += 1
             if problem is not None:
-                return Fail(400, message=problem)
+                return _Turn(Fail(400, message=problem))
             if model in self._dead:
-                return Fail(self._dead[model], message=f"{model} is unavailable")
-            if self._scripts[model]:
-                return self._scripts[model].popleft()
+                return _Turn(Fail(self._dead[model], message=f"{model} is unavailable"))
+            script = self._scripts[model]
+            scripted = script[0] if script else None
+            cache = self._cache.get(model)
+        # The router rule is the test's code: it runs outside the lock, free to inspect.
+        answer = scripted if scripted is not None else self._default(body)
+        turn = self._render(body, answer, api, cache)
+        with self._lock:
+            now = self._clock()
+            window = self._windows[model]
+            refused = window.admit(now, _units(turn.usage))
+            rate = api.rate_headers(window, now)
+            if refused is not None:
+                self._refused[model] += 1
+                failure = Fail(
+                    429,
+                    retry_after=max(1, math.ceil(refused.wait_s)),
+                    message=_refusal(model, window, refused.dimensions),
+                )
+                return _Turn(failure, headers=rate, refused=True)
+            if scripted is not None:
+                script.popleft()
+        return replace(turn, headers=rate)
+
+    def _default(self, body: dict[str, Any]) -> Scripted:
         tool = forced_tool(body)
         if tool is not None:
             return CallTool(tool[0], self.router_rule(body))
+        model = str(body.get("model", ""))
         return Reply(f"[{model}] {last_user_text(body)[:200]}")
+
+    def _render(
+        self, body: dict[str, Any], answer: Scripted, api: _Api, cache: tuple[int, int] | None
+    ) -> _Turn:
+        """The answer in the API's shape, and the usage it reports."""
+        given = answer.answer if isinstance(answer, Delay) else answer
+        prompt = api.prompt_tokens(body)
+        if isinstance(given, Fail | Hang):
+            return _Turn(answer, Usage(input=prompt))
+        rendered, stop = api.render(given, self._ids)
+        if isinstance(given, Reply) and given.usage is not None:
+            usage = given.usage
+        else:
+            read, write = cache or (0, 0)
+            usage = Usage(prompt, _tokens(rendered), read, write)
+        return _Turn(answer, usage, rendered, stop)
+
+
+def _units(usage: Usage) -> dict[str, int]:
+    """What one request counts against its model's limits, per dimension."""
+    return {
+        "requests": 1,
+        "tokens": usage.input_total + usage.output,
+        "input_tokens": usage.input_total,
+        "output_tokens": usage.output,
+    }
+
+
+def _refusal(model: str, window: SlidingWindow, dimensions: tuple[str, ...]) -> str:
+    limits = ", ".join(f"{window.limits[d]} {d.replace('_', ' ')}" for d in dimensions)
+    return (
+        f"This request would exceed the rate limit of {model}: {limits} per {window.window_s:g} s"
+    )
+
+
+class _Api(Protocol):
+    """What differs between the two APIs the server speaks."""
+
+    def problem(self, body: dict[str, Any]) -> str | None:
+        """What the real API would reject in the request."""
+
+    def prompt_tokens(self, body: dict[str, Any]) -> int:
+        """The request's input tokens as the server counts them."""
+
+    def render(self, answer: Reply | CallTool | CallTools, ids: Iterator[int]) -> tuple[Any, str]:
+        """The answer in the API's shape, and its stop reason."""
+
+    def response(self, body: dict[str, Any], turn: _Turn, response_id: str) -> dict[str, Any]:
+        """The response body of an answered turn."""
+
+    def error(self, failure: Fail) -> dict[str, Any]:
+        """The API's error body."""
+
+    def rate_headers(self, window: SlidingWindow, now: float) -> dict[str, str]:
+        """The API's rate-limit headers for the window's limits at ``now``."""
+
+
+class _AnthropicApi:
+    def problem(self, body: dict[str, Any]) -> str | None:
+        return _anthropic_problem(body)
+
+    def prompt_tokens(self, body: dict[str, Any]) -> int:
+        return _tokens(body.get("system"), body.get("messages"))
+
+    def render(self, answer: Reply | CallTool | CallTools, ids: Iterator[int]) -> tuple[Any, str]:
+        if isinstance(answer, Reply):
+            text = [{"type": "text", "text": answer.text}]
+            return text, "max_tokens" if answer.truncated else "end_turn"
+        calls = [
+            {"type": "tool_use", "id": f"toolu_fake{next(ids)}", "name": c.name, "input": c.input}
+            for c in _calls(answer)
+        ]
+        return calls, "tool_use"
+
+    def response(self, body: dict[str, Any], turn: _Turn, response_id: str) -> dict[str, Any]:
+        return {
+            "id": f"msg_fake{response_id}",
+            "type": "message",
+            "role": "assistant",
+            "model": body.get("model", ""),
+            "content": turn.rendered,
+            "stop_reason": turn.stop,
+            "stop_sequence": None,
+            "usage": {
+                "input_tokens": turn.usage.input,
+                "output_tokens": turn.usage.output,
+                "cache_read_input_tokens": turn.usage.cache_read,
+                "cache_creation_input_tokens": turn.usage.cache_write,
+            },
+        }
+
+    def error(self, failure: Fail) -> dict[str, Any]:
+        kind = _ANTHROPIC_ERRORS.get(failure.status, "api_error")
+        return {"type": "error", "error": {"type": kind, "message": failure.message}}
+
+    def rate_headers(self, window: SlidingWindow, now: float) -> dict[str, str]:
+        remaining, reset = window.remaining(now), window.reset_s(now)
+        headers = {}
+        for dimension, limit in window.limits.items():
+            prefix = f"anthropic-ratelimit-{dimension.replace('_', '-')}"
+            headers[f"{prefix}-limit"] = str(limit)
+            headers[f"{prefix}-remaining"] = str(remaining[dimension])
+            headers[f"{prefix}-reset"] = rfc3339(now + reset[dimension])
+        return headers
+
+
+class _OpenAIApi:
+    def problem(self, body: dict[str, Any]) -> str | None:
+        return _openai_problem(body)
+
+    def prompt_tokens(self, body: dict[str, Any]) -> int:
+        return _tokens(body.get("messages"))
+
+    def render(self, answer: Reply | CallTool | CallTools, ids: Iterator[int]) -> tuple[Any, str]:
+        message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None}
+        if isinstance(answer, Reply):
+            message["content"] = answer.text
+            return message, "length" if answer.truncated else "stop"
+        message["tool_calls"] = [
+            {
+                "id": f"call_fake{next(ids)}",
+                "type": "function",
+                "function": {"name": c.name, "arguments": c.raw_arguments or json.dumps(c.input)},
+            }
+            for c in _calls(answer)
+        ]
+        return message, "tool_calls"
+
+    def response(self, body: dict[str, Any], turn: _Turn, response_id: str) -> dict[str, Any]:
+        usage = turn.usage
+        # OpenAI counts cached tokens inside prompt_tokens and reports no cache writes.
+        prompt_tokens = usage.input_total
+        return {
+            "id": f"chatcmpl-fake{response_id}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", ""),
+            "choices": [
+                {
+                    "index": 0,
+                    "message": turn.rendered,
+                    "finish_reason": turn.stop,
+                    "logprobs": None,
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": usage.output,
+                "total_tokens": prompt_tokens + usage.output,
+                "prompt_tokens_details": {"cached_tokens": usage.cache_read},
+            },
+        }
+
+    def error(self, failure: Fail) -> dict[str, Any]:
+        kind = _OPENAI_ERRORS.get(failure.status, "server_error")
+        return {"error": {"type": kind, "param": None, "message": failure.message, "code": None}}
+
+    def rate_headers(self, window: SlidingWindow, now: float) -> dict[str, str]:
+        remaining, reset = window.remaining(now), window.reset_s(now)
+        headers = {}
+        # OpenAI reports requests and tokens only; input and output limits go unreported.
+        for dimension in ("requests", "tokens"):
+            if dimension in window.limits:
+                headers[f"x-ratelimit-limit-{dimension}"] = str(window.limits[dimension])
+                headers[f"x-ratelimit-remaining-{dimension}"] = str(remaining[dimension])
+                headers[f"x-ratelimit-reset-{dimension}"] = go_duration(reset[dimension])
+        return headers
+
+
+def rfc3339(epoch_s: float) -> str:
+    """An RFC 3339 UTC time as Anthropic sends it, rounded up to the millisecond."""
+    when = datetime.fromtimestamp(math.ceil(epoch_s * 1000) / 1000, UTC)
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def go_duration(seconds: float) -> str:
+    """A duration as Go prints it and OpenAI sends it (``"20ms"``, ``"6m0s"``,
+    ``"1h2m3.5s"``), rounded up to the millisecond."""
+    ms = math.ceil(max(seconds, 0.0) * 1000)
+    if ms < 1000:
+        return f"{ms}ms" if ms else "0s"
+    hours, ms = divmod(ms, 3_600_000)
+    minutes, ms = divmod(ms, 60_000)
+    whole, fraction = divmod(ms, 1000)
+    text = f"{whole}.{fraction:03d}".rstrip("0").rstrip(".") + "s"
+    if hours or minutes:
+        text = f"{minutes}m{text}"
+    if hours:
+        text = f"{hours}h{text}"
+    return text
 
 
 _ANTHROPIC_ERRORS = {
@@ -427,11 +677,6 @@ _OPENAI_ERRORS = {
     404: "invalid_request_error",
     429: "rate_limit_exceeded",
 }
-
-
-def _error(body: dict[str, Any], failure: Fail) -> web.Response:
-    headers = {} if failure.retry_after is None else {"retry-after": str(failure.retry_after)}
-    return web.json_response(body, status=failure.status, headers=headers)
 
 
 def _calls(answer: CallTool | CallTools) -> tuple[CallTool, ...]:
