@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     corral_log_level: str | None = None
     #: How late a missed fire may still run (after downtime): 30m, 1h, 1d …
     corral_schedule_grace: str = "1h"
+    #: The timezone of the team's day: when daily budgets start again, what "today" is.
+    corral_timezone: str = "UTC"
     #: 1/true/yes/on: semantic memory search (storage/embeddings.py).
     corral_embeddings: str = ""
     #: The model providers' credentials and addresses, handed to their SDKs' clients.
@@ -81,6 +83,17 @@ class Settings(BaseSettings):
         parse_every(value)
         return value
 
+    @field_validator("corral_timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value.strip())
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("not a timezone") from None
+        return value.strip()
+
     @field_validator("corral_embeddings")
     @classmethod
     def _embeddings(cls, value: str) -> str:
@@ -111,6 +124,7 @@ _ALLOWED = {
     "corral_log_level": ", ".join(LOG_LEVELS[:-1]) + " or " + LOG_LEVELS[-1],
     "corral_schedule_grace": "an interval such as 30s, 5m, 1h, 1d or 1h30m",
     "corral_embeddings": "1 (semantic memory search on) or 0 (off, the default)",
+    "corral_timezone": "an IANA timezone such as UTC, Europe/Paris or America/New_York",
     "redis_url": "a Redis URL such as redis://localhost:6379/0, or nothing",
 }
 

@@ -124,9 +124,13 @@ async def fake_slack() -> AsyncIterator[FakeSlackServer]:
 
 @asynccontextmanager
 async def slack_rig(
-    storage: Storage, model_server: FakeModelServer, slack: FakeSlackServer
+    storage: Storage,
+    model_server: FakeModelServer,
+    slack: FakeSlackServer,
+    post_interval: float = 0.0,
 ) -> AsyncIterator[SlackRig]:
-    """One Corral process with Slack over HTTP, until the block ends."""
+    """One Corral process with Slack over HTTP, until the block ends; each channel takes
+    a post per ``post_interval`` (0: no pace)."""
     agents = dict(TEAM["agents"])
     agents["beaver"] = {**agents["beaver"], "icon": ":beaver:", "channels": [DEV]}
     agents["owl"] = {**agents["owl"], "icon": "https://example.test/owl.png"}
@@ -137,7 +141,9 @@ async def slack_rig(
     core = make_core(
         storage, models, team, Settings(_env_file=None, slack_bot_token=slack.bot_token)
     )
-    parts = slack_parts(core.chat_services(), slack.bot_token, slack.api_url, post_interval=0)
+    parts = slack_parts(
+        core.chat_services(), slack.bot_token, slack.api_url, post_interval=post_interval
+    )
     workers = core.workers({"slack": parts.adapter})
     parts.attach(core.chat_services(), workers, se.SIGNING_SECRET)
     runner = web.AppRunner(build_http_app(storage, slack=parts.handle_http), access_log=None)
