@@ -272,6 +272,7 @@ _ACQUIRE = (
     _COMMON
     + """
 local id = ARGV[2]
+local refused = false
 local wait = 0
 for i = 1, #KEYS / 2 do
     local z, h = KEYS[2 * i - 1], KEYS[2 * i]
@@ -282,32 +283,32 @@ for i = 1, #KEYS / 2 do
     drop(h, redis.call('ZRANGEBYSCORE', z, '-inf', cutoff))
     redis.call('ZREMRANGEBYSCORE', z, '-inf', cutoff)
     local entries = redis.call('ZRANGE', z, 0, -1, 'WITHSCORES')
-    local units = {}
-    local used = 0
+    local held = {}
     if #entries > 0 then
-        local values = redis.call('HVALS', h)
-        for _, value in ipairs(values) do
-            used = used + tonumber(value)
+        local all = redis.call('HGETALL', h)
+        for j = 1, #all, 2 do
+            held[all[j]] = tonumber(all[j + 1])
         end
+    end
+    local used = 0
+    for j = 1, #entries, 2 do
+        used = used + (held[entries[j]] or 0)
     end
     local excess = used + cost - limit
     if excess > 0 then
-        local ids = {}
-        for j = 1, #entries, 2 do
-            ids[#ids + 1] = entries[j]
-        end
-        local held = redis.call('HMGET', h, unpack(ids))
+        refused = true
+        -- Oldest first; the excess is at most what the entries hold (cost <= limit).
         local freed = 0
-        for j = 1, #ids do
-            freed = freed + (tonumber(held[j]) or 0)
+        for j = 1, #entries, 2 do
+            freed = freed + (held[entries[j]] or 0)
             if freed >= excess then
-                wait = math.max(wait, tonumber(entries[2 * j]) + window - now)
+                wait = math.max(wait, tonumber(entries[j + 1]) + window - now)
                 break
             end
         end
     end
 end
-if wait > 0 then
+if refused then
     return string.format('%.17g', wait)
 end
 for i = 1, #KEYS / 2 do
