@@ -319,13 +319,46 @@ class LockRow(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-class LimitRow(Base):
-    """A rate limit's token bucket (the database limiter, used without Redis)."""
+class LimitKeyRow(Base):
+    """A key that rate limits or run slots count under. Its row is locked (upserted) at
+    the start of every transaction that reads and then changes the key's counters, so
+    that processes take their turns on a key instead of both reading the same count."""
 
-    __tablename__ = "limits"
+    __tablename__ = "limit_keys"
 
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
-    #: Units left when last counted; below zero after work used more than it reserved.
-    tokens: Mapped[float] = mapped_column(Double)
-    #: When ``tokens`` was counted, in seconds since the epoch.
-    refilled_at: Mapped[float] = mapped_column(Double)
+
+
+class LimitGrantRow(Base):
+    """Units of a rate limit that a grant holds, in the window after ``stamp``."""
+
+    __tablename__ = "limit_grants"
+    __table_args__ = (Index("ix_limit_grants_key_stamp", "key", "stamp"),)
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    grant_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    #: When the units were taken or settled, in seconds since the epoch.
+    stamp: Mapped[float] = mapped_column(Double)
+    units: Mapped[int] = mapped_column(Integer)
+
+
+class CooldownRow(Base):
+    """A model that is cooling down (its provider refused it) until ``until``."""
+
+    __tablename__ = "cooldowns"
+
+    model: Mapped[str] = mapped_column(String(255), primary_key=True)
+    #: In seconds since the epoch.
+    until: Mapped[float] = mapped_column(Double)
+
+
+class RunSlotRow(Base):
+    """One of the slots of ``key`` (e.g. an agent's concurrent runs), held by ``holder``
+    until ``expires_at`` unless renewed."""
+
+    __tablename__ = "run_slots"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(255), primary_key=True)
+    #: In seconds since the epoch.
+    expires_at: Mapped[float] = mapped_column(Double)

@@ -99,7 +99,7 @@ def test_installed_beside_the_openai_agents_sdk(tmp_path: Path) -> None:
         cwd=elsewhere,
         env=env,
     ).split()
-    assert {"inbox", "transcript", "limits", "alembic_version"} <= set(tables)
+    assert {"inbox", "transcript", "limit_grants", "alembic_version"} <= set(tables)
 
     sdk = _run(
         python,

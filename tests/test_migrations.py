@@ -28,8 +28,8 @@ TABLES |= {"tasks"}
 TABLES |= {"memory_vectors"}
 #: Added by 0010 (the ledger of posted parts).
 TABLES |= {"post_parts"}
-#: Rate limits' token buckets (migration 0009).
-TABLES |= {"limits"}
+#: Rate limits' windows, cooldowns and run slots (migration 0012; 0009's "limits" dropped).
+TABLES |= {"limit_keys", "limit_grants", "cooldowns", "run_slots"}
 
 
 def _schema(connection: Connection) -> dict[str, Any]:
