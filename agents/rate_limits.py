@@ -222,8 +222,9 @@ class RateLimitWrapper:
         return await self.limiter.acquire(needs)
 
     def _learn(self, target: str, rate: RateInfo) -> None:
-        """Keep the limits the provider reported, and hold the model back when it says
-        nothing remains until its reset."""
+        """Keep the limits the provider reported; when it says nothing of a dimension
+        remains, hold the model back for one slot of that limit (its reset is when the
+        whole window is free again, far later than the next slot)."""
         if not rate:
             return
         learned = self._learned.setdefault(target, {})
@@ -231,14 +232,17 @@ class RateLimitWrapper:
             if dimension in _FIELDS and limit > 0:
                 learned[dimension] = limit
         for dimension, remaining in rate.remaining.items():
-            reset = rate.reset_s.get(dimension)
-            if remaining <= 0 and reset is not None and reset > 0:
-                until = self.clock() + reset
-                if until > self._held_until.get(target, 0.0):
-                    log.info(
-                        "%s: the provider says no %s remain for %.1fs", target, dimension, reset
-                    )
-                    self._held_until[target] = until
+            if remaining > 0 or dimension not in _FIELDS:
+                continue
+            limit = rate.limit.get(dimension) or learned.get(dimension)
+            reset = rate.reset_s.get(dimension, 0.0)
+            hold = min(reset, self.window_s / limit) if limit else reset
+            until = self.clock() + hold
+            if hold > 0 and until > self._held_until.get(target, 0.0):
+                log.info(
+                    "%s: no %s remain, says its provider: holding %.2fs", target, dimension, hold
+                )
+                self._held_until[target] = until
 
 
 def actual_for(grant: Grant, used: Mapping[str, int]) -> dict[str, int]:

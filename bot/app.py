@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 
 from corral.agents.llm.registry import ModelRegistry, ProviderSettings
 from corral.agents.runtime import Runtime
-from corral.agents.seams import Seams
 from corral.agents.team import Team
 from corral.agents.team_loader import load_team, parse_every
 from corral.bot.adapter import ChatAdapter
@@ -19,6 +18,7 @@ from corral.bot.commands.registry import CommandContext
 from corral.bot.connections import one_line, redis_problem
 from corral.bot.coordinator import Coordinator
 from corral.bot.gateway import Gateway, Workers
+from corral.bot.limits import LimitStores, compose_limits, in_process_stores, limit_stores
 from corral.bot.settings import Settings
 from corral.storage.approvals import ApprovalStore
 from corral.storage.dedupe import Delivered
@@ -29,6 +29,8 @@ from corral.storage.store import Storage
 from corral.storage.urls import shown_url
 
 if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
     from corral.bot.commands.schedule import ScheduleControl
     from corral.bot.scheduling.runner import FireRunner
     from corral.bot.scheduling.scheduler import Scheduler
@@ -77,6 +79,8 @@ class Core:
     schedule_grace: timedelta = DEFAULT_SCHEDULE_GRACE
     #: Closed with the core (the Redis client, when there is one).
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    #: Where rate limits, cooldowns and run slots are kept (in-process without Redis).
+    limits: LimitStores = field(default_factory=in_process_stores)
     #: The scheduler this process runs, once made: the slash commands' by default.
     running_scheduler: Scheduler | None = field(default=None, init=False, repr=False)
 
@@ -177,10 +181,8 @@ async def build_core(settings: Settings, team_path: Path, *, own_queue: bool = F
             "one process, without Redis)."
         )
     models = ModelRegistry(team.models, provider_settings(settings))
-    seams = Seams.compose(models.client_for)
-    runtime = Runtime(team, seams, storage)
     try:
-        lock, delivered, shared_queue, closers = _shared(settings, storage)
+        lock, delivered, shared_queue, closers, redis = _shared(settings, storage)
     except ValueError as exc:
         await storage.close()
         raise StartupError(
@@ -188,6 +190,10 @@ async def build_core(settings: Settings, team_path: Path, *, own_queue: bool = F
             "write e.g. redis://localhost:6379/0"
         ) from None
     queue: WorkQueue = InProcessQueue() if own_queue or shared_queue is None else shared_queue
+    stores = limit_stores(storage, redis)
+    run = compose_limits(team, storage, models.client_for, stores, settings.timezone())
+    seams = run.seams
+    runtime = Runtime(team, seams, storage, gate=run.gate)
     return Core(
         settings=settings,
         team_path=team_path,
@@ -201,6 +207,7 @@ async def build_core(settings: Settings, team_path: Path, *, own_queue: bool = F
         lock=lock,
         schedule_grace=grace,
         closers=closers,
+        limits=stores,
     )
 
 
@@ -216,13 +223,15 @@ def provider_settings(settings: Settings) -> ProviderSettings:
 
 def _shared(
     settings: Settings, storage: Storage
-) -> tuple[Lock, Delivered | None, WorkQueue | None, list[Callable[[], Awaitable[None]]]]:
+) -> tuple[
+    Lock, Delivered | None, WorkQueue | None, list[Callable[[], Awaitable[None]]], Redis | None
+]:
     """What every process shares beyond the database: locks, the record of stored
     deliveries and the work queue in Redis when REDIS_URL is set (else locks in the
-    database, deliveries deduplicated by the database alone, no shared queue); and what
-    closes them."""
+    database, deliveries deduplicated by the database alone, no shared queue); what
+    closes them; and the Redis client, for the limits."""
     if not settings.redis_url:
-        return DatabaseLock(storage.db), None, None, []
+        return DatabaseLock(storage.db), None, None, [], None
     # Imported here: redis is not cheap to import, and only a REDIS_URL needs it.
     from redis.asyncio import Redis
 
@@ -234,4 +243,10 @@ def _shared(
     # Redis must cost a delivery no more than this before the database takes over. No
     # socket timeout: blocking reads (a queue's) wait longer than any command should.
     client = Redis.from_url(settings.redis_url, socket_connect_timeout=REDIS_TIMEOUT_S)
-    return RedisLock(client), RedisDelivered(client), RedisStreamQueue(client), [client.aclose]
+    return (
+        RedisLock(client),
+        RedisDelivered(client),
+        RedisStreamQueue(client),
+        [client.aclose],
+        client,
+    )

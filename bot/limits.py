@@ -1,0 +1,110 @@
+"""The limits of a deployment, composed: where rate-limit windows, model cooldowns and
+run slots are kept, and the model-call wrappers and run gate that use them. Part of the
+composition root (bot/app.py), which hands the result to the runtime.
+
+With ``REDIS_URL`` every process shares them through Redis, and when Redis cannot be
+reached the database stands in (said once in the log, and in ``/corral status``) until it
+is back. Without Redis there is one process, and they are kept in it. Budgets and the
+ledger of spend are always in the database: they must hold across processes and
+restarts, Redis or not.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import tzinfo
+from typing import TYPE_CHECKING
+
+from corral.agents.budgets import BudgetWrapper
+from corral.agents.cooling import CoolingWrapper
+from corral.agents.llm.prices import PriceTable
+from corral.agents.llm.types import ModelClient
+from corral.agents.rate_limits import MINUTE_S, RateLimitWrapper
+from corral.agents.run_gate import RunGate
+from corral.agents.seams import Seams
+from corral.agents.team import Team
+from corral.storage.cooldowns import (
+    Cooldowns,
+    DatabaseCooldowns,
+    InProcessCooldowns,
+    RedisCooldowns,
+)
+from corral.storage.failover import FailoverCooldowns, FailoverLimiter, FailoverRunSlots
+from corral.storage.limiter import DatabaseLimiter, InProcessLimiter, Limiter, RedisLimiter
+from corral.storage.run_slots import (
+    DatabaseRunSlots,
+    InProcessRunSlots,
+    RedisRunSlots,
+    RunSlots,
+)
+from corral.storage.spend import day_of
+from corral.storage.store import Storage
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+
+@dataclass(frozen=True)
+class LimitStores:
+    """Where the limits are kept, and whether Redis is standing down."""
+
+    limiter: Limiter
+    cooldowns: Cooldowns
+    run_slots: RunSlots
+    #: True while Redis is unreachable and the database stands in for it.
+    degraded: Callable[[], bool]
+
+
+def in_process_stores() -> LimitStores:
+    """Limits kept in this process: one process, no Redis."""
+    return LimitStores(InProcessLimiter(), InProcessCooldowns(), InProcessRunSlots(), lambda: False)
+
+
+def limit_stores(storage: Storage, redis: Redis | None) -> LimitStores:
+    """In Redis with the database standing in (``redis`` given), else in this process."""
+    if redis is None:
+        return in_process_stores()
+    db = storage.db
+    limiter = FailoverLimiter(RedisLimiter(redis), DatabaseLimiter(db))
+    cooldowns = FailoverCooldowns(RedisCooldowns(redis), DatabaseCooldowns(db))
+    slots = FailoverRunSlots(RedisRunSlots(redis), DatabaseRunSlots(db))
+    parts = (limiter, cooldowns, slots)
+    return LimitStores(limiter, cooldowns, slots, lambda: any(p.degraded for p in parts))
+
+
+@dataclass(frozen=True)
+class RunLimits:
+    """The run's seams with every limit around the model call, and the run gate."""
+
+    seams: Seams
+    gate: RunGate
+    prices: PriceTable
+
+
+def compose_limits(
+    team: Team,
+    storage: Storage,
+    client_for: Callable[[str], ModelClient],
+    stores: LimitStores,
+    zone: tzinfo,
+    *,
+    window_s: float = MINUTE_S,
+) -> RunLimits:
+    """The model-call seam with, outermost first: cooldowns (a cooling model is skipped
+    before anything is reserved for it), budgets and cost, rate limits. ``zone`` is the
+    team's timezone, whose day budgets count in; ``window_s`` the window of a
+    ``…_per_minute`` limit (shorter only in tests and benchmarks)."""
+    prices = PriceTable.builtin(team.prices)
+
+    def today() -> str:
+        return day_of(time.time(), zone)
+
+    wrappers = [
+        CoolingWrapper(stores.cooldowns),
+        BudgetWrapper(storage.spend, team, prices, today),
+        RateLimitWrapper(stores.limiter, team.limits.limits_for, window_s=window_s),
+    ]
+    seams = Seams.compose(client_for, model_wrappers=wrappers)
+    return RunLimits(seams, RunGate(stores.run_slots, team.limits.concurrency_for), prices)
