@@ -30,6 +30,8 @@ TABLES |= {"memory_vectors"}
 TABLES |= {"post_parts"}
 #: Rate limits' token buckets (migration 0009).
 TABLES |= {"limits"}
+#: Budgets and the ledger of model calls (migration 0013).
+TABLES |= {"spend_days", "spend_holds", "model_calls"}
 
 
 def _schema(connection: Connection) -> dict[str, Any]:
