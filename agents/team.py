@@ -67,6 +67,14 @@ class Limits(StrictModel):
     #: Model calls one agent turn may make before it is stopped.
     tool_steps: Annotated[int, Field(ge=1, le=50)] = 8
 
+    def budget_for(self, handle: str) -> float | None:
+        """The agent's daily budget in USD: its own, else ``default``, else none."""
+        return self.budget_usd_per_day.get(handle, self.budget_usd_per_day.get("default"))
+
+    def team_budget(self) -> float | None:
+        """The whole team's daily budget in USD, if capped."""
+        return self.budget_usd_per_day.get("team")
+
 
 class Team(StrictModel):
     """The whole ``team.yaml``."""
