@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Literal
 
 from sqlalchemy import Executable, case, delete, distinct, func, insert, select, update
@@ -35,6 +35,12 @@ TEAM = "*team"
 
 #: The share of a cap at which approvers are warned, once a day.
 WARN_AT = 0.8
+
+
+def day_of(at: float, zone: tzinfo) -> str:
+    """The budget day of the instant ``at`` (seconds since the epoch): YYYY-MM-DD in
+    ``zone``, the team's timezone."""
+    return datetime.fromtimestamp(at, zone).date().isoformat()
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,16 @@ import pytest
 from backends import DATABASES, Clock, databases
 from sqlalchemy import func, select
 
-from corral.storage.spend import TEAM, CallRecord, Caps, Hold, Refusal, SpendStore, UsageRow
+from corral.storage.spend import (
+    TEAM,
+    CallRecord,
+    Caps,
+    Hold,
+    Refusal,
+    SpendStore,
+    UsageRow,
+    day_of,
+)
 from corral.storage.store import RunEnd, RunStart, Storage
 from corral.storage.tables import ModelCallRow, SpendHoldRow
 
@@ -296,3 +305,11 @@ async def test_nothing_is_written_to_the_ledger_by_a_refusal(stores: Stores) -> 
             await connection.execute(select(func.count()).select_from(SpendHoldRow))
         ).scalar_one()
     assert holds == 0
+
+
+def test_the_budget_day_is_the_date_in_the_teams_timezone() -> None:
+    from zoneinfo import ZoneInfo
+
+    at = datetime(2026, 12, 6, 3, 30, tzinfo=UTC).timestamp()
+    assert day_of(at, UTC) == NEXT_DAY
+    assert day_of(at, ZoneInfo("America/New_York")) == DAY
