@@ -101,6 +101,7 @@ class Core:
             models_status=self.models.status_line(),
             scheduler=scheduler or self.running_scheduler,
             shell=shell,
+            timezone=self.settings.timezone(),
         )
 
     def chat_services(self) -> ChatServices:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -49,6 +50,8 @@ class Settings(BaseSettings):
     corral_schedule_grace: str = "1h"
     #: 1/true/yes/on: semantic memory search (storage/embeddings.py).
     corral_embeddings: str = ""
+    #: The IANA zone whose days budgets and usage count in.
+    corral_timezone: str = "UTC"
     #: The model providers' credentials and addresses, handed to their SDKs' clients.
     anthropic_api_key: str | None = None
     anthropic_base_url: str | None = None
@@ -92,6 +95,19 @@ class Settings(BaseSettings):
             raise ValueError("neither on nor off") from None
         return value
 
+    @field_validator("corral_timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value.strip())
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("not a time zone") from None
+        return value.strip()
+
+    def timezone(self) -> ZoneInfo:
+        """``CORRAL_TIMEZONE`` as a zone."""
+        return ZoneInfo(self.corral_timezone)
+
     @field_validator("redis_url")
     @classmethod
     def _redis_url(cls, value: str | None) -> str | None:
@@ -111,6 +127,7 @@ _ALLOWED = {
     "corral_log_level": ", ".join(LOG_LEVELS[:-1]) + " or " + LOG_LEVELS[-1],
     "corral_schedule_grace": "an interval such as 30s, 5m, 1h, 1d or 1h30m",
     "corral_embeddings": "1 (semantic memory search on) or 0 (off, the default)",
+    "corral_timezone": "an IANA time zone such as UTC or Europe/Berlin",
     "redis_url": "a Redis URL such as redis://localhost:6379/0, or nothing",
 }
 

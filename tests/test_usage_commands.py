@@ -272,3 +272,18 @@ def test_usage_and_budget_from_the_shell(tmp_path: Path) -> None:
     wrong = corral("usage", "fortnight")
     assert wrong.returncode != 0
     assert "`fortnight` is not a period" in wrong.stderr
+
+    env["CORRAL_TIMEZONE"] = "Pacific/Kiritimati"
+    zoned = corral("usage")
+    assert zoned.returncode == 0, zoned.stderr
+    assert ", Pacific/Kiritimati)" in zoned.stdout.splitlines()[0]
+    env["CORRAL_TIMEZONE"] = "Mars/Olympus_Mons"
+    unknown = corral("usage")
+    assert unknown.returncode == 1
+    assert unknown.stderr.strip() == (
+        "error: CORRAL_TIMEZONE=Mars/Olympus_Mons is not allowed: use an IANA time zone "
+        "such as UTC or Europe/Berlin, in .env or the environment"
+    )
+    checked = corral("check", "--offline")
+    assert checked.returncode == 1
+    assert "CORRAL_TIMEZONE=Mars/Olympus_Mons is not allowed" in checked.stdout
