@@ -161,7 +161,11 @@ class SpendStore:
         async with self.db.transaction() as connection:
             await connection.execute(self._add(day, TEAM, 0.0))
             await connection.execute(self._add(day, agent, 0.0))
-            await connection.execute(delete(SpendHoldRow).where(SpendHoldRow.expires_at <= now))
+            # This day's and earlier days' only: later days' holds are another turn's.
+            expired = delete(SpendHoldRow).where(
+                SpendHoldRow.day <= day, SpendHoldRow.expires_at <= now
+            )
+            await connection.execute(expired)
             mine, team = await self._read(connection, day, agent, now)
             checks: tuple[tuple[Literal["agent", "team"], float | None, _Day], ...] = (
                 ("agent", caps.agent, mine),
