@@ -234,9 +234,9 @@ class RateLimitWrapper:
         for dimension, remaining in rate.remaining.items():
             if remaining > 0 or dimension not in _FIELDS:
                 continue
-            limit = rate.limit.get(dimension) or learned.get(dimension)
+            known = learned.get(dimension)
             reset = rate.reset_s.get(dimension, 0.0)
-            hold = min(reset, self.window_s / limit) if limit else reset
+            hold = min(reset, self.window_s / known) if known else reset
             until = self.clock() + hold
             if hold > 0 and until > self._held_until.get(target, 0.0):
                 log.info(

@@ -105,6 +105,9 @@ class Core:
             models_status=self.models.status_line(),
             scheduler=scheduler or self.running_scheduler,
             shell=shell,
+            timezone=self.settings.timezone(),
+            cooling=self.limits.cooldowns.cooling,
+            limits_degraded=self.limits.degraded(),
         )
 
     def chat_services(self) -> ChatServices:

@@ -21,6 +21,7 @@ from corral.agents.budgets import BudgetWrapper
 from corral.agents.cooling import CoolingWrapper
 from corral.agents.llm.prices import PriceTable
 from corral.agents.llm.types import ModelClient
+from corral.agents.model_calls import ModelWrapper
 from corral.agents.rate_limits import MINUTE_S, RateLimitWrapper
 from corral.agents.run_gate import RunGate
 from corral.agents.seams import Seams
@@ -101,7 +102,7 @@ def compose_limits(
     def today() -> str:
         return day_of(time.time(), zone)
 
-    wrappers = [
+    wrappers: list[ModelWrapper] = [
         CoolingWrapper(stores.cooldowns),
         BudgetWrapper(storage.spend, team, prices, today),
         RateLimitWrapper(stores.limiter, team.limits.limits_for, window_s=window_s),

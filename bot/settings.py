@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -47,10 +48,10 @@ class Settings(BaseSettings):
     corral_log_level: str | None = None
     #: How late a missed fire may still run (after downtime): 30m, 1h, 1d …
     corral_schedule_grace: str = "1h"
-    #: The timezone of the team's day: when daily budgets start again, what "today" is.
-    corral_timezone: str = "UTC"
     #: 1/true/yes/on: semantic memory search (storage/embeddings.py).
     corral_embeddings: str = ""
+    #: The IANA zone whose days budgets and usage count in.
+    corral_timezone: str = "UTC"
     #: The model providers' credentials and addresses, handed to their SDKs' clients.
     anthropic_api_key: str | None = None
     anthropic_base_url: str | None = None
@@ -83,17 +84,6 @@ class Settings(BaseSettings):
         parse_every(value)
         return value
 
-    @field_validator("corral_timezone")
-    @classmethod
-    def _timezone(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(value.strip())
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError("not a timezone") from None
-        return value.strip()
-
     @field_validator("corral_embeddings")
     @classmethod
     def _embeddings(cls, value: str) -> str:
@@ -104,6 +94,19 @@ class Settings(BaseSettings):
         except EmbeddingsUnavailable:
             raise ValueError("neither on nor off") from None
         return value
+
+    @field_validator("corral_timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value.strip())
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("not a time zone") from None
+        return value.strip()
+
+    def timezone(self) -> ZoneInfo:
+        """``CORRAL_TIMEZONE`` as a zone."""
+        return ZoneInfo(self.corral_timezone)
 
     @field_validator("redis_url")
     @classmethod
@@ -124,7 +127,7 @@ _ALLOWED = {
     "corral_log_level": ", ".join(LOG_LEVELS[:-1]) + " or " + LOG_LEVELS[-1],
     "corral_schedule_grace": "an interval such as 30s, 5m, 1h, 1d or 1h30m",
     "corral_embeddings": "1 (semantic memory search on) or 0 (off, the default)",
-    "corral_timezone": "an IANA timezone such as UTC, Europe/Paris or America/New_York",
+    "corral_timezone": "an IANA time zone such as UTC or Europe/Berlin",
     "redis_url": "a Redis URL such as redis://localhost:6379/0, or nothing",
 }
 

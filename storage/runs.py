@@ -50,6 +50,12 @@ class RunRecord:
     error: str
     started_at: datetime
     finished_at: datetime | None
+    #: In USD; None when a model's price is unknown.
+    cost_usd: float | None = None
+    cache_read: int = 0
+    cache_write: int = 0
+    #: How the model was picked (``model: auto``) and why; empty otherwise.
+    model_choice: str = ""
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,10 @@ def _record(row: RunRow) -> RunRecord:
         error=row.error,
         started_at=utc(row.started_at),
         finished_at=utc(row.finished_at) if row.finished_at else None,
+        cost_usd=row.cost_usd,
+        cache_read=row.tokens_cache_read,
+        cache_write=row.tokens_cache_write,
+        model_choice=row.model_choice,
     )
 
 
@@ -101,6 +111,10 @@ _FINISH = (
                 "latency_ms",
                 "error",
                 "finished_at",
+                "cost_usd",
+                "tokens_cache_read",
+                "tokens_cache_write",
+                "model_choice",
             )
         }
     )
@@ -140,6 +154,10 @@ class RunStore:
             "tokens_in": 0,
             "tokens_out": 0,
             "latency_ms": 0,
+            "cost_usd": None,
+            "tokens_cache_read": 0,
+            "tokens_cache_write": 0,
+            "model_choice": "",
             "outcome": "running",
             "error": "",
             "started_at": utcnow(),
@@ -158,10 +176,14 @@ class RunStore:
         tokens_out: int = 0,
         latency_ms: int = 0,
         error: str = "",
+        cost_usd: float | None = None,
+        cache_read: int = 0,
+        cache_write: int = 0,
+        model_choice: str = "",
         on: AsyncConnection | None = None,
     ) -> None:
-        """Record how the run ended and what it used; with ``on``, in that connection's
-        transaction."""
+        """Record how the run ended and what it used (``cost_usd`` None: unknown, a
+        model's price is); with ``on``, in that connection's transaction."""
         params = {
             "run_id": run_id,
             "new_outcome": outcome,
@@ -171,6 +193,10 @@ class RunStore:
             "new_latency_ms": latency_ms,
             "new_error": error,
             "new_finished_at": utcnow(),
+            "new_cost_usd": cost_usd,
+            "new_tokens_cache_read": cache_read,
+            "new_tokens_cache_write": cache_write,
+            "new_model_choice": model_choice,
         }
         async with self.db.transaction(on) as connection:
             await connection.execute(_FINISH, params)

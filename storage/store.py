@@ -15,6 +15,7 @@ from corral.storage.memory import MemoryStore, SqlMemoryStore
 from corral.storage.posts import PostLedger
 from corral.storage.runs import RunOutcome, RunStore
 from corral.storage.schedules import ScheduleStore
+from corral.storage.spend import SpendStore
 from corral.storage.tasks import TaskStore
 from corral.storage.threads import ThreadStore
 from corral.storage.transcript import Line, TranscriptEntry, TranscriptStore
@@ -57,7 +58,7 @@ class RunEnd:
 
 class Storage:
     """The inbox, post ledger, transcript, threads, runs, memory, approvals, tasks,
-    schedules and audit of one database."""
+    schedules, audit and spend of one database."""
 
     def __init__(self, db: Database, *, semantic: bool = False) -> None:
         """``semantic``: memory search by meaning too (``CORRAL_EMBEDDINGS``); raises
@@ -73,6 +74,7 @@ class Storage:
         self.tasks = TaskStore(db)
         self.audit = AuditLog(db)
         self.schedules = ScheduleStore(db)
+        self.spend = SpendStore(db)
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True, semantic: bool = False) -> Storage:
@@ -178,6 +180,10 @@ class Storage:
                 tokens_out=end.tokens_out,
                 latency_ms=end.latency_ms,
                 error=end.error,
+                cost_usd=end.cost_usd,
+                cache_read=end.cache_read,
+                cache_write=end.cache_write,
+                model_choice=end.model_choice,
                 on=connection,
             )
             if closing is not None:

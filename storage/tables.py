@@ -139,6 +139,12 @@ class RunRow(Base):
     error: Mapped[str] = mapped_column(Text, default="")
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: In USD, from the real usage; None when a model's price is unknown.
+    cost_usd: Mapped[float | None] = mapped_column(Double, nullable=True)
+    tokens_cache_read: Mapped[int] = mapped_column(Integer, default=0)
+    tokens_cache_write: Mapped[int] = mapped_column(Integer, default=0)
+    #: How the model was picked when the agent's model is ``auto``, and why.
+    model_choice: Mapped[str] = mapped_column(Text, default="")
 
 
 class MemoryRow(Base):
@@ -362,3 +368,66 @@ class RunSlotRow(Base):
     holder: Mapped[str] = mapped_column(String(255), primary_key=True)
     #: In seconds since the epoch.
     expires_at: Mapped[float] = mapped_column(Double)
+
+    #: Units left when last counted; below zero after work used more than it reserved.
+    tokens: Mapped[float] = mapped_column(Double)
+    #: When ``tokens`` was counted, in seconds since the epoch.
+    refilled_at: Mapped[float] = mapped_column(Double)
+
+
+class SpendDayRow(Base):
+    """One day's money for one scope (an agent's handle, or ``*team``): what was spent,
+    what was added to its cap, and which once-a-day messages went out."""
+
+    __tablename__ = "spend_days"
+
+    #: YYYY-MM-DD in the team's timezone.
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(64), primary_key=True)
+    spent_usd: Mapped[float] = mapped_column(Double, default=0.0)
+    #: Today's additions to the configured cap (``/corral budget beaver +20``).
+    raised_usd: Mapped[float] = mapped_column(Double, default=0.0)
+    #: The 80% warning went out.
+    warned: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: A refusal was told to the approvers (agent scopes only).
+    refused_told: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class SpendHoldRow(Base):
+    """A model call's worst-case cost, reserved against its agent's and the team's
+    budget until the call is settled or the hold expires."""
+
+    __tablename__ = "spend_holds"
+    __table_args__ = (Index("ix_spend_holds_day", "day", "agent"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10))
+    agent: Mapped[str] = mapped_column(String(64))
+    amount: Mapped[float] = mapped_column(Double)
+    #: Seconds since the epoch, by the reserving process's clock.
+    expires_at: Mapped[float] = mapped_column(Double)
+
+
+class ModelCallRow(Base):
+    """One model call: the ledger that usage and cost reports add up."""
+
+    __tablename__ = "model_calls"
+    __table_args__ = (
+        Index("ix_model_calls_at", "at"),
+        Index("ix_model_calls_agent_at", "agent", "at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: The budget day it counted on (the day its hold was taken).
+    day: Mapped[str] = mapped_column(String(10))
+    run_id: Mapped[str] = mapped_column(String(40))
+    agent: Mapped[str] = mapped_column(String(64))
+    #: provider/model
+    model: Mapped[str] = mapped_column(String(200))
+    tokens_in: Mapped[int] = mapped_column(Integer, default=0)
+    tokens_out: Mapped[int] = mapped_column(Integer, default=0)
+    cache_read: Mapped[int] = mapped_column(Integer, default=0)
+    cache_write: Mapped[int] = mapped_column(Integer, default=0)
+    #: None when the model's price is unknown.
+    cost_usd: Mapped[float | None] = mapped_column(Double, nullable=True)

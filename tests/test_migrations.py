@@ -30,6 +30,8 @@ TABLES |= {"memory_vectors"}
 TABLES |= {"post_parts"}
 #: Rate limits' windows, cooldowns and run slots (migration 0012; 0009's "limits" dropped).
 TABLES |= {"limit_keys", "limit_grants", "cooldowns", "run_slots"}
+#: Budgets and the ledger of model calls (migration 0013).
+TABLES |= {"spend_days", "spend_holds", "model_calls"}
 
 
 def _schema(connection: Connection) -> dict[str, Any]:

@@ -1,10 +1,12 @@
-"""``/corral``: the team's status, its agents, pending approvals, tasks, help."""
+"""``/corral``: the team's status, its agents, pending approvals, tasks, usage and
+budgets (:mod:`corral.bot.commands.spend`), help."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from corral.bot.commands import spend
 from corral.bot.commands.registry import (
     Command,
     CommandContext,
@@ -21,10 +23,10 @@ if TYPE_CHECKING:
 
 async def status(ctx: CommandContext, values: Values) -> CommandReply:
     """Each agent's runs and failures today, what is running, pending approvals."""
-    since = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    since = spend.midnight(spend.today(ctx), ctx.timezone)
     stats = await ctx.storage.runs.stats_since(since)
     pending = await ctx.storage.approvals.pending()
-    lines = ["*Team status* (today, UTC)"]
+    lines = [f"*Team status* (today, {spend.zone_name(ctx.timezone, since)})"]
     for handle, agent in ctx.team.agents.items():
         s = stats.get(handle)
         if s is None:
@@ -38,7 +40,35 @@ async def status(ctx: CommandContext, values: Values) -> CommandReply:
     lines.append(f"Pending approvals and escalations: {len(pending)}")
     if ctx.models_status:
         lines.append(f"Models: {ctx.models_status}")
+    lines += await _spend_lines(ctx)
+    lines += await _cooling_lines(ctx)
+    if ctx.limits_degraded:
+        lines.append(
+            "Redis is unreachable: rate limits, cooldowns and run slots are kept in the "
+            "database until it is back."
+        )
     return CommandReply("\n".join(lines))
+
+
+async def _spend_lines(ctx: CommandContext) -> list[str]:
+    """A line per budgeted agent: what it spent today against its cap."""
+    budgeted = [h for h in ctx.team.agents if ctx.team.limits.budget_for(h) is not None]
+    if not budgeted and ctx.team.limits.team_budget() is None:
+        return []
+    return await spend.budget_lines(ctx, budgeted, lead="spend today ")
+
+
+async def _cooling_lines(ctx: CommandContext) -> list[str]:
+    """A line per model cooling down after a provider's refusal, with when it is back."""
+    if ctx.cooling is None:
+        return []
+    cooling, now = await ctx.cooling(), ctx.clock()
+    return [
+        f"• {model} cooling until "
+        + datetime.fromtimestamp(until, ctx.timezone).strftime("%H:%M:%S %Z")
+        for model, until in sorted(cooling.items())
+        if until > now
+    ]
 
 
 async def agents(ctx: CommandContext, values: Values) -> CommandReply:
@@ -121,6 +151,8 @@ COMMANDS = [
     Command(("corral", "agents"), "who is on the team", agents),
     Command(("corral", "approvals"), "what waits for a human", approvals),
     Command(("corral", "tasks"), "open and recent tasks agents handed each other", tasks),
+    spend.USAGE,
+    spend.BUDGET,
     # The shell has --help; this lists the chat commands.
     Command(("corral", "help"), "this list", show_help, cli=False),
 ]

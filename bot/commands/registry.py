@@ -15,9 +15,10 @@ builds its commands from the table on every start, and ``corral --help`` must st
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, timedelta, tzinfo
 from itertools import pairwise
 from typing import TYPE_CHECKING, Literal
 
@@ -42,6 +43,15 @@ class CommandContext:
     scheduler: ScheduleControl | None = None
     #: Run from a shell (``corral memory …``), not typed in a chat.
     shell: bool = False
+    #: The zone that budget days and usage periods count in (``CORRAL_TIMEZONE``).
+    timezone: tzinfo = UTC
+    #: The models cooling down, each with when it comes back (seconds since the epoch);
+    #: None where this process has no model chain to ask.
+    cooling: Callable[[], Awaitable[dict[str, float]]] | None = None
+    #: Redis is unreachable, and the database keeps the limits until it is back.
+    limits_degraded: bool = False
+    #: Now, in seconds since the epoch: a test's clock, else the real one.
+    clock: Callable[[], float] = time.time
 
     @property
     def is_approver(self) -> bool:
