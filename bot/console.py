@@ -25,7 +25,7 @@ from corral.bot.app import Core
 from corral.bot.commands.registry import format_age, plural
 from corral.bot.commands.table import children, dispatch, help_text
 from corral.bot.coordinator import Route
-from corral.bot.decisions import KIND_OF, DecisionContext, Verdict, decide
+from corral.bot.decisions import KINDS_OF, DecisionContext, Verdict, decide
 from corral.bot.gateway import Workers
 from corral.bot.inbound import Inbound
 from corral.storage.inbox import work_id
@@ -290,11 +290,11 @@ class ConsoleChat:
 
     async def _waiting(self, verdict: Verdict) -> None:
         """``/approve`` (``/reject``, ``/resolve``) without an id: what it could decide."""
-        kind = KIND_OF[verdict]
-        waiting = [a for a in await self.core.storage.approvals.pending() if a.kind == kind]
+        kinds = KINDS_OF[verdict]
+        waiting = [a for a in await self.core.storage.approvals.pending() if a.kind in kinds]
         usage = f"Usage: /{verdict} ID"
         if not waiting:
-            nothing = "no escalation is open" if kind == "escalation" else "nothing waits"
+            nothing = "no escalation is open" if verdict == "resolve" else "nothing waits"
             self.out.print(Text(f"{usage} — {nothing}.", style="dim"))
             return
         now = datetime.now(UTC)

@@ -20,11 +20,12 @@ Verdict = Literal["approve", "reject", "resolve"]
 #: How a decision ended: ``ok``, or why nothing was decided.
 DecisionStatus = Literal["ok", "not_allowed", "unknown", "decided", "wrong_kind", "wrong_message"]
 
-#: Which kind of request each verdict is about.
-KIND_OF: dict[Verdict, ApprovalKind] = {
-    "approve": "tool",
-    "reject": "tool",
-    "resolve": "escalation",
+#: Which kinds of request each verdict is about: a tool call or a spent budget (approve
+#: raises it for the day), an escalation.
+KINDS_OF: dict[Verdict, tuple[ApprovalKind, ...]] = {
+    "approve": ("tool", "budget"),
+    "reject": ("tool", "budget"),
+    "resolve": ("escalation",),
 }
 VERDICT_WORD: dict[Verdict, str] = {
     "approve": "Approved",
@@ -40,8 +41,11 @@ LOCAL_PLATFORMS = frozenset({"console"})
 class Decider(Protocol):
     """What carries a decision out: the workers, which record it and continue the run."""
 
-    async def decide(self, approval_id: str, approved: bool, by: str) -> ApprovalRecord | None:
-        """Approve or reject a paused tool call; None when no run waits for it."""
+    async def decide(
+        self, approval_id: str, approved: bool, by: str, kind: ApprovalKind = "tool"
+    ) -> ApprovalRecord | None:
+        """Approve or reject a paused tool call (or raise a spent budget, ``kind``
+        ``budget``); None when nothing waits for it."""
         ...
 
     async def resolve(self, escalation_id: str, by: str) -> ApprovalRecord | None:
@@ -130,7 +134,7 @@ async def decide(
     record = await ctx.approvals.get(approval_id)
     if record is None:
         return DecisionResult("unknown", f"There is no request {approval_id}.")
-    if record.kind != KIND_OF[verdict]:
+    if record.kind not in KINDS_OF[verdict]:
         return DecisionResult("wrong_kind", _wrong_kind(approval_id, record.kind))
     if clicked is not None and not _carries(record, clicked):
         return DecisionResult(
@@ -142,13 +146,21 @@ async def decide(
     if verdict == "resolve":
         done = await ctx.workers.resolve(approval_id, by)
     else:
-        done = await ctx.workers.decide(approval_id, verdict == "approve", by)
+        done = await ctx.workers.decide(approval_id, verdict == "approve", by, record.kind)
     if done is None:
         # Someone else decided it in the meantime.
         latest = await ctx.approvals.get(approval_id)
         return DecisionResult("decided", _already(ctx, latest or record))
-    line = f"{VERDICT_WORD[verdict]} by {ctx.mention(by)}"
+    line = f"{_verdict_word(record, verdict)} by {ctx.mention(by)}"
     return DecisionResult("ok", f"{approval_id}: {line}.", line)
+
+
+def _verdict_word(record: ApprovalRecord, verdict: Verdict) -> str:
+    """How the request's message is stamped: a budget says what the decision did."""
+    if record.kind == "budget":
+        step = float(record.state.get("step", 0))
+        return f"Raised by ${step:g} for today" if verdict == "approve" else "Kept stopped"
+    return VERDICT_WORD[verdict]
 
 
 def _carries(record: ApprovalRecord, clicked: ClickedMessage) -> bool:

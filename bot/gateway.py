@@ -23,7 +23,7 @@ from corral.bot.inbound import Inbound
 from corral.bot.intake import Intake
 from corral.bot.posting import LedgerPoster
 from corral.bot.scheduling.fires import run_fire
-from corral.storage.approvals import ApprovalRecord, ApprovalStatus
+from corral.storage.approvals import ApprovalKind, ApprovalRecord, ApprovalStatus
 from corral.storage.dedupe import Delivered, delivery_keys
 from corral.storage.inbox import (
     FINISHED,
@@ -212,15 +212,18 @@ class Workers:
                     self._waiters.pop(inbox_id, None)
                     return
 
-    async def decide(self, approval_id: str, approved: bool, by: str) -> ApprovalRecord | None:
+    async def decide(
+        self, approval_id: str, approved: bool, by: str, kind: ApprovalKind = "tool"
+    ) -> ApprovalRecord | None:
         """Record ``by``'s decision on the tool call ``approval_id`` and queue the paused
         run's continuation as work of its thread (in one transaction with the decision);
         returns at once with the decided approval. None when nothing waits for it: an
         unknown id, an escalation, or decided already. The caller checks that ``by`` may
-        decide. Its work item is ``work_id("decision", approval_id)``, for :meth:`wait`."""
+        decide. Its work item is ``work_id("decision", approval_id)``, for :meth:`wait`.
+        A ``budget`` request is raised (approved) or kept as it is, with nothing queued."""
         status: ApprovalStatus = "approved" if approved else "rejected"
-        record = await self.storage.decide(approval_id, status=status, by=by, kind="tool")
-        if record is not None:
+        record = await self.storage.decide(approval_id, status=status, by=by, kind=kind)
+        if record is not None and kind == "tool":
             await self.queue.put(work_id("decision", approval_id), record.platform)
         return record
 

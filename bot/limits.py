@@ -58,9 +58,11 @@ class LimitStores:
     degraded: Callable[[], bool]
 
 
-def in_process_stores() -> LimitStores:
-    """Limits kept in this process: one process, no Redis."""
-    return LimitStores(InProcessLimiter(), InProcessCooldowns(), InProcessRunSlots(), lambda: False)
+def in_process_stores(clock: Callable[[], float] = time.time) -> LimitStores:
+    """Limits kept in this process: one process, no Redis (``clock``: a test's)."""
+    return LimitStores(
+        InProcessLimiter(clock), InProcessCooldowns(clock), InProcessRunSlots(clock), lambda: False
+    )
 
 
 def limit_stores(storage: Storage, redis: Redis | None) -> LimitStores:
@@ -92,20 +94,22 @@ def compose_limits(
     zone: tzinfo,
     *,
     window_s: float = MINUTE_S,
+    clock: Callable[[], float] = time.time,
 ) -> RunLimits:
     """The model-call seam with, outermost first: cooldowns (a cooling model is skipped
     before anything is reserved for it), budgets and cost, rate limits. ``zone`` is the
     team's timezone, whose day budgets count in; ``window_s`` the window of a
-    ``…_per_minute`` limit (shorter only in tests and benchmarks)."""
+    ``…_per_minute`` limit and ``clock`` the time (both a test's or a benchmark's
+    only)."""
     prices = PriceTable.builtin(team.prices)
 
     def today() -> str:
-        return day_of(time.time(), zone)
+        return day_of(clock(), zone)
 
     wrappers: list[ModelWrapper] = [
-        CoolingWrapper(stores.cooldowns),
+        CoolingWrapper(stores.cooldowns, clock=clock),
         BudgetWrapper(storage.spend, team, prices, today),
-        RateLimitWrapper(stores.limiter, team.limits.limits_for, window_s=window_s),
+        RateLimitWrapper(stores.limiter, team.limits.limits_for, window_s=window_s, clock=clock),
     ]
     seams = Seams.compose(client_for, model_wrappers=wrappers)
     return RunLimits(seams, RunGate(stores.run_slots, team.limits.concurrency_for), prices)

@@ -222,10 +222,12 @@ class SpendStore:
         async with self.db.transaction() as connection:
             await connection.execute(delete(SpendHoldRow).where(SpendHoldRow.id == hold.id))
 
-    async def raise_cap(self, day: str, agent: str, amount: float) -> float:
+    async def raise_cap(
+        self, day: str, agent: str, amount: float, *, on: AsyncConnection | None = None
+    ) -> float:
         """Add ``amount`` USD to ``agent``'s cap for ``day`` (:data:`TEAM` for the team's)
         and return that day's raises in all; a later refusal is told to the approvers
-        again (for a team raise: any agent's)."""
+        again (for a team raise: any agent's). With ``on``, in the caller's transaction."""
         upsert = (
             self.db.insert(SpendDayRow)
             .values(
@@ -245,7 +247,7 @@ class SpendStore:
         told = update(SpendDayRow).where(SpendDayRow.day == day, SpendDayRow.refused_told)
         if agent != TEAM:
             told = told.where(SpendDayRow.scope == agent)
-        async with self.db.transaction() as connection:
+        async with self.db.transaction(on) as connection:
             # The team row first, as every writer of the day's money takes it.
             await connection.execute(self._add(day, TEAM, 0.0))
             total = (await connection.execute(upsert)).scalar_one()

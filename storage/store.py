@@ -117,15 +117,23 @@ class Storage:
         kind: ApprovalKind,
     ) -> ApprovalRecord | None:
         """Decide the approval ``approval_id`` of ``kind`` (:meth:`ApprovalStore.decide`)
-        and store the work that follows in its thread, in one transaction: a ``decision``
-        (the paused run continues) for a tool call, a ``resolve`` (the thread is told)
-        for an escalation. None, and nothing changes, when nothing waits for it."""
+        and store what follows, in one transaction: for a tool call a ``decision`` work
+        item (the paused run continues), for an escalation a ``resolve`` (the thread is
+        told); a budget approved is raised by its step for its day. None, and nothing
+        changes, when nothing waits for it."""
         async with self.db.transaction() as connection:
             record = await self.approvals.decide(
                 approval_id, status=status, by=by, kind=kind, on=connection
             )
             if record is None:
                 return None
+            if kind == "budget":
+                if status == "approved":
+                    state = record.state
+                    await self.spend.raise_cap(
+                        str(state["day"]), str(state["scope"]), float(state["step"]), on=connection
+                    )
+                return record
             await self.inbox.add_work(
                 NewWork(
                     kind="decision" if kind == "tool" else "resolve",

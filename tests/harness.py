@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from corral.bot.app import Core
 from corral.bot.coordinator import Coordinator, Route
 from corral.bot.gateway import Gateway, Workers
 from corral.bot.inbound import Inbound
+from corral.bot.limits import compose_limits, in_process_stores
 from corral.bot.settings import Settings
 from corral.storage.approvals import ApprovalRecord
 from corral.storage.inbox import work_id
@@ -112,7 +115,9 @@ def fake_models(
 def make_core(storage: Storage, models: ModelRegistry, team: Team, settings: Settings) -> Core:
     """A composition root like ``build_core``'s, from parts a test made."""
     queue = InProcessQueue()
-    seams = Seams.compose(models.client_for)
+    stores = in_process_stores()
+    run = compose_limits(team, storage, models.client_for, stores, settings.timezone())
+    seams = run.seams
     return Core(
         settings=settings,
         team_path=Path("team.yaml"),
@@ -122,7 +127,8 @@ def make_core(storage: Storage, models: ModelRegistry, team: Team, settings: Set
         queue=queue,
         gateway=Gateway(storage, queue),
         coordinator=Coordinator(team, storage.threads, seams.model_call),
-        runtime=Runtime(team, seams, storage),
+        runtime=Runtime(team, seams, storage, gate=run.gate),
+        limits=stores,
     )
 
 
@@ -196,7 +202,8 @@ class Harness:
         compose: Callable[[ModelRegistry], Seams] | None = None,
     ) -> Harness:
         """The test team (or ``team``) wired end to end; ``compose`` makes the run's
-        seams from the models, as a composition root would (default: no wrappers)."""
+        seams from the models (default: as the composition root does, with every limit,
+        kept in this process)."""
         team = team or make_team()
         slept: list[float] = []
 
@@ -211,8 +218,15 @@ class Harness:
             sleep=sleep,
         )
         queue = InProcessQueue()
-        seams = compose(models) if compose else Seams.compose(models.client_for)
-        runtime = Runtime(team, seams, storage)
+
+        # Time moves on by what the chain slept, which the test only records.
+        def clock() -> float:
+            return time.time() + sum(slept)
+
+        stores = in_process_stores(clock)
+        run = compose_limits(team, storage, models.client_for, stores, UTC, clock=clock)
+        seams = compose(models) if compose else run.seams
+        runtime = Runtime(team, seams, storage, gate=run.gate)
         coordinator = Coordinator(team, storage.threads, seams.model_call)
         adapter = RecordingAdapter()
         workers = Workers(storage, queue, coordinator, runtime, {"test": adapter}, 2)
