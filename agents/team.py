@@ -57,6 +57,9 @@ class ScheduleConfig(StrictModel):
     agent: str
     channel: str
     prompt: str
+    #: The model tier its fires use instead of the agent's own model (e.g. a cheap one
+    #: for routine work); None: the agent's.
+    tier: str | None = None
 
     @model_validator(mode="after")
     def _one_trigger(self) -> ScheduleConfig:

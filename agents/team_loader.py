@@ -514,7 +514,7 @@ def _check_team(
     if isinstance(schedules, dict):
         for name, schedule in schedules.items():
             if isinstance(schedule, dict):
-                _check_schedule(report, ("schedules", name), schedule, handles)
+                _check_schedule(report, ("schedules", name), schedule, handles, tiers)
     limits = data.get("limits")
     if isinstance(limits, dict):
         _check_limits(report, limits, handles)
@@ -725,8 +725,16 @@ def _read_instructions(
 
 
 def _check_schedule(
-    report: _Report, loc: Loc, schedule: dict[Any, Any], handles: list[str]
+    report: _Report, loc: Loc, schedule: dict[Any, Any], handles: list[str], tiers: list[str]
 ) -> None:
+    tier = schedule.get("tier")
+    if isinstance(tier, str) and tier not in tiers:
+        report.add(
+            (*loc, "tier"),
+            f"schedule `{loc[-1]}` names the tier `{tier}`, which `models:` does not define",
+            f"use a tier ({', '.join(tiers) or 'none defined yet'}){_did_you_mean(tier, tiers)}, "
+            "or leave `tier:` out for the agent's own model",
+        )
     agent = schedule.get("agent")
     if isinstance(agent, str) and agent not in handles:
         report.add(

@@ -42,6 +42,8 @@ class ScheduleSpec:
     timezone: str = "UTC"
     #: The platform it posts on; empty for the first one the running process serves.
     platform: str = ""
+    #: The model tier its fires use; empty: the agent's own model.
+    tier: str = ""
 
     def timing(self) -> tuple[str | None, str | None, str]:
         """What decides the fire times."""
@@ -99,6 +101,7 @@ def _schedule(row: ScheduleRow) -> ScheduleRecord:
         every=row.every,
         timezone=row.timezone,
         platform=row.platform,
+        tier=row.tier,
     )
     return ScheduleRecord(
         name=row.name,
@@ -137,6 +140,7 @@ def _spec_values(spec: ScheduleSpec) -> dict[str, str | None]:
         "every": spec.every,
         "timezone": spec.timezone,
         "platform": spec.platform,
+        "tier": spec.tier,
     }
 
 

@@ -275,6 +275,8 @@ class ScheduleRow(Base):
     cron: Mapped[str | None] = mapped_column(String(200), nullable=True)
     every: Mapped[str | None] = mapped_column(String(40), nullable=True)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    #: The model tier its fires use; empty: the agent's own model.
+    tier: Mapped[str] = mapped_column(String(64), default="")
     paused: Mapped[bool] = mapped_column(Boolean, default=False)
     #: ``team.yaml``, a user id, or ``agent:<handle>``.
     created_by: Mapped[str] = mapped_column(String(200))
@@ -368,11 +370,6 @@ class RunSlotRow(Base):
     holder: Mapped[str] = mapped_column(String(255), primary_key=True)
     #: In seconds since the epoch.
     expires_at: Mapped[float] = mapped_column(Double)
-
-    #: Units left when last counted; below zero after work used more than it reserved.
-    tokens: Mapped[float] = mapped_column(Double)
-    #: When ``tokens`` was counted, in seconds since the epoch.
-    refilled_at: Mapped[float] = mapped_column(Double)
 
 
 class SpendDayRow(Base):

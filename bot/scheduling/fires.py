@@ -47,6 +47,7 @@ def fire_work(
             "agent": spec.agent,
             "text": _task_text(record),
             "route_reason": route_reason,
+            "tier": spec.tier,
             "channel_name": spec.channel if spec.channel.startswith("#") else "",
         },
     )

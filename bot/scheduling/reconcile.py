@@ -21,6 +21,7 @@ def declared(team: Team) -> dict[str, ScheduleSpec]:
             cron=schedule.cron,
             every=schedule.every,
             timezone=schedule.timezone,
+            tier=schedule.tier or "",
         )
         for name, schedule in team.schedules.items()
     }

@@ -185,16 +185,55 @@ def default_router_rule(body: dict[str, Any]) -> dict[str, Any]:
     The first agent named in the message wins; else the first whose role words (the words
     next to its name in the system prompt or the tool's descriptions) appear in it; else
     the first agent listed. Returns ``{"agent": …, "reason": …}``, or ``{}`` when the tool
-    has no ``agent`` enum.
+    has no ``agent`` enum. A tool with a ``difficulty`` field gets one too (simple, or
+    complex for :data:`COMPLEX_WORDS` and long messages), with a reason.
     """
     tool = forced_tool(body)
     if tool is None:
         return {}
     schema = tool[1]["parameters"]
+    rating = _difficulty(body) if "difficulty" in schema.get("properties", {}) else {}
     agent_property = schema.get("properties", {}).get("agent", {})
     agents: list[str] = agent_property.get("enum", [])
     if not agents:
-        return {}
+        return rating
+    return {**_pick_agent(body, agents, tool, agent_property), **rating}
+
+
+#: Words that make the fake rate a message complex; so does a message over 25 words.
+COMPLEX_WORDS = frozenset(
+    [
+        "plan",
+        "design",
+        "refactor",
+        "debug",
+        "architecture",
+        "migrate",
+        "investigate",
+        "analyse",
+        "analyze",
+        "write",
+    ]
+)
+
+
+def _difficulty(body: dict[str, Any]) -> dict[str, Any]:
+    """How hard the fake says the last user message is, and why."""
+    words = re.findall(r"[a-z0-9_-]+", last_user_text(body).lower())
+    hard = sorted(COMPLEX_WORDS.intersection(words))
+    if hard:
+        return {"difficulty": "complex", "reason": f"'{hard[0]}' asks for real work"}
+    if len(words) > 25:
+        return {"difficulty": "complex", "reason": "a long message"}
+    return {"difficulty": "simple", "reason": "a short routine message"}
+
+
+def _pick_agent(
+    body: dict[str, Any],
+    agents: list[str],
+    tool: tuple[str, dict[str, Any]],
+    agent_property: dict[str, Any],
+) -> dict[str, Any]:
     said = set(re.findall(r"[a-z0-9_-]+", last_user_text(body).lower()))
     for agent in agents:
         if agent.lower() in said:
