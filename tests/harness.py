@@ -28,7 +28,7 @@ from corral.bot.app import Core
 from corral.bot.coordinator import Coordinator, Route
 from corral.bot.gateway import Gateway, Workers
 from corral.bot.inbound import Inbound
-from corral.bot.limits import compose_limits, in_process_stores
+from corral.bot.limits import LimitStores, compose_limits, in_process_stores
 from corral.bot.settings import Settings
 from corral.storage.approvals import ApprovalRecord
 from corral.storage.inbox import work_id
@@ -200,10 +200,11 @@ class Harness:
         team: Team | None = None,
         env: dict[str, str] | None = None,
         compose: Callable[[ModelRegistry], Seams] | None = None,
+        stores: LimitStores | None = None,
     ) -> Harness:
         """The test team (or ``team``) wired end to end; ``compose`` makes the run's
         seams from the models (default: as the composition root does, with every limit,
-        kept in this process)."""
+        kept in ``stores``, by default in this process)."""
         team = team or make_team()
         slept: list[float] = []
 
@@ -223,7 +224,7 @@ class Harness:
         def clock() -> float:
             return time.time() + sum(slept)
 
-        stores = in_process_stores(clock)
+        stores = stores or in_process_stores(clock)
         run = compose_limits(team, storage, models.client_for, stores, UTC, clock=clock)
         seams = compose(models) if compose else run.seams
         runtime = Runtime(team, seams, storage, gate=run.gate)

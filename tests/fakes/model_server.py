@@ -307,6 +307,8 @@ class FakeModelServer(LocalServer):
         self._requests: list[ReceivedRequest] = []
         self._counts: Counter[str] = Counter()
         self._refused: Counter[str] = Counter()
+        self._in_flight: Counter[str] = Counter()
+        self._peak_in_flight: Counter[str] = Counter()
         # Every model's admitted requests, limited or not, for max_in_window().
         self._windows: defaultdict[str, SlidingWindow] = defaultdict(lambda: SlidingWindow({}))
         self._cache: dict[str, tuple[int, int]] = {}
@@ -399,6 +401,11 @@ class FakeModelServer(LocalServer):
         with self._lock:
             return self._counts[model]
 
+    def peak_in_flight(self, model: str) -> int:
+        """The most requests for ``model`` the server was answering at one time."""
+        with self._lock:
+            return self._peak_in_flight[model]
+
     def refused(self, model: str) -> int:
         """How many requests to ``model`` its limits refused with a 429."""
         with self._lock:
@@ -454,9 +461,17 @@ class FakeModelServer(LocalServer):
     async def _serve(self, request: web.Request, api: _Api) -> web.Response:
         body = await request.json()
         turn = self._take(request, body, api)
-        if self.latency and not turn.refused:
-            await asyncio.sleep(self.latency)
-        played = await self._play(request, turn.answer)
+        model = str(body.get("model", ""))
+        with self._lock:
+            self._in_flight[model] += 1
+            self._peak_in_flight[model] = max(self._peak_in_flight[model], self._in_flight[model])
+        try:
+            if self.latency and not turn.refused:
+                await asyncio.sleep(self.latency)
+            played = await self._play(request, turn.answer)
+        finally:
+            with self._lock:
+                self._in_flight[model] -= 1
         if played is None:
             return web.Response(status=499)
         if isinstance(played, Fail):
