@@ -95,9 +95,9 @@ class _Waiter:
 
 class FairQueue:
     """The order this process's waiters for one model take its limits in: by priority
-    (a person before background work), then by how many grants the agent has had
-    (agents take turns), then by arrival. Only the head asks the limiter; the others
-    wait their turn without asking."""
+    (a person before background work), then by turn (each agent's waiters take its
+    successive turns, so agents alternate), then by arrival. Only the head asks the
+    limiter; the others wait their turn without asking."""
 
     def __init__(self) -> None:
         self._heap: list[_Waiter] = []
@@ -113,9 +113,11 @@ class FairQueue:
         sleep: Sleep,
     ) -> Grant:
         """A grant from ``acquire`` when it is this waiter's turn and the limits allow."""
-        # An agent that waited for nothing for a while does not jump the queue by the
-        # turns it did not take.
-        turn = self._turns[agent] = max(self._turns[agent], self._floor)
+        # Each waiter of an agent takes the agent's next turn, so agents alternate however
+        # many waiters each has queued; an agent that waited for nothing for a while does
+        # not jump the queue by the turns it did not take.
+        turn = max(self._turns[agent], self._floor)
+        self._turns[agent] = turn + 1
         waiter = _Waiter((priority, turn, next(self._arrivals)), agent)
         heapq.heappush(self._heap, waiter)
         try:
@@ -127,8 +129,7 @@ class FairQueue:
                     continue
                 result = await acquire()
                 if isinstance(result, Grant):
-                    self._turns[agent] += 1
-                    self._floor = turn
+                    self._floor = max(self._floor, turn)
                     return result
                 async with waiting():
                     await sleep(result)
