@@ -7,7 +7,9 @@ A. an agent turn through Corral: ``Gateway.submit`` of an ``Inbound`` addressed 
    ``@beaver`` → a worker claims it from the durable inbox (SQLite file) → the coordinator
    routes it by its explicit address (no model call) → the runtime recalls memories (empty
    store), calls the model once through the real Anthropic SDK (``AnthropicProvider`` via
-   ``ModelRegistry``), posts the reply to a recording adapter and records the run. Timed
+   ``ModelRegistry``) and the model-call wrappers of the composition root (cooldowns,
+   budgets and the ledger of spend, rate limits), posts the reply to a recording adapter
+   and records the run. Timed
    from ``submit`` until ``Workers.wait`` returns for that message.
 B. the bare SDK call: ``AsyncAnthropic(...).messages.create`` with the same request body
    that A sends (system prompt, tools, one user message), to the same server.
@@ -37,6 +39,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -52,11 +55,11 @@ from sqlalchemy import event  # noqa: E402
 from corral.agents.llm.anthropic_provider import AnthropicProvider  # noqa: E402
 from corral.agents.llm.registry import ModelRegistry, ProviderSettings  # noqa: E402
 from corral.agents.runtime import Runtime  # noqa: E402
-from corral.agents.seams import Seams  # noqa: E402
 from corral.agents.team import Team  # noqa: E402
 from corral.bot.coordinator import Coordinator  # noqa: E402
 from corral.bot.gateway import Gateway, Workers  # noqa: E402
 from corral.bot.inbound import Inbound  # noqa: E402
+from corral.bot.limits import compose_limits, in_process_stores  # noqa: E402
 from corral.storage.queue import InProcessQueue  # noqa: E402
 from corral.storage.store import Storage  # noqa: E402
 
@@ -103,8 +106,11 @@ class Bench:
             },
         )
         queue = InProcessQueue()
-        seams = Seams.compose(self.models.client_for)
-        runtime = Runtime(team, seams, storage)
+        # Composed as the composition root does: cooldowns, budgets and cost, rate limits
+        # (none configured: the sample's are a team's choice, not Corral's overhead).
+        run = compose_limits(team, storage, self.models.client_for, in_process_stores(), UTC)
+        seams = run.seams
+        runtime = Runtime(team, seams, storage, gate=run.gate)
         coordinator = Coordinator(team, storage.threads, seams.model_call)
         self.adapter = RecordingAdapter(platform="bench")
         self.gateway = Gateway(storage, queue)
