@@ -287,11 +287,13 @@ class Workers:
         """Take the next item whenever a worker is free, and handle it in a task of its own."""
         while True:
             await self._in_flight.acquire()
-            await self._capacity.acquire()
             try:
                 inbox_id = await self.queue.get(list(self.adapters))
+                # Capacity after the item, not before: waiting for the queue must not hold
+                # capacity that an item back from a wait needs. Cancelled here, the item
+                # stays in the inbox, and the sweep queues it again.
+                await self._capacity.acquire()
             except BaseException:
-                self._capacity.release()
                 self._in_flight.release()
                 raise
             task = asyncio.create_task(self._work(inbox_id), name=f"corral-item-{inbox_id}")

@@ -14,6 +14,7 @@ from fakes.model_server import FakeModelServer
 from harness import TEAM, Harness, make_team
 from redis.asyncio import Redis
 
+from corral.bot.gateway import Workers
 from corral.bot.limits import LimitStores
 from corral.storage.cooldowns import InProcessCooldowns
 from corral.storage.limiter import InProcessLimiter
@@ -108,3 +109,21 @@ async def test_the_cap_holds_across_processes(
             await storage.close()
     assert model_server.peak_in_flight(OWL_MODEL) == 1
     assert model_server.count(OWL_MODEL) == 6
+
+
+async def test_one_worker_is_enough_while_runs_wait_for_slots(
+    storage: Storage, model_server: FakeModelServer
+) -> None:
+    # With a single worker, runs waiting for owl's one slot give the worker back: the
+    # others, and Beaver's message, still go through; nothing waits forever.
+    model_server.latency = 0.05
+    h = Harness.build(storage, model_server, team=capped_team())  # type: ignore[arg-type]
+    h.workers = Workers(storage, h.gateway.queue, h.coordinator, h.runtime, h.workers.adapters, 1)
+    h.workers.start()
+    try:
+        async with asyncio.timeout(20):
+            await asyncio.gather(*(_ask_owl(h, n) for n in range(3)), h.say("@beaver fix it"))
+    finally:
+        await h.close()
+    assert model_server.count(OWL_MODEL) == 3
+    assert model_server.peak_in_flight(OWL_MODEL) == 1

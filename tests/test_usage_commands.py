@@ -242,6 +242,25 @@ async def test_status_shows_spend_against_budget_and_models_cooling(
     )
     text = (await dispatch(plain, "/corral status")).text
     assert "spend today" not in text and "cooling" not in text
+    assert "Redis" not in text
+
+
+async def test_status_says_when_redis_is_down_and_the_database_keeps_the_limits(
+    storage: Storage, clock: Clock
+) -> None:
+    ctx = CommandContext(
+        team=make_team(),
+        storage=storage,
+        user="U1",
+        platform="slack",
+        clock=clock,
+        limits_degraded=True,
+    )
+    text = (await dispatch(ctx, "/corral status")).text
+    assert text.splitlines()[-1] == (
+        "Redis is unreachable: rate limits, cooldowns and run slots are kept in the "
+        "database until it is back."
+    )
 
 
 def test_usage_and_budget_from_the_shell(tmp_path: Path) -> None:
