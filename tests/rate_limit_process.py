@@ -51,6 +51,8 @@ from corral.storage.limiter import (
 )
 
 PLACE = Place("console", "c", "t")
+#: Makes one call; returns the ``provider/model`` that answered.
+Player = Callable[["Call"], Awaitable[str]]
 SYSTEM = "You answer."
 
 
@@ -163,36 +165,17 @@ def corral_call(
     return Seams.compose(registry.client_for, model_wrappers=wrappers).model_call, registry
 
 
-async def play(plan: Plan, env: Mapping[str, str], start: float) -> list[Outcome]:
-    """Every call of ``plan``, each at ``start`` + its ``at``, in this process."""
+@asynccontextmanager
+async def player(plan: Plan, env: Mapping[str, str]) -> AsyncIterator[Player]:
+    """What plays ``plan`` in this process, wired and warmed up (the SDK imported, the
+    stores open), so that the first call costs no more than any other."""
     if plan.bare:
-        return await _play_bare(plan, env, start)
-    async with stores(plan, env) as (limiter, cooldowns):
-        model_call, registry = corral_call(plan, limiter, cooldowns, env)
-        try:
+        import anthropic
 
-            async def one(call: Call) -> str:
-                ctx = CallContext(
-                    call.agent, PLACE, f"run-{call.agent}", "answer", "fast", call.priority
-                )
-                request = Request(
-                    SYSTEM, (ChatMessage.user(call.text),), max_tokens=plan.max_tokens
-                )
-                return (await model_call(ctx, request)).model
+        model = plan.chain[0].partition("/")[2]
+        client = anthropic.AsyncAnthropic(api_key="fake", base_url=env["ANTHROPIC_BASE_URL"])
 
-            return await _scheduled(plan.calls, start, one)
-        finally:
-            await registry.aclose()
-
-
-async def _play_bare(plan: Plan, env: Mapping[str, str], start: float) -> list[Outcome]:
-    import anthropic
-
-    model = plan.chain[0].partition("/")[2]
-    client = anthropic.AsyncAnthropic(api_key="fake", base_url=env["ANTHROPIC_BASE_URL"])
-    try:
-
-        async def one(call: Call) -> str:
+        async def bare(call: Call) -> str:
             await client.messages.create(
                 model=model,
                 max_tokens=plan.max_tokens,
@@ -201,14 +184,38 @@ async def _play_bare(plan: Plan, env: Mapping[str, str], start: float) -> list[O
             )
             return plan.chain[0]
 
-        return await _scheduled(plan.calls, start, one)
-    finally:
-        await client.close()
+        try:
+            yield bare
+        finally:
+            await client.close()
+        return
+    async with stores(plan, env) as (limiter, cooldowns):
+        model_call, registry = corral_call(plan, limiter, cooldowns, env)
+        await registry.warm_up()
+
+        async def corral(call: Call) -> str:
+            ctx = CallContext(
+                call.agent, PLACE, f"run-{call.agent}", "answer", "fast", call.priority
+            )
+            request = Request(SYSTEM, (ChatMessage.user(call.text),), max_tokens=plan.max_tokens)
+            return (await model_call(ctx, request)).model
+
+        try:
+            yield corral
+        finally:
+            await registry.aclose()
 
 
-async def _scheduled(
-    calls: Sequence[Call], start: float, one: Callable[[Call], Awaitable[str]]
-) -> list[Outcome]:
+async def play(plan: Plan, env: Mapping[str, str], lead_s: float = 0.1) -> list[Outcome]:
+    """Every call of ``plan`` in this process, each ``lead_s`` + its ``at`` after the
+    player is ready."""
+    async with player(plan, env) as one:
+        return await scheduled(plan.calls, time.time() + lead_s, one)
+
+
+async def scheduled(calls: Sequence[Call], start: float, one: Player) -> list[Outcome]:
+    """Each of ``calls`` made by ``one`` at ``start`` + its ``at``; how each went."""
+
     async def timed(call: Call) -> Outcome:
         arrived = start + call.at
         await asyncio.sleep(max(0.0, arrived - time.time()))
@@ -264,11 +271,10 @@ async def run_processes(
 async def _main() -> None:
     loop = asyncio.get_running_loop()
     plan = Plan.from_json(await loop.run_in_executor(None, sys.stdin.readline))
-    env = dict(os.environ)
-    # Ready means imported and wired; the stores open in play(), well before the start.
-    print("ready", flush=True)
-    start = float(await loop.run_in_executor(None, sys.stdin.readline))
-    outcomes = await play(plan, env, start)
+    async with player(plan, os.environ) as one:
+        print("ready", flush=True)
+        start = float(await loop.run_in_executor(None, sys.stdin.readline))
+        outcomes = await scheduled(plan.calls, start, one)
     print(json.dumps([asdict(o) for o in outcomes]), flush=True)
 
 
