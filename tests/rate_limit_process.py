@@ -32,7 +32,7 @@ from corral.agents.cooling import CoolingWrapper
 from corral.agents.llm.registry import ModelRegistry, ProviderSettings
 from corral.agents.llm.retry import RetryPolicy
 from corral.agents.llm.types import ChatMessage, Request
-from corral.agents.model_calls import PERSON, CallContext, ModelCall
+from corral.agents.model_calls import PERSON, CallContext, ModelCall, ModelWrapper
 from corral.agents.rate_limits import RateLimitWrapper
 from corral.agents.seams import Seams
 from corral.storage.cooldowns import (
@@ -158,7 +158,7 @@ def corral_call(
     registry = ModelRegistry(
         team.models, ProviderSettings.from_variables(env), policy=RetryPolicy()
     )
-    wrappers = [
+    wrappers: list[ModelWrapper] = [
         CoolingWrapper(cooldowns),
         RateLimitWrapper(limiter, team.limits.limits_for, window_s=plan.window_s),
     ]
