@@ -253,3 +253,34 @@ async def test_two_agents_saturating_one_model_get_fair_shares(
     assert shares["greedy"] <= 2 * shares["modest"], shares
     assert shares["modest"] <= 2 * shares["greedy"], shares
     assert server.refused(MODEL) == 0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="RateLimitWrapper holds a model whose headers say nothing remains until the "
+    "header's reset, which Anthropic (and the fake) give as the moment the window is fully "
+    "replenished: with a sliding window that idles the model for up to a whole window "
+    "after its oldest request left (reported on issue 13; agents/rate_limits.py is not "
+    "this branch's)",
+)
+async def test_a_full_window_takes_the_next_call_as_soon_as_its_oldest_request_leaves(
+    server: FakeModelServer,
+) -> None:
+    limit, window = 5, 1.0
+    server.limit(MODEL, requests_per_minute=limit, window_s=window)
+    plan = Plan(
+        [Call("agent", 0.2 * n, text=f"n{n}") for n in range(limit)]
+        + [Call("agent", 0.85, text="next")],
+        CHAIN,
+        window,
+        {TARGET: {"requests_per_minute": limit}},
+    )
+
+    outcomes = await play(plan, server.env(["anthropic"]))
+
+    answered(outcomes)
+    (last,) = [o for o in outcomes if o.text == "next"]
+    assert server.refused(MODEL) == 0
+    # The first request leaves the window at 1.0 s: the next one goes then, not at 1.8 s
+    # when the last of the five leaves.
+    assert last.wait < 0.4, f"waited {last.wait:.2f}s"
