@@ -230,7 +230,8 @@ async def main() -> None:
     )
     print(
         "Goodput: answered requests per window ÷ the limit, from the first arrival to the "
-        "last answer. Wait: arrival → answer. lost: messages never answered. "
+        "last answer. Wait: arrival → answer, of the answered messages. lost: messages "
+        "never answered. "
         "peak/window: most requests the provider admitted in one window."
     )
     print()
