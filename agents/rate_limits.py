@@ -15,12 +15,10 @@ background work, then agents in turn, so that no agent starves another.
 from __future__ import annotations
 
 import asyncio
-import heapq
-import itertools
 import json
 import logging
 import time
-from collections import Counter
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -86,24 +84,23 @@ def _used(completion: Completion) -> dict[str, int]:
     }
 
 
-@dataclass(order=True)
+@dataclass(eq=False)
 class _Waiter:
-    rank: tuple[int, int, int]
-    agent: str = field(compare=False)
-    turn: asyncio.Event = field(compare=False, default_factory=asyncio.Event)
+    agent: str
+    priority: int
+    turn: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class FairQueue:
-    """The order this process's waiters for one model take its limits in: by priority
-    (a person before background work), then by turn (each agent's waiters take its
-    successive turns, so agents alternate), then by arrival. Only the head asks the
-    limiter; the others wait their turn without asking."""
+    """The order this process's waiters for one model take its limits in: by priority (a
+    person before background work), then agent by agent in turn (round robin: an agent
+    with many calls waiting gets no more turns than one with a few), each agent's own
+    calls in their order of arrival. Only the head asks the limiter; the others wait
+    their turn without asking."""
 
     def __init__(self) -> None:
-        self._heap: list[_Waiter] = []
-        self._turns: Counter[str] = Counter()
-        self._floor = 0
-        self._arrivals = itertools.count()
+        #: priority → agent → its waiters; an agent's place in the dict is its turn.
+        self._lines: dict[int, dict[str, deque[_Waiter]]] = {}
 
     async def take(
         self,
@@ -113,31 +110,46 @@ class FairQueue:
         sleep: Sleep,
     ) -> Grant:
         """A grant from ``acquire`` when it is this waiter's turn and the limits allow."""
-        # Each waiter of an agent takes the agent's next turn, so agents alternate however
-        # many waiters each has queued; an agent that waited for nothing for a while does
-        # not jump the queue by the turns it did not take.
-        turn = max(self._turns[agent], self._floor)
-        self._turns[agent] = turn + 1
-        waiter = _Waiter((priority, turn, next(self._arrivals)), agent)
-        heapq.heappush(self._heap, waiter)
+        waiter = _Waiter(agent, priority)
+        self._lines.setdefault(priority, {}).setdefault(agent, deque()).append(waiter)
+        served = False
         try:
             while True:
-                if self._heap[0] is not waiter:
+                if self._head() is not waiter:
                     waiter.turn.clear()
                     async with waiting():
                         await waiter.turn.wait()
                     continue
                 result = await acquire()
                 if isinstance(result, Grant):
-                    self._floor = max(self._floor, turn)
+                    served = True
                     return result
                 async with waiting():
                     await sleep(result)
         finally:
-            self._heap.remove(waiter)
-            heapq.heapify(self._heap)
-            if self._heap:
-                self._heap[0].turn.set()
+            self._leave(waiter, served)
+
+    def _head(self) -> _Waiter | None:
+        if not self._lines:
+            return None
+        agents = self._lines[min(self._lines)]
+        return agents[next(iter(agents))][0]
+
+    def _leave(self, waiter: _Waiter, served: bool) -> None:
+        """Take ``waiter`` out. A served agent with more waiters goes to the back of the
+        line of agents; one whose waiter gave up (cancelled) keeps its place."""
+        agents = self._lines[waiter.priority]
+        line = agents[waiter.agent]
+        line.remove(waiter)
+        if served or not line:
+            del agents[waiter.agent]
+            if line:
+                agents[waiter.agent] = line
+        if not agents:
+            del self._lines[waiter.priority]
+        head = self._head()
+        if head is not None:
+            head.turn.set()
 
 
 class RateLimitWrapper:
