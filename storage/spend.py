@@ -188,7 +188,8 @@ class SpendStore:
         """Remove ``hold``, add the call's real cost (when known) to the agent's and the
         team's spent of the hold's day (``day`` without a hold: a call made without a
         budget), and write the call to the ledger, in one transaction. A hold taken
-        before midnight counts on its own day."""
+        before midnight counts on its own day. Without ``caps`` (neither the agent nor
+        the team has a budget) what was used is not read back: it says 0."""
         on = hold.day if hold is not None else day
         cost = call.cost_usd or 0.0
         now = self.clock()
@@ -212,6 +213,9 @@ class SpendStore:
                     cost_usd=call.cost_usd,
                 )
             )
+            if caps.agent is None and caps.team is None:
+                # No budget to warn about: the day's money need not be read back.
+                return Settled(0.0, 0.0, False, False)
             mine, team = await self._read(connection, on, call.agent, now)
             warn_agent = await self._warn(connection, on, call.agent, caps.agent, mine)
             warn_team = await self._warn(connection, on, TEAM, caps.team, team)
