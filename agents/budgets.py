@@ -14,7 +14,7 @@ from corral.agents.llm.prices import PriceTable
 from corral.agents.llm.types import Completion, Request
 from corral.agents.model_calls import ApprovalAsk, CallContext, CallRefused, ModelCall
 from corral.agents.rate_limits import estimate_input
-from corral.agents.run_context import notify
+from corral.agents.run_context import notify, run_calls
 from corral.agents.team import Team
 from corral.storage.spend import TEAM, CallRecord, Caps, Hold, Refusal, Settled, SpendStore
 
@@ -43,8 +43,13 @@ class BudgetWrapper:
         day = self.today()
         caps = self.caps(ctx.agent)
         hold: Hold | None = None
-        worst = self.prices.worst_case(ctx.target, estimate_input(request), request.max_tokens)
-        if worst is not None and (caps.agent is not None or caps.team is not None):
+        budgeted = caps.agent is not None or caps.team is not None
+        worst = (
+            self.prices.worst_case(ctx.target, estimate_input(request), request.max_tokens)
+            if budgeted
+            else None
+        )
+        if worst is not None:
             reserved = await self.spend.reserve(day, ctx.agent, worst, caps)
             if isinstance(reserved, Refusal):
                 raise self._refused(ctx.agent, day, reserved)
@@ -67,8 +72,13 @@ class BudgetWrapper:
             cache_write=usage.cache_write,
             cost_usd=cost,
         )
-        settled = await self.spend.settle(hold, record, day, caps)
-        self._warn(ctx.agent, caps, settled)
+        deferred = run_calls.get()
+        if hold is None and caps.agent is None and caps.team is None and deferred is not None:
+            # No budget counts on it: written with the run's end, a write less per call.
+            deferred.append((day, record))
+        else:
+            settled = await self.spend.settle(hold, record, day, caps)
+            self._warn(ctx.agent, caps, settled)
         return replace(completion, cost_usd=cost)
 
     def _name(self, handle: str) -> str:

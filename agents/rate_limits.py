@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from corral.agents.llm.types import Completion, ModelError, Request
+from corral.agents.llm.types import Completion, ModelError, Request, TextBlock, ToolUse
 from corral.agents.llm.usage import RateInfo
 from corral.agents.model_calls import CallContext, ModelCall
 from corral.agents.team import ModelLimits
@@ -51,13 +51,18 @@ _FIELDS = {
 
 def estimate_input(request: Request) -> int:
     """The request's input tokens, estimated from its text (system, messages, tools)."""
-    parts: list[str] = [request.system]
+    chars = len(request.system)
     for message in request.messages:
         for block in message.content:
-            parts.append(json.dumps(block.__dict__, ensure_ascii=False, default=str))
+            if isinstance(block, TextBlock):
+                chars += len(block.text)
+            elif isinstance(block, ToolUse):
+                chars += len(block.name) + len(json.dumps(block.input, ensure_ascii=False))
+            else:
+                chars += len(block.content)
     for tool in request.tools:
-        parts.append(tool.name + tool.description + json.dumps(tool.parameters))
-    return sum(len(part) for part in parts) // CHARS_PER_TOKEN + 1
+        chars += len(tool.name) + len(tool.description) + len(json.dumps(tool.parameters))
+    return chars // CHARS_PER_TOKEN + 1
 
 
 def _costs(request: Request) -> dict[str, int]:
@@ -207,16 +212,20 @@ class RateLimitWrapper:
         """What an attempt on ``target`` takes from each limit that applies to it: the
         configured ones, and those the provider reported where none is configured."""
         provider, _, model = target.partition("/")
+        applying = self.limits_for(provider, model)
+        learned = self._learned.get(target, {})
+        if not applying and not learned:
+            return []
         costs = _costs(request)
         needs: list[Need] = []
         configured: set[str] = set()
-        for key, limits in self.limits_for(provider, model):
+        for key, limits in applying:
             for dimension, name in _FIELDS.items():
                 limit = getattr(limits, name)
                 if limit is not None:
                     configured.add(dimension)
                     needs.append(self._need(f"{key}:{dimension}", costs[dimension], limit))
-        for dimension, limit in self._learned.get(target, {}).items():
+        for dimension, limit in learned.items():
             if dimension not in configured:
                 needs.append(self._need(f"learned:{target}:{dimension}", costs[dimension], limit))
         return needs

@@ -1,10 +1,12 @@
 """What belongs to the run in progress: its id, so every log line about a run can carry
-it, and what the seams want said in its thread."""
+it, what the seams want said in its thread, and the spend they leave for its end."""
 
 from __future__ import annotations
 
 import logging
 from contextvars import ContextVar
+
+from corral.storage.spend import CallRecord
 
 current_run_id: ContextVar[str] = ContextVar("corral_run_id", default="")
 
@@ -31,3 +33,10 @@ def notify(text: str) -> None:
         logging.getLogger("corral.runtime").warning("%s", text)
     else:
         notices.append(text)
+
+
+#: The model calls of the run in progress whose spend is written with the run's end
+#: (agents without a budget): ``(day, call)``. None outside a run: written at once.
+run_calls: ContextVar[list[tuple[str, CallRecord]] | None] = ContextVar(
+    "corral_run_calls", default=None
+)

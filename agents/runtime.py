@@ -27,7 +27,7 @@ from corral.agents.llm.types import (
 from corral.agents.model_calls import PERSON, CallContext, CallRefused
 from corral.agents.model_choice import Difficulty, choose_model
 from corral.agents.prompt import MemoryBudget, history_messages, system_prompt, within_budget
-from corral.agents.run_context import current_run_id, run_notices
+from corral.agents.run_context import current_run_id, run_calls, run_notices
 from corral.agents.run_gate import RunGate
 from corral.agents.run_state import RunState
 from corral.agents.seams import Seams
@@ -38,6 +38,7 @@ from corral.agents.tool_calls import ToolCall
 from corral.storage.approvals import ApprovalRecord
 from corral.storage.memory import MemoryRecord
 from corral.storage.runs import RunOutcome
+from corral.storage.spend import CallRecord
 from corral.storage.store import RunEnd, RunStart, Storage
 
 log = logging.getLogger("corral.runtime")
@@ -293,6 +294,8 @@ class Runtime:
         """Run one agent's turn and record how it ended: through ``end_last`` when this
         run ends the chain and leaves nothing else to record (no task to close)."""
         token = current_run_id.set(state.run_id)
+        calls: list[tuple[str, CallRecord]] = []
+        deferred = run_calls.set(calls)
         started = time.perf_counter()
         gate = self.gate.run(state.agent, state.run_id) if self.gate else nullcontext()
         try:
@@ -302,6 +305,7 @@ class Runtime:
             # Shutting down mid-turn: the message goes back to the inbox, the run says so.
             # The message starts over from its first agent, so a handed-off task ends here.
             await self.storage.runs.finish(state.run_id, outcome="interrupted")
+            await self.storage.spend.record(calls)
             if state.task_id is not None:
                 why = "interrupted: Corral stopped mid-turn; the message is handled again"
                 await self.storage.tasks.finish(state.task_id, outcome="failed", result=why)
@@ -313,6 +317,7 @@ class Runtime:
             step = _Step("failed", state, error=why)
         finally:
             current_run_id.reset(token)
+            run_calls.reset(deferred)
         s = step.state
         place = s.place
         last = step.handoff is None and (s.task_id is None or step.outcome == "waiting")
@@ -333,6 +338,7 @@ class Runtime:
                 cache_read=s.cache_read,
                 cache_write=s.cache_write,
                 model_choice=s.model_choice,
+                calls=tuple(calls),
             )
         )
         log.info(

@@ -18,7 +18,7 @@ database lock and limiter already are.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Literal
@@ -191,28 +191,12 @@ class SpendStore:
         before midnight counts on its own day. Without ``caps`` (neither the agent nor
         the team has a budget) what was used is not read back: it says 0."""
         on = hold.day if hold is not None else day
-        cost = call.cost_usd or 0.0
         now = self.clock()
         async with self.db.transaction() as connection:
-            await connection.execute(self._add(on, TEAM, cost))
-            await connection.execute(self._add(on, call.agent, cost))
+            # The team row first, as every writer of the day's money takes it.
+            await self.record([(on, call)], on=connection)
             if hold is not None:
                 await connection.execute(delete(SpendHoldRow).where(SpendHoldRow.id == hold.id))
-            await connection.execute(
-                insert(ModelCallRow).values(
-                    id=new_id("c"),
-                    at=datetime.fromtimestamp(now, UTC),
-                    day=on,
-                    run_id=call.run_id,
-                    agent=call.agent,
-                    model=call.model,
-                    tokens_in=call.tokens_in,
-                    tokens_out=call.tokens_out,
-                    cache_read=call.cache_read,
-                    cache_write=call.cache_write,
-                    cost_usd=call.cost_usd,
-                )
-            )
             if caps.agent is None and caps.team is None:
                 # No budget to warn about: the day's money need not be read back.
                 return Settled(0.0, 0.0, False, False)
@@ -220,6 +204,59 @@ class SpendStore:
             warn_agent = await self._warn(connection, on, call.agent, caps.agent, mine)
             warn_team = await self._warn(connection, on, TEAM, caps.team, team)
         return Settled(mine.used, team.used, warn_agent, warn_team)
+
+    async def record(
+        self, calls: Sequence[tuple[str, CallRecord]], *, on: AsyncConnection | None = None
+    ) -> None:
+        """Add each call's cost to its day's spent (the agent's and the team's) and write
+        it to the ledger; with ``on``, in the caller's transaction (a run's end records the
+        calls of agents without a budget there, a write less per call)."""
+        if not calls:
+            return
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        spent: dict[tuple[str, str], float] = {}
+        for day, call in calls:
+            for scope in (TEAM, call.agent):
+                spent[day, scope] = spent.get((day, scope), 0.0) + (call.cost_usd or 0.0)
+        insert_days = self.db.insert(SpendDayRow).values(
+            [
+                {
+                    "day": day,
+                    "scope": scope,
+                    "spent_usd": cost,
+                    "raised_usd": 0.0,
+                    "warned": False,
+                    "refused_told": False,
+                }
+                # The team rows first, as every writer of the day's money takes them.
+                for (day, scope), cost in sorted(spent.items(), key=lambda i: i[0][1] != TEAM)
+            ]
+        )
+        add_days = insert_days.on_conflict_do_update(
+            index_elements=["day", "scope"],
+            set_={"spent_usd": SpendDayRow.spent_usd + insert_days.excluded.spent_usd},
+        )
+        async with self.db.transaction(on) as connection:
+            await connection.execute(add_days)
+            await connection.execute(
+                insert(ModelCallRow),
+                [
+                    {
+                        "id": new_id("c"),
+                        "at": now,
+                        "day": day,
+                        "run_id": call.run_id,
+                        "agent": call.agent,
+                        "model": call.model,
+                        "tokens_in": call.tokens_in,
+                        "tokens_out": call.tokens_out,
+                        "cache_read": call.cache_read,
+                        "cache_write": call.cache_write,
+                        "cost_usd": call.cost_usd,
+                    }
+                    for day, call in calls
+                ],
+            )
 
     async def release(self, hold: Hold) -> None:
         """Give ``hold`` back unspent (the call was not made)."""

@@ -15,7 +15,7 @@ from corral.storage.memory import MemoryStore, SqlMemoryStore
 from corral.storage.posts import PostLedger
 from corral.storage.runs import RunOutcome, RunStore
 from corral.storage.schedules import ScheduleStore
-from corral.storage.spend import SpendStore
+from corral.storage.spend import CallRecord, SpendStore
 from corral.storage.tasks import TaskStore
 from corral.storage.threads import ThreadStore
 from corral.storage.transcript import Line, TranscriptEntry, TranscriptStore
@@ -54,6 +54,9 @@ class RunEnd:
     cache_write: int = 0
     #: Why the run used the model it did, when ``model: auto`` or a fire chose it.
     model_choice: str = ""
+    #: Model calls of the run not written yet (agents without a budget), each with the
+    #: day it counts on: written with the run's end, in the same transaction.
+    calls: tuple[tuple[str, CallRecord], ...] = ()
 
 
 class Storage:
@@ -194,6 +197,7 @@ class Storage:
                 model_choice=end.model_choice,
                 on=connection,
             )
+            await self.spend.record(end.calls, on=connection)
             if closing is not None:
                 await self.inbox.finish(closing, "done", on=connection)
 

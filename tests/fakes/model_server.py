@@ -620,6 +620,8 @@ class _AnthropicApi:
         return {"type": "error", "error": {"type": kind, "message": failure.message}}
 
     def rate_headers(self, window: SlidingWindow, now: float) -> dict[str, str]:
+        if not window.limits:
+            return {}
         remaining, reset = window.remaining(now), window.reset_s(now)
         headers = {}
         for dimension, limit in window.limits.items():
@@ -682,6 +684,8 @@ class _OpenAIApi:
         return {"error": {"type": kind, "param": None, "message": failure.message, "code": None}}
 
     def rate_headers(self, window: SlidingWindow, now: float) -> dict[str, str]:
+        if not window.limits:
+            return {}
         remaining, reset = window.remaining(now), window.reset_s(now)
         headers = {}
         # OpenAI reports requests and tokens only; input and output limits go unreported.
