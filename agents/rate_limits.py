@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from corral.agents.llm.retry import Sleep
 from corral.agents.llm.types import Completion, ModelError, Request, TextBlock, ToolUse
 from corral.agents.llm.usage import RateInfo
 from corral.agents.model_calls import CallContext, ModelCall
@@ -39,7 +40,6 @@ CHARS_PER_TOKEN = 4
 
 #: ``(provider, model)`` → the configured limits that apply, each under its key.
 LimitsFor = Callable[[str, str], Sequence[tuple[str, ModelLimits]]]
-Sleep = Callable[[float], Awaitable[None]]
 
 _FIELDS = {
     "requests": "requests_per_minute",

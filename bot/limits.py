@@ -83,7 +83,6 @@ class RunLimits:
 
     seams: Seams
     gate: RunGate
-    prices: PriceTable
 
 
 def compose_limits(
@@ -112,4 +111,4 @@ def compose_limits(
         RateLimitWrapper(stores.limiter, team.limits.limits_for, window_s=window_s, clock=clock),
     ]
     seams = Seams.compose(client_for, model_wrappers=wrappers)
-    return RunLimits(seams, RunGate(stores.run_slots, team.limits.concurrency_for), prices)
+    return RunLimits(seams, RunGate(stores.run_slots, team.limits.concurrency_for))
