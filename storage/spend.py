@@ -21,9 +21,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
-from typing import Literal
+from typing import Literal, cast
 
-from sqlalchemy import Executable, case, delete, distinct, func, insert, select, update
+from sqlalchemy import Executable, Table, case, delete, distinct, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from corral.storage.db import Database, utc
@@ -149,6 +149,15 @@ class SpendStore:
     def __init__(self, db: Database, clock: Callable[[], float] = time.time) -> None:
         self.db = db
         self.clock = clock
+        # Built once: every model call runs them, and building a statement costs more
+        # than running it.
+        days = db.insert(SpendDayRow)
+        #: Adds ``spent_usd`` to a (day, scope) row, made on first use; run with rows.
+        self._add_spent = days.on_conflict_do_update(
+            index_elements=["day", "scope"],
+            set_={"spent_usd": SpendDayRow.spent_usd + days.excluded.spent_usd},
+        )
+        self._write_call = insert(cast(Table, ModelCallRow.__table__))
 
     async def reserve(
         self, day: str, agent: str, amount: float, caps: Caps, ttl_s: float = 900.0
@@ -218,45 +227,37 @@ class SpendStore:
         for day, call in calls:
             for scope in (TEAM, call.agent):
                 spent[day, scope] = spent.get((day, scope), 0.0) + (call.cost_usd or 0.0)
-        insert_days = self.db.insert(SpendDayRow).values(
-            [
-                {
-                    "day": day,
-                    "scope": scope,
-                    "spent_usd": cost,
-                    "raised_usd": 0.0,
-                    "warned": False,
-                    "refused_told": False,
-                }
-                # The team rows first, as every writer of the day's money takes them.
-                for (day, scope), cost in sorted(spent.items(), key=lambda i: i[0][1] != TEAM)
-            ]
-        )
-        add_days = insert_days.on_conflict_do_update(
-            index_elements=["day", "scope"],
-            set_={"spent_usd": SpendDayRow.spent_usd + insert_days.excluded.spent_usd},
-        )
+        days = [
+            {
+                "day": day,
+                "scope": scope,
+                "spent_usd": cost,
+                "raised_usd": 0.0,
+                "warned": False,
+                "refused_told": False,
+            }
+            # The team rows first, as every writer of the day's money takes them.
+            for (day, scope), cost in sorted(spent.items(), key=lambda i: i[0][1] != TEAM)
+        ]
+        ledger = [
+            {
+                "id": new_id("c"),
+                "at": now,
+                "day": day,
+                "run_id": call.run_id,
+                "agent": call.agent,
+                "model": call.model,
+                "tokens_in": call.tokens_in,
+                "tokens_out": call.tokens_out,
+                "cache_read": call.cache_read,
+                "cache_write": call.cache_write,
+                "cost_usd": call.cost_usd,
+            }
+            for day, call in calls
+        ]
         async with self.db.transaction(on) as connection:
-            await connection.execute(add_days)
-            await connection.execute(
-                insert(ModelCallRow),
-                [
-                    {
-                        "id": new_id("c"),
-                        "at": now,
-                        "day": day,
-                        "run_id": call.run_id,
-                        "agent": call.agent,
-                        "model": call.model,
-                        "tokens_in": call.tokens_in,
-                        "tokens_out": call.tokens_out,
-                        "cache_read": call.cache_read,
-                        "cache_write": call.cache_write,
-                        "cost_usd": call.cost_usd,
-                    }
-                    for day, call in calls
-                ],
-            )
+            await connection.execute(self._add_spent, days)
+            await connection.execute(self._write_call, ledger)
 
     async def release(self, hold: Hold) -> None:
         """Give ``hold`` back unspent (the call was not made)."""
