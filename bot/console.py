@@ -311,10 +311,14 @@ class ConsoleChat:
         )
         result = await decide(context, approval_id, verdict, self.user)
         self.out.print(Text(result.text, style="dim" if result.ok else "yellow"))
-        if result.ok:
-            # The terminal shows the run's continuation before the next prompt.
-            item = work_id("resolve" if verdict == "resolve" else "decision", approval_id)
-            await self.workers.wait(item)
+        if not result.ok:
+            return
+        decided = await self.core.storage.approvals.get(approval_id)
+        if decided is not None and decided.kind == "budget":
+            return  # raised (or kept) at once: nothing runs after it
+        # The terminal shows the run's continuation before the next prompt.
+        item = work_id("resolve" if verdict == "resolve" else "decision", approval_id)
+        await self.workers.wait(item)
 
 
 def _help() -> str:

@@ -22,6 +22,7 @@ from corral.agents.llm.prices import PriceTable
 from corral.agents.llm.types import Completion, Request, TextBlock
 from corral.agents.llm.usage import Usage
 from corral.agents.model_calls import CallContext, CallRefused
+from corral.bot.decisions import DecisionContext, decide
 from corral.storage.spend import SpendStore, day_of
 from corral.storage.store import Storage
 
@@ -107,13 +108,30 @@ async def test_an_agent_at_its_budget_stops_tells_the_thread_and_asks_approvers_
     assert budgeted.adapter.texts()[-1].startswith("Beaver has used its $0.02 budget")
     assert [a.id for a in await budgeted.storage.approvals.pending()] == [ask.id]
 
-    # Approved: raised by a step for today, and Beaver goes on.
-    decided = await budgeted.workers.decide(ask.id, True, "U0ADMIN", "budget")
-    assert decided is not None and decided.status == "approved"
+    # Only an approver may raise it; approved, it is raised by a step for today, the
+    # request says so, and Beaver goes on.
+    context = DecisionContext(budgeted.team, budgeted.storage.approvals, budgeted.workers, "slack")
+    refused = await decide(context, ask.id, "approve", "U0SOMEONE")
+    assert refused.status == "not_allowed"
+    result = await decide(context, ask.id, "approve", "U0ADMIN")
+    assert result.ok and result.verdict == "Raised by $0.02 for today by <@U0ADMIN>"
     server.script("smart-a", Reply("Back at it.", usage=USAGE))
     await budgeted.say("@beaver task 5")
     assert budgeted.adapter.texts()[-1] == "Back at it."
     assert server.count("smart-a") == 4
+
+
+async def test_rejected_the_budget_stays_as_it_is(budgeted: Harness) -> None:
+    for n in range(4):
+        budgeted.server.script("smart-a", Reply(f"Done {n}.", usage=USAGE))
+        await budgeted.say(f"@beaver task {n}")
+    (ask,) = [a for a in await budgeted.storage.approvals.pending() if a.kind == "budget"]
+    context = DecisionContext(budgeted.team, budgeted.storage.approvals, budgeted.workers, "slack")
+    result = await decide(context, ask.id, "reject", "U0ADMIN")
+    assert result.ok and result.verdict == "Kept stopped by <@U0ADMIN>"
+    await budgeted.say("@beaver one more")
+    assert budgeted.adapter.texts()[-1].startswith("Beaver has used its $0.02 budget")
+    assert budgeted.server.count("smart-a") == 3
 
 
 async def test_a_team_budget_holds_for_every_agent(
