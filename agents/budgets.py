@@ -86,7 +86,7 @@ class BudgetWrapper:
         return agent.display_name if agent else handle
 
     def _approvers(self) -> str:
-        return " ".join(f"<@{u}>" for u in self.team.approvers) or "approvers"
+        return self.team.approver_mentions() or "approvers"
 
     def _refused(self, agent: str, day: str, refusal: Refusal) -> CallRefused:
         who = self._name(agent) if refusal.scope == "agent" else "The team"

@@ -164,7 +164,7 @@ async def escalate(
         thread=place.thread,
         status="open",
     )
-    who = " ".join(f"<@{u}>" for u in team.approvers) if team.approvers else "a human"
+    who = team.approver_mentions() or "a human"
     agent = team.agents.get(handle)
     name = agent.display_name if agent else handle
     opening = headline or f"{name} needs help: {reason}"

@@ -564,7 +564,7 @@ class Runtime:
             thread=place.thread,
             state=dict(ask.payload),
         )
-        who = " ".join(f"<@{u}>" for u in self.team.approvers) or "an approver"
+        who = self.team.approver_mentions() or "an approver"
         text = (
             f"{refused.notice} {ask.summary} {who}: approve to raise it, reject to keep it "
             f"stopped ({record.id})."

@@ -176,6 +176,10 @@ class Team(StrictModel):
         names = [self.auto.simple, self.auto.complex] if model == AUTO and self.auto else [model]
         return list(dict.fromkeys(spec for name in names for spec in self.specs_of(name)))
 
+    def approver_mentions(self) -> str:
+        """The approvers as Slack and Discord mention them (``<@U…>``), "" when none."""
+        return " ".join(f"<@{u}>" for u in self.approvers)
+
     def router_handle(self) -> str | None:
         """The handle of the router agent, if the team has one."""
         return next((h for h, a in self.agents.items() if a.router), None)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Literal, cast
 
-from sqlalchemy import Executable, Table, case, delete, distinct, func, insert, select, update
+from sqlalchemy import Table, case, delete, distinct, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from corral.storage.db import Database, utc
@@ -143,6 +143,18 @@ def _cap(configured: float | None, day: _Day) -> float | None:
     return None if configured is None else configured + day.raised
 
 
+def _day_row(day: str, scope: str, cost: float = 0.0) -> dict[str, object]:
+    """A (day, scope) row of money for the upsert that adds ``cost`` to what it spent."""
+    return {
+        "day": day,
+        "scope": scope,
+        "spent_usd": cost,
+        "raised_usd": 0.0,
+        "warned": False,
+        "refused_told": False,
+    }
+
+
 class SpendStore:
     """Reserves, settles and raises daily budgets; keeps and sums the ledger of calls."""
 
@@ -168,8 +180,9 @@ class SpendStore:
         :class:`Refusal`, and nothing is held. Atomic across processes."""
         now = self.clock()
         async with self.db.transaction() as connection:
-            await connection.execute(self._add(day, TEAM, 0.0))
-            await connection.execute(self._add(day, agent, 0.0))
+            # The rows are written even with nothing to add: that takes them in turn
+            # (the row lock; SQLite's write lock), the team's first, as every writer does.
+            await connection.execute(self._add_spent, [_day_row(day, TEAM), _day_row(day, agent)])
             # This day's and earlier days' only: later days' holds are another turn's.
             expired = delete(SpendHoldRow).where(
                 SpendHoldRow.day <= day, SpendHoldRow.expires_at <= now
@@ -228,14 +241,7 @@ class SpendStore:
             for scope in (TEAM, call.agent):
                 spent[day, scope] = spent.get((day, scope), 0.0) + (call.cost_usd or 0.0)
         days = [
-            {
-                "day": day,
-                "scope": scope,
-                "spent_usd": cost,
-                "raised_usd": 0.0,
-                "warned": False,
-                "refused_told": False,
-            }
+            _day_row(day, scope, cost)
             # The team rows first, as every writer of the day's money takes them.
             for (day, scope), cost in sorted(spent.items(), key=lambda i: i[0][1] != TEAM)
         ]
@@ -291,7 +297,7 @@ class SpendStore:
             told = told.where(SpendDayRow.scope == agent)
         async with self.db.transaction(on) as connection:
             # The team row first, as every writer of the day's money takes it.
-            await connection.execute(self._add(day, TEAM, 0.0))
+            await connection.execute(self._add_spent, [_day_row(day, TEAM)])
             total = (await connection.execute(upsert)).scalar_one()
             await connection.execute(told.values(refused_told=False))
         return float(total)
@@ -363,26 +369,6 @@ class SpendStore:
             )
             for row in rows
         ]
-
-    def _add(self, day: str, scope: str, cost: float) -> Executable:
-        """Make ``scope``'s row of ``day`` unless it exists, and add ``cost`` to what it
-        spent. Even with nothing to add this writes the row, which is what takes it in
-        turn (the row lock; SQLite's write lock)."""
-        return (
-            self.db.insert(SpendDayRow)
-            .values(
-                day=day,
-                scope=scope,
-                spent_usd=cost,
-                raised_usd=0.0,
-                warned=False,
-                refused_told=False,
-            )
-            .on_conflict_do_update(
-                index_elements=["day", "scope"],
-                set_={"spent_usd": SpendDayRow.spent_usd + cost},
-            )
-        )
 
     async def _read(
         self, connection: AsyncConnection, day: str, agent: str, now: float
