@@ -45,7 +45,29 @@ class AgentConfig(StrictModel):
     channels: list[str] = Field(default_factory=list)
     tools: list[str] = Field(default_factory=list)
     handoff_to: list[str] = Field(default_factory=list)
+    #: Tools that wait for a human's approval; the word ``untrusted`` also makes every
+    #: tool with side effects outside the thread wait once the run has read untrusted
+    #: content.
     approval: list[str] = Field(default_factory=list)
+    #: Where it may answer and post (ids or ``#names``); None: everywhere the app is.
+    allowed_channels: list[str] | None = None
+    #: Who may talk to it (user ids or Slack user-group ids); None: everyone.
+    allowed_users: list[str] | None = None
+
+    @field_validator("allowed_channels", "allowed_users")
+    @classmethod
+    def _grant_not_empty(cls, grant: list[str] | None) -> list[str] | None:
+        # An empty list would shut the agent out everywhere; nobody means that.
+        if grant is not None and not grant:
+            raise ValueError("is empty; leave the key out to allow everyone and everywhere")
+        return grant
+
+    def may_answer_in(self, *channel: str) -> bool:
+        """Whether the agent may answer or post in a channel known by any of ``channel``
+        (its id, its ``#name``)."""
+        if self.allowed_channels is None:
+            return True
+        return any(c in self.allowed_channels for c in channel if c)
 
 
 class ScheduleConfig(StrictModel):
@@ -78,6 +100,14 @@ class ModelLimits(StrictModel):
     output_tokens_per_minute: PositiveInt | None = None
 
 
+class MessageLimits(StrictModel):
+    """``limits.messages_per_minute`` — how many messages one person, or one channel, may
+    send the team in a minute; past it, messages wait their turn and are told so."""
+
+    person: PositiveInt | None = 20
+    channel: PositiveInt | None = 60
+
+
 class Limits(StrictModel):
     """``limits:`` — rate limits, budgets, concurrency and the bounds of one run."""
 
@@ -94,6 +124,7 @@ class Limits(StrictModel):
     handoff_depth: Annotated[int, Field(ge=1, le=20)] = 4
     #: Model calls one agent turn may make before it is stopped.
     tool_steps: Annotated[int, Field(ge=1, le=50)] = 8
+    messages_per_minute: MessageLimits = Field(default_factory=MessageLimits)
 
     @model_validator(mode="after")
     def _providers_into_models(self) -> Limits:
@@ -140,17 +171,47 @@ class AutoTiers(StrictModel):
     complex: str
 
 
+class Roles(StrictModel):
+    """``roles:`` — who may run admin commands, and who may approve."""
+
+    #: May change schedules and budgets, forget any memory, read the audit.
+    admins: list[str] = Field(default_factory=list)
+    #: May approve and reject (with the top-level ``approvers:``: the union).
+    approvers: list[str] = Field(default_factory=list)
+
+
+class Redact(StrictModel):
+    """``redact:`` — the company's own secret formats, added to the built-in detectors."""
+
+    patterns: list[str] = Field(default_factory=list)
+
+    @field_validator("patterns")
+    @classmethod
+    def _patterns_compile(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                compiled = re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"`{pattern}` is not a regular expression: {exc}") from None
+            if compiled.match(""):
+                raise ValueError(f"`{pattern}` matches empty text; it would redact nothing")
+        return patterns
+
+
 class Team(StrictModel):
     """The whole ``team.yaml``."""
 
     models: dict[str, list[str]] = Field(default_factory=dict)
     agents: dict[str, AgentConfig]
     schedules: dict[str, ScheduleConfig] = Field(default_factory=dict)
+    #: The older spelling of ``roles.approvers`` (both given: the union).
     approvers: list[str] = Field(default_factory=list)
+    roles: Roles = Field(default_factory=Roles)
     limits: Limits = Field(default_factory=Limits)
     #: Keys: ``provider/model``; laid over the shipped price table.
     prices: dict[str, Price] = Field(default_factory=dict)
     auto: AutoTiers | None = None
+    redact: Redact = Field(default_factory=Redact)
 
     @field_validator("models")
     @classmethod
@@ -176,9 +237,25 @@ class Team(StrictModel):
         names = [self.auto.simple, self.auto.complex] if model == AUTO and self.auto else [model]
         return list(dict.fromkeys(spec for name in names for spec in self.specs_of(name)))
 
+    def approver_ids(self) -> list[str]:
+        """Who may approve: ``approvers:`` and ``roles.approvers``, once each."""
+        return list(dict.fromkeys([*self.approvers, *self.roles.approvers]))
+
+    def admin_ids(self) -> list[str]:
+        """Who may run admin commands (``roles.admins``)."""
+        return list(self.roles.admins)
+
+    def is_approver(self, user: str) -> bool:
+        """Whether ``user`` may approve and reject."""
+        return user in self.approver_ids()
+
+    def is_admin(self, user: str) -> bool:
+        """Whether ``user`` is an admin."""
+        return user in self.roles.admins
+
     def approver_mentions(self) -> str:
         """The approvers as Slack and Discord mention them (``<@U…>``), "" when none."""
-        return " ".join(f"<@{u}>" for u in self.approvers)
+        return " ".join(f"<@{u}>" for u in self.approver_ids())
 
     def router_handle(self) -> str | None:
         """The handle of the router agent, if the team has one."""

@@ -360,10 +360,22 @@ _HINTS = {
     "simple": "a tier or a provider/model, e.g. `simple: fast`",
     "complex": "a tier or a provider/model, e.g. `complex: smart`",
     "handoff_depth": "a whole number from 1 to 20",
+    "roles": 'who may do what, e.g. `roles: {admins: ["U0ADMIN"], approvers: ["U0LEAD"]}`',
+    "admins": 'a list of platform user ids as quoted strings, e.g. `admins: ["U0ADMIN"]`',
+    "allowed_channels": 'a list of channel ids or quoted #names, e.g. `allowed_channels: '
+    '["#sales"]` (leave it out: everywhere)',
+    "allowed_users": 'a list of user or user-group ids, e.g. `allowed_users: ["U0SALES1", '
+    '"S0SALESTEAM"]` (leave it out: everyone)',
+    "redact": 'the team\'s own secret formats, e.g. `redact: {patterns: ["ACME-[0-9]{6}"]}`',
+    "patterns": 'a list of regular expressions in quotes, e.g. `patterns: ["ACME-[0-9]{6}"]`',
+    "messages_per_minute": "how many messages one person and one channel may send in a "
+    "minute, e.g. `messages_per_minute: {person: 20, channel: 60}`",
+    "person": "a whole number above 0, or `null` for no limit",
     "tool_steps": "a whole number from 1 to 50",
 }
 # Where a key's name means something else than at the top level.
 _PATH_HINTS = {
+    "limits.messages_per_minute.channel": "a whole number above 0, or `null` for no limit",
     "limits.models": "a mapping from a provider or a provider/model to its limits, e.g. "
     f"`{_EXAMPLE_MODEL}: {{requests_per_minute: 50, output_tokens_per_minute: 10000}}`",
 }

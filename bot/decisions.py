@@ -115,7 +115,7 @@ class DecisionResult:
 
 def may_decide(team: Team, platform: str, user: str) -> bool:
     """Whether ``user`` on ``platform`` may approve, reject or resolve."""
-    return platform in LOCAL_PLATFORMS or user in team.approvers
+    return platform in LOCAL_PLATFORMS or team.is_approver(user)
 
 
 async def decide(

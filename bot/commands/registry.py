@@ -56,7 +56,7 @@ class CommandContext:
     @property
     def is_approver(self) -> bool:
         """Approvers may decide approvals and forget anyone's memories."""
-        return self.platform == "console" or self.user in self.team.approvers
+        return self.platform == "console" or self.team.is_approver(self.user)
 
     def command(self, line: str) -> str:
         """The command ``line`` (``/memory add …``) as the caller types it: in a shell,
