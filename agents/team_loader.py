@@ -362,7 +362,7 @@ _HINTS = {
     "handoff_depth": "a whole number from 1 to 20",
     "roles": 'who may do what, e.g. `roles: {admins: ["U0ADMIN"], approvers: ["U0LEAD"]}`',
     "admins": 'a list of platform user ids as quoted strings, e.g. `admins: ["U0ADMIN"]`',
-    "allowed_channels": 'a list of channel ids or quoted #names, e.g. `allowed_channels: '
+    "allowed_channels": "a list of channel ids or quoted #names, e.g. `allowed_channels: "
     '["#sales"]` (leave it out: everywhere)',
     "allowed_users": 'a list of user or user-group ids, e.g. `allowed_users: ["U0SALES1", '
     '"S0SALESTEAM"]` (leave it out: everyone)',
