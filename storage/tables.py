@@ -249,12 +249,22 @@ class AuditRow(Base):
     """Who did what, for everything that changes shared state on a person's say."""
 
     __tablename__ = "audit"
+    __table_args__ = (Index("ix_audit_agent", "agent"), Index("ix_audit_created_at", "created_at"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    #: Who: a person's platform id, or ``agent:<handle>`` for an agent's own action.
     actor: Mapped[str] = mapped_column(String(200))
     action: Mapped[str] = mapped_column(String(64))
     subject: Mapped[str] = mapped_column(String(200), default="")
     detail: Mapped[str] = mapped_column(Text, default="")
+    #: The agent the action was by or for ("" when none).
+    agent: Mapped[str] = mapped_column(String(64), default="")
+    #: Where: the platform, channel and thread ("" when it happened nowhere in a chat).
+    platform: Mapped[str] = mapped_column(String(32), default="")
+    channel: Mapped[str] = mapped_column(String(200), default="")
+    thread: Mapped[str] = mapped_column(String(200), default="")
+    #: How it ended: ``ok``, ``refused``, ``error``, ``waiting`` … ("" when it just happened).
+    outcome: Mapped[str] = mapped_column(String(32), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

@@ -58,6 +58,12 @@ class CommandContext:
         """Approvers may decide approvals and forget anyone's memories."""
         return self.platform == "console" or self.team.is_approver(self.user)
 
+    @property
+    def is_admin(self) -> bool:
+        """Admins change schedules and budgets, see and forget any memory, read the
+        audit. The person at ``corral chat``'s console is the machine's owner."""
+        return self.platform == "console" or self.team.is_admin(self.user)
+
     def command(self, line: str) -> str:
         """The command ``line`` (``/memory add …``) as the caller types it: in a shell,
         ``corral memory add …``."""
