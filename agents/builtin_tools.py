@@ -196,6 +196,7 @@ _TOOLS = (
         },
         _remember,
         "none",
+        output="status",
     ),
     Tool(
         "recall",
@@ -208,6 +209,7 @@ _TOOLS = (
         },
         _recall,
         "none",
+        output="quoted",
     ),
     Tool(
         "handoff",
@@ -228,6 +230,7 @@ _TOOLS = (
         },
         _handoff,
         "thread",
+        output="status",
     ),
     Tool(
         "escalate",
@@ -239,6 +242,7 @@ _TOOLS = (
         },
         _escalate,
         "thread",
+        output="status",
     ),
     Tool(
         "post_message",
@@ -253,6 +257,7 @@ _TOOLS = (
         },
         _post_message,
         "outside",
+        output="status",
     ),
     Tool(
         "schedule",
@@ -278,6 +283,7 @@ _TOOLS = (
         },
         _schedule,
         "outside",
+        output="status",
     ),
 )
 

@@ -12,8 +12,9 @@ from corral.agents.llm.types import Block, ChatMessage, TextBlock, ToolResult, T
 #: The format :meth:`RunState.to_json` writes. Runs paused by an earlier Corral are read
 #: by :meth:`RunState.from_json` for as long as their format is listed in its comments:
 #: 1 is the first stamped format; unstamped states (before 1) have no ``task_id``; 2
-#: adds the run's cost, cached tokens, priority and model choice (absent before: none).
-FORMAT = 2
+#: adds the run's cost, cached tokens, priority and model choice (absent before: none);
+#: 3 adds whether the run has read untrusted content (not known before: assumed so).
+FORMAT = 3
 
 
 class UnknownRunFormat(ValueError):
@@ -57,6 +58,8 @@ class RunState:
     model_spec: str = ""
     #: Why that spec: "auto: complex — …", empty when the agent's own model is used.
     model_choice: str = ""
+    #: The run has read content it may not trust (:mod:`corral.agents.untrusted`).
+    untrusted: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-safe dict (stored with the approval it waits for)."""
@@ -92,6 +95,7 @@ class RunState:
             "priority": self.priority,
             "model_spec": self.model_spec,
             "model_choice": self.model_choice,
+            "untrusted": self.untrusted,
         }
 
     @staticmethod
@@ -134,6 +138,7 @@ class RunState:
             priority=data.get("priority", 0),
             model_spec=data.get("model_spec", ""),
             model_choice=data.get("model_choice", ""),
+            untrusted=data.get("untrusted", version < 3),
         )
 
 

@@ -26,7 +26,13 @@ from corral.agents.llm.types import (
 )
 from corral.agents.model_calls import PERSON, CallContext, CallRefused
 from corral.agents.model_choice import Difficulty, choose_model
-from corral.agents.prompt import MemoryBudget, history_messages, system_prompt, within_budget
+from corral.agents.prompt import (
+    MemoryBudget,
+    history_messages,
+    quote_text,
+    system_prompt,
+    within_budget,
+)
 from corral.agents.run_context import current_run_id, run_calls, run_notices
 from corral.agents.run_gate import RunGate
 from corral.agents.run_state import RunState
@@ -35,6 +41,7 @@ from corral.agents.speech import Speaker
 from corral.agents.team import Team
 from corral.agents.tool import Handoff, ToolContext, ToolOutcome, Toolset
 from corral.agents.tool_calls import ToolCall
+from corral.agents.untrusted import thread_is_untrusted
 from corral.storage.approvals import ApprovalRecord
 from corral.storage.memory import MemoryRecord
 from corral.storage.runs import RunOutcome
@@ -185,6 +192,7 @@ class Runtime:
         priority: int = PERSON,
         tier: str = "",
         difficulty: Difficulty | None = None,
+        untrusted: bool = False,
     ) -> RunState:
         start = RunStart(handle, reason, place.platform, place.channel, place.thread, inbox_id)
         run_id, entries = await self.storage.start_run(start, HISTORY_LIMIT)
@@ -202,7 +210,7 @@ class Runtime:
         messages = history_messages(self.team, handle, entries)
         if task is not None:
             sender = self.team.agent(chain[-2]).display_name if len(chain) > 1 else "A teammate"
-            messages = _with_user_text(messages, f"{sender} handed this to you: {task}")
+            messages = _with_user_text(messages, f"{sender} handed this to you: {quote_text(task)}")
         elif not messages or messages[-1].role != "user":
             messages = _with_user_text(messages, query)
         return RunState(
@@ -219,6 +227,7 @@ class Runtime:
             priority=priority,
             model_spec=choice.spec,
             model_choice=choice.why,
+            untrusted=untrusted or thread_is_untrusted(entries, handle),
         )
 
     async def _follow(
@@ -270,6 +279,7 @@ class Runtime:
             task_id=task.id,
             priority=state.priority,
             tier=handoff.tier,
+            untrusted=state.untrusted,
         )
 
     async def _close_task(self, step: _Step) -> None:
@@ -352,7 +362,7 @@ class Runtime:
         state, ended = await self._act(state, speaker, decision)
         if ended is not None:
             return ended
-        system = await self._system(state)
+        state, system = await self._system(state)
         while state.step < self.team.limits.tool_steps:
             thought = await self._think(state, speaker, system)
             if isinstance(thought, _Step):
@@ -374,11 +384,13 @@ class Runtime:
         await self._fail(state, speaker, why)
         return _Step("failed", state, error=why)
 
-    async def _system(self, state: RunState) -> str:
-        """The agent's system prompt with the memories its query recalls."""
+    async def _system(self, state: RunState) -> tuple[RunState, str]:
+        """The agent's system prompt with the memories its query recalls, and the run,
+        which has read untrusted content if there were any."""
         budget = self.memory_budget
-        memories = await self._recall(state, budget.candidates)
-        return system_prompt(self.team, state.agent, within_budget(memories, budget))
+        memories = within_budget(await self._recall(state, budget.candidates), budget)
+        state = replace(state, untrusted=state.untrusted or bool(memories))
+        return state, system_prompt(self.team, state.agent, memories)
 
     async def _think(
         self, state: RunState, speaker: Speaker, system: str
@@ -465,7 +477,8 @@ class Runtime:
                 await self._ask_approval(state, speaker, use)
                 return state, _Step("waiting", state)
             handoff = outcome.handoff
-            state = _done(state, ToolResult(use.id, outcome.content, outcome.is_error))
+            result = ToolResult(use.id, outcome.content, outcome.is_error)
+            state = _done(state, result, untrusted=outcome.untrusted)
         if state.results:
             state = replace(
                 state, messages=(*state.messages, ChatMessage("user", state.results)), results=()
@@ -485,7 +498,14 @@ class Runtime:
                 f"You do not have the tool `{use.name}`; your tools are: {have}.", is_error=True
             )
         ctx = ToolContext(
-            self.team, state.agent, state.place, state.run_id, self.storage, speaker, toolset
+            self.team,
+            state.agent,
+            state.place,
+            state.run_id,
+            self.storage,
+            speaker,
+            toolset,
+            state.untrusted,
         )
         outcome = await self.seams.tool_call(ctx, ToolCall(tool, use.input, approved_by))
         log.info("tool %s → %s", use.name, "error" if outcome.is_error else "ok")
@@ -615,9 +635,14 @@ def _counted(state: RunState, completion: Completion) -> RunState:
     )
 
 
-def _done(state: RunState, result: ToolResult) -> RunState:
-    """The first pending call has run; keep its result."""
-    return replace(state, pending=state.pending[1:], results=(*state.results, result))
+def _done(state: RunState, result: ToolResult, *, untrusted: bool = False) -> RunState:
+    """The first pending call has run; keep its result (``untrusted`` content, perhaps)."""
+    return replace(
+        state,
+        pending=state.pending[1:],
+        results=(*state.results, result),
+        untrusted=state.untrusted or untrusted,
+    )
 
 
 def _skip_rest(state: RunState, why: str) -> RunState:

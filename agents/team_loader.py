@@ -37,7 +37,7 @@ from corral.agents.team import (
     Team,
 )
 from corral.agents.team_warnings import team_warnings
-from corral.agents.tool import ToolRegistry
+from corral.agents.tool import UNTRUSTED, ToolRegistry
 
 Severity = Literal["error", "warning"]
 Loc = tuple[str | int, ...]
@@ -677,7 +677,7 @@ def _check_agent_tools(
             )
     granted = registry.expand(tool for _, tool in tools)
     for index, tool in _strings(agent.get("approval")):
-        if not registry.expand([tool]) <= granted:
+        if tool != UNTRUSTED and not registry.expand([tool]) <= granted:
             report.add(
                 (*loc, "approval", index),
                 f"`approval:` lists `{tool}`, which is not one of `{loc[-1]}`'s tools",

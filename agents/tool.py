@@ -24,6 +24,16 @@ if TYPE_CHECKING:
 #: it (another channel, a schedule, a company system).
 SideEffect = Literal["none", "thread", "outside"]
 
+#: The word in ``approval:`` that makes tools with side effects outside the thread wait
+#: for a human once the run has read untrusted content.
+UNTRUSTED = "untrusted"
+
+#: What a call's result carries: ``status``, Corral's own account of what the call did;
+#: ``quoted``, content from outside the team's configuration that the tool has quoted
+#: itself (``recall``: memories and tasks); ``data``, anything else from outside (an MCP
+#: server's or a company function's answer), quoted by the tool-call seam.
+ToolOutput = Literal["status", "quoted", "data"]
+
 
 @dataclass(frozen=True)
 class Handoff:
@@ -44,6 +54,8 @@ class ToolOutcome:
     is_error: bool = False
     handoff: Handoff | None = None
     waits_for_approval: bool = False
+    #: The result carries content the run may not trust (:mod:`corral.agents.untrusted`).
+    untrusted: bool = False
 
 
 class ToolError(Exception):
@@ -62,6 +74,8 @@ class ToolContext:
     #: Posts (and records) what the tool says, under the agent's persona.
     speaker: Speaker
     toolset: Toolset
+    #: The run has read content it may not trust (:mod:`corral.agents.untrusted`).
+    untrusted: bool = False
 
 
 Invoke = Callable[[ToolContext, Mapping[str, Any]], Awaitable[ToolOutcome]]
@@ -76,6 +90,7 @@ class Tool:
     schema: Mapping[str, Any]
     invoke: Invoke
     side_effect: SideEffect = "none"
+    output: ToolOutput = "data"
 
     def spec(self) -> ToolSpec:
         """The tool as it is offered to a model."""
@@ -84,10 +99,13 @@ class Tool:
 
 @dataclass(frozen=True)
 class Toolset:
-    """The tools one agent may call, and which of them wait for a human each time."""
+    """The tools one agent may call, which of them wait for a human each time, and
+    whether its tools with side effects outside the thread wait once the run has read
+    untrusted content (``untrusted`` in ``approval:``)."""
 
     tools: Mapping[str, Tool]
     approval: frozenset[str] = frozenset()
+    after_untrusted: bool = False
 
     def specs(self) -> tuple[ToolSpec, ...]:
         """What the model is offered, in a stable order."""
@@ -97,9 +115,18 @@ class Toolset:
         """The tool called ``name``, if this agent has it."""
         return self.tools.get(name)
 
-    def needs_approval(self, name: str) -> bool:
-        """Whether every call of ``name`` waits for a human's approval."""
-        return name in self.approval
+    def needs_approval(self, name: str, *, untrusted: bool = False) -> bool:
+        """Whether a call of ``name`` waits for a human's approval: always, or (for a tool
+        with side effects outside the thread) in a run that has read ``untrusted`` content."""
+        if name in self.approval:
+            return True
+        tool = self.tools.get(name)
+        return (
+            untrusted
+            and self.after_untrusted
+            and tool is not None
+            and tool.side_effect == "outside"
+        )
 
 
 @dataclass(frozen=True)
@@ -130,7 +157,8 @@ class ToolRegistry:
         does not know are left out (the loader has refused them already)."""
         names = self.expand(agent.tools)
         tools = {name: self.tools[name] for name in names if name in self.tools}
-        return Toolset(tools, self.expand(agent.approval) & frozenset(tools))
+        approval = self.expand(agent.approval) & frozenset(tools)
+        return Toolset(tools, approval, UNTRUSTED in agent.approval)
 
     def toolsets(self, team: Team) -> dict[str, Toolset]:
         """Every agent's toolset, by handle."""

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from corral.agents.tool import Tool, ToolContext, ToolError, ToolOutcome
+from corral.agents.untrusted import quoted_result
 
 
 @dataclass(frozen=True)
@@ -49,17 +50,31 @@ class ApprovalGate:
         self, ctx: ToolContext, call: ToolCall, call_next: ToolInvoker
     ) -> ToolOutcome:
         """Wait for approval, or go on."""
-        if ctx.toolset.needs_approval(call.tool.name) and not call.approved_by:
+        waits = ctx.toolset.needs_approval(call.tool.name, untrusted=ctx.untrusted)
+        if waits and not call.approved_by:
             return ToolOutcome("", waits_for_approval=True)
         return await call_next(ctx, call)
 
 
+class QuoteResults:
+    """A result that carries outside content reaches the model quoted as data and marks
+    the run as having read untrusted content (:func:`~corral.agents.untrusted.quoted_result`)."""
+
+    async def __call__(
+        self, ctx: ToolContext, call: ToolCall, call_next: ToolInvoker
+    ) -> ToolOutcome:
+        """Quote what the call gave back."""
+        return quoted_result(call.tool, await call_next(ctx, call))
+
+
 def tool_call_chain(wrappers: Sequence[ToolWrapper] = ()) -> ToolInvoker:
     """The tool call with ``wrappers`` around it, the first outermost, inside the
-    :class:`ApprovalGate`: approvals are a promise of ``team.yaml``, not an option, and a
-    call that waits for one has not happened for any wrapper to see."""
+    :class:`ApprovalGate` and :class:`QuoteResults`: approvals and quoting are promises,
+    not options; a call that waits for approval has not happened for any wrapper to see,
+    and every wrapper sees a result as the tool gave it."""
     call: ToolInvoker = invoke_tool
-    for wrapper in reversed((ApprovalGate(), *wrappers)):
+    chain: tuple[ToolWrapper, ...] = (ApprovalGate(), QuoteResults(), *wrappers)
+    for wrapper in reversed(chain):
         call = _link(wrapper, call)
     return call
 

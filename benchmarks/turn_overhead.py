@@ -159,7 +159,10 @@ class Bench:
                 {
                     "role": "user",
                     "content": [
-                        {"type": "text", "text": f"[U1]: @beaver please look at build {self._n}"}
+                        {
+                            "type": "text",
+                            "text": f'<message from="person" name="U1">@beaver please look at build {self._n}</message>',
+                        }
                     ],
                 }
             ],

@@ -257,7 +257,7 @@ async def test_a_thread_started_without_corral_is_read_back(rig: DiscordRig) -> 
     await rig.post(thread, "@beaver what now?")
     await rig.settled()
     sent = str(rig.models.requests_for("smart-a")[-1].json["messages"])
-    assert "[Ada Admin]: prod is slow since 10:00" in sent
+    assert 'name="Ada Admin">prod is slow since 10:00</message>' in sent
     assert sent.index("prod is slow") < sent.index("what now")
     assert rig.fake.webhook_executions[-1].thread_id == thread
 

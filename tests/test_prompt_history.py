@@ -49,7 +49,8 @@ def test_a_thread_of_pasted_logs_reaches_the_model_within_the_budget() -> None:
     messages = history_messages(team, "beaver", entries)
 
     text = "".join(block.text for m in messages for block in m.content)
-    assert approx_tokens(text) <= HISTORY_TOKENS + 100  # the speakers' names on top
-    assert messages[-1].role == "user" and text.endswith("what broke first?")
+    assert approx_tokens(text) <= HISTORY_TOKENS + 100  # the speakers' markup on top
+    newest = '<message from="person" name="Alice">what broke first?</message>'
+    assert messages[-1].role == "user" and text.endswith(newest)
     assert messages[-2].role == "assistant"
     assert messages[0].role == "user"  # a conversation opens with the user

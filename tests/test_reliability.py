@@ -130,7 +130,9 @@ async def test_stopping_mid_turn_puts_the_message_back(
     again.workers.start()
     try:
         await again.workers.wait(inbox_id)
-        assert again.adapter.texts("answer") == ["[smart-a] [U1]: @beaver slow one"]
+        assert again.adapter.texts("answer") == [
+            '[smart-a] <message from="person" name="U1">@beaver slow one</message>'
+        ]
     finally:
         await again.close()
 

@@ -80,7 +80,9 @@ async def test_router_failure_falls_back_to_the_router_agent(harness: Harness) -
     assert route.agent == "roo"
     assert route.reason.startswith("router failed")
     # ... and Roo answers itself: the message is never lost.
-    assert harness.adapter.texts("answer") == ["[fast-a] [U1]: what is our deploy process?"]
+    assert harness.adapter.texts("answer") == [
+        '[fast-a] <message from="person" name="U1">what is our deploy process?</message>'
+    ]
     agent, reason = await _last_run_reason(harness.storage)
     assert agent == "roo" and "router failed" in reason
 
@@ -173,8 +175,8 @@ async def test_a_reply_in_an_unseen_thread_brings_the_platforms_history(
     ]
     await harness.say("@beaver can you help owl?", thread="old.1")
     sent = str(harness.server.requests_for("smart-a")[-1].json["messages"])
-    assert "[ada]: the nightly job failed" in sent
-    assert "[Owl (agent)]: looking into it" in sent
+    assert 'name="ada">the nightly job failed</message>' in sent
+    assert 'from="agent:owl" name="Owl">looking into it</message>' in sent
     # The history is brought in once; the next reply reads Corral's own transcript.
     await harness.say("and?", thread="old.1")
     history = await harness.storage.transcript.history(ThreadKey("test", "C0GEN", "old.1"))

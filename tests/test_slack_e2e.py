@@ -508,7 +508,7 @@ async def test_an_ack_never_waits_on_a_name_look_up(rig: SlackRig) -> None:
         ("Roo", "Looking at the queue.")
     ]
     sent = str(rig.models.requests_for("fast-a")[-1].json["messages"])
-    assert "[alice]: the queue is stuck" in sent
+    assert 'name="alice">the queue is stuck</message>' in sent
 
 
 async def test_healthz_and_metrics(rig: SlackRig) -> None:
@@ -540,9 +540,9 @@ async def test_a_thread_started_without_corral_is_read_from_slack(rig: SlackRig)
     )
     await rig.settled()
     sent = str(rig.models.requests_for("smart-a")[-1].json["messages"])
-    assert "[admin]: prod is slow since 10:00" in sent
-    assert "[Owl (agent)]: I restarted the cache" in sent
-    assert "[alice]: @beaver what now?" in sent
+    assert 'name="admin">prod is slow since 10:00</message>' in sent
+    assert 'from="agent:owl" name="Owl">I restarted the cache</message>' in sent
+    assert 'name="alice">@beaver what now?</message>' in sent
     assert sent.index("prod is slow") < sent.index("restarted the cache") < sent.index("what now")
 
 
