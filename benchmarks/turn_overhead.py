@@ -161,7 +161,10 @@ class Bench:
                     "content": [
                         {
                             "type": "text",
-                            "text": f'<message from="person" name="U1">@beaver please look at build {self._n}</message>',
+                            "text": (
+                                '<message from="person" name="U1">'
+                                f"@beaver please look at build {self._n}</message>"
+                            ),
                         }
                     ],
                 }
