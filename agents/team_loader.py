@@ -158,7 +158,7 @@ def read_team(path: str | Path, tools: ToolRegistry = BUILTIN_TOOLS) -> LoadedTe
     instructions = _check_team(report, data, path.resolve().parent, tools)
     if team is None or any(p.severity == "error" for p in report.problems):
         raise TeamFileError(report.problems)
-    for loc, message, fix in team_warnings(team, PriceTable.builtin(team.prices)):
+    for loc, message, fix in team_warnings(team, PriceTable.builtin(team.prices), tools):
         report.warn(loc, message, fix)
     agents = {
         handle: agent.model_copy(update={"instructions": instructions[handle]})

@@ -1,5 +1,6 @@
 """What a valid team file allows but probably did not mean: limits and prices for models
-nobody uses, budgets too small for a single call, models whose cost cannot be counted.
+nobody uses, budgets too small for a single call, models whose cost cannot be counted,
+nobody to approve or administer, tools that act outside the thread without approval.
 
 Each finding is ``(loc, message, fix)``, ``loc`` being the path of the key in the file;
 :mod:`agents.team_loader` turns it into a warning with its line.
@@ -12,6 +13,7 @@ import math
 from corral.agents.llm.prices import PriceTable, base_model
 from corral.agents.llm.types import Request
 from corral.agents.team import Team
+from corral.agents.tool import UNTRUSTED, ToolRegistry
 
 Finding = tuple[tuple[str | int, ...], str, str]
 
@@ -19,13 +21,50 @@ Finding = tuple[tuple[str | int, ...], str, str]
 MAX_TOKENS: int = Request.max_tokens
 
 
-def team_warnings(team: Team, prices: PriceTable) -> list[Finding]:
-    """Every warning about ``team``, with ``prices`` the table its costs are counted with."""
+def team_warnings(team: Team, prices: PriceTable, tools: ToolRegistry) -> list[Finding]:
+    """Every warning about ``team``, with ``prices`` the table its costs are counted with
+    and ``tools`` the tools that exist."""
     return [
         *_unused_entries(team),
         *_budgets_below_one_call(team, prices),
         *_unpriced(team, prices),
+        *_nobody_in_charge(team),
+        *_unapproved_outside_tools(team, tools),
     ]
+
+
+def _nobody_in_charge(team: Team) -> list[Finding]:
+    if team.admin_ids() or team.approver_ids():
+        return []
+    return [
+        (
+            ("roles",),
+            "the team has no admins and no approvers: nobody can approve a tool call, raise "
+            "a budget or change a schedule",
+            'add `roles: {admins: ["U0…"], approvers: ["U0…"]}` with platform user ids',
+        )
+    ]
+
+
+def _unapproved_outside_tools(team: Team, tools: ToolRegistry) -> list[Finding]:
+    findings: list[Finding] = []
+    for handle, agent in team.agents.items():
+        if UNTRUSTED in agent.approval:
+            continue
+        toolset = tools.toolset(agent)
+        for name in sorted(toolset.tools):
+            if toolset.tools[name].side_effect != "outside" or toolset.needs_approval(name):
+                continue
+            findings.append(
+                (
+                    ("agents", handle, "tools"),
+                    f"`{handle}` may use `{name}`, which acts outside the thread, without "
+                    "anyone's approval: a message it reads could make it post or schedule",
+                    f"add `{name}` to its `approval:` (every use waits for a human), or "
+                    "`untrusted` (uses wait once the run has read others' content)",
+                )
+            )
+    return findings
 
 
 def _used(team: Team) -> set[str]:

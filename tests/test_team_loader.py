@@ -482,6 +482,7 @@ agents:
     display_name: Beaver
     role: Developer
     model: smart
+approvers: [U0ADMIN]
 """
 
 
@@ -554,13 +555,13 @@ def test_limits_providers_still_works_and_is_said_to_be_deprecated(
     # An entry under `models:` for the same provider wins over the old spelling.
     assert models["openai"].requests_per_minute == 500
     [warning] = loaded.warnings
-    assert (warning.line, warning.severity) == (13, "warning")
+    assert (warning.line, warning.severity) == (14, "warning")
     assert warning.message == "limits.providers is deprecated: move these under limits.models"
     assert "rename `providers:` to `models:`" in warning.fix
     # Start-up (load_team) logs it with file and line.
     with caplog.at_level("WARNING"):
         load_team(tmp_path / "team.yaml")
-    assert f"team.yaml:13: warning: {warning.message}" in caplog.text
+    assert f"team.yaml:14: warning: {warning.message}" in caplog.text
 
 
 def test_model_auto_needs_a_top_level_auto(tmp_path: Path) -> None:
@@ -587,17 +588,17 @@ def test_an_auto_agent_may_use_both_tiers(tmp_path: Path) -> None:
 def test_a_price_overrides_and_a_limit_for_an_unused_model_are_warned_of(tmp_path: Path) -> None:
     text = TWO_TIERS + (
         "limits:\n  models:\n"
-        "    openai/gpt-5: {requests_per_minute: 5}\n"  # line 14: no tier uses it
+        "    openai/gpt-5: {requests_per_minute: 5}\n"  # line 15: no tier uses it
         "    anthropic/claude-sonnet-4-5: {requests_per_minute: 5}\n"
         "prices:\n"
-        "  anthropic/claude-haiku-4-5-20251001: {input: 1, output: 5}\n"  # line 17: not used
+        "  anthropic/claude-haiku-4-5-20251001: {input: 1, output: 5}\n"  # line 18: not used
         "  openai/gpt-5-mini: {input: 0.2, output: 1.5}\n"
     )
     warnings = read(tmp_path, text).warnings
     assert [(w.line, w.message) for w in warnings] == [
-        (14, "`limits.models` has limits for `openai/gpt-5`, which no tier or agent uses"),
+        (15, "`limits.models` has limits for `openai/gpt-5`, which no tier or agent uses"),
         (
-            17,
+            18,
             "`prices` has a price for `anthropic/claude-haiku-4-5-20251001`, which no tier "
             "or agent uses",
         ),
@@ -630,7 +631,7 @@ def test_a_budget_below_one_calls_worst_case_is_warned_of(tmp_path: Path) -> Non
     warnings = read(tmp_path, text).warnings
     assert [(w.line, w.message) for w in warnings] == [
         (
-            15,
+            16,
             "`beaver`'s budget of $0.06 a day is less than one call's worst case ($0.0614: "
             "4096 output tokens of anthropic/claude-sonnet-4-5), so it could never answer",
         )
