@@ -171,9 +171,12 @@ def worker(team: str | None) -> None:
 def check(team: str | None, offline: bool) -> None:
     """Validate team.yaml and the environment, and reach the database, Redis, each model
     of the team, Slack and Discord; exit 1 on any error (warnings alone: 0)."""
+    from pathlib import Path
+
     from corral.agents.team_check import check_environment
     from corral.agents.team_loader import Problem, TeamFileError, read_team
     from corral.bot.app import resolve_team_path
+    from corral.bot.env_file import env_file_problems
     from corral.bot.settings import SettingsError, read_settings_leniently
 
     try:
@@ -192,6 +195,7 @@ def check(team: str | None, offline: bool) -> None:
         problems += exc.problems
     if loaded is not None:
         problems += check_environment(loaded, settings.variables())
+    problems += env_file_problems(Path(".env"))
     if offline:
         click.echo(
             "offline: the database server, Redis, the model providers, Slack and Discord "
