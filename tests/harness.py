@@ -141,6 +141,8 @@ class RecordingAdapter:
     posts: list[tuple[Place, Reply]] = field(default_factory=list)
     #: What the platform has of threads Corral has not seen (thread → lines).
     history: dict[str, list[ThreadLine]] = field(default_factory=dict)
+    #: What the app told people itself (``notice``), with the message it was about.
+    notices: list[tuple[Inbound, str]] = field(default_factory=list)
 
     async def with_names(self, inbound: Inbound) -> Inbound:
         return inbound
@@ -171,6 +173,9 @@ class RecordingAdapter:
 
     async def thread_history(self, place: Place, before: str) -> list[ThreadLine]:
         return list(self.history.get(place.thread, []))
+
+    async def notice(self, inbound: Inbound, text: str) -> None:
+        self.notices.append((inbound, text))
 
     def texts(self, kind: str | None = None) -> list[str]:
         return [r.text for _, r in self.posts if kind is None or r.kind == kind]

@@ -214,6 +214,16 @@ class DiscordAdapter:
         lines.reverse()
         return lines
 
+    async def notice(self, inbound: Inbound, text: str) -> None:
+        """Tell the person as the bot itself (not a persona's webhook), in the message's
+        conversation, addressed to them: Discord has no ephemeral messages outside
+        interactions."""
+        target = await self._target(Place(PLATFORM, inbound.channel, inbound.thread))
+        if target.answers is None and inbound.message_id.isdigit():
+            target = Target(target.channel, thread=target.thread, answers=int(inbound.message_id))
+        mention = f"<@{inbound.user}> " if inbound.user.isdigit() else ""
+        await self._send(target, None, Persona(""), mention + text, None)
+
     def _line(self, message: discord.Message) -> ThreadLine | None:
         text = message.content.strip()
         if not text:
