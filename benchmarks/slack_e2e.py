@@ -518,7 +518,7 @@ async def run_corral(
     world: WorldLink, config: Config, args: argparse.Namespace, database_url: str, profile: Any
 ) -> Outcome:
     """Corral's real Slack app in HTTP mode, measured."""
-    from harness import make_core, make_team
+    from harness import TEAM, make_core, make_team
 
     from corral.agents.llm.anthropic_provider import AnthropicProvider
     from corral.agents.llm.openai_provider import OpenAIProvider
@@ -530,7 +530,10 @@ async def run_corral(
     from corral.storage.store import Storage
 
     addresses = world.addresses
-    team = make_team()
+    # The load comes from a few people in a few channels, far above the flood limits,
+    # which this benchmark does not measure: they are set above the load.
+    flood = {"person": 1_000_000, "channel": 1_000_000}
+    team = make_team(limits={**TEAM["limits"], "messages_per_minute": flood})
     storage = await Storage.open(database_url)
     models = ModelRegistry(
         team.models,

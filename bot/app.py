@@ -17,6 +17,7 @@ from corral.bot.adapter import ChatAdapter
 from corral.bot.commands.registry import CommandContext
 from corral.bot.connections import one_line, redis_problem
 from corral.bot.coordinator import Coordinator
+from corral.bot.flood import FloodGate
 from corral.bot.gateway import Gateway, Workers
 from corral.bot.limits import LimitStores, compose_limits, in_process_stores, limit_stores
 from corral.bot.settings import Settings
@@ -140,6 +141,7 @@ class Core:
             adapters,
             concurrency,
             intake=self.gateway.intake,
+            flood=FloodGate(self.limits.limiter, self.team.limits.messages_per_minute),
         )
 
     async def close(self) -> None:

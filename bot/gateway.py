@@ -13,12 +13,14 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, nullcontext, suppress
+from functools import partial
 
 from corral.agents.conversation import Place, Poster, Reply
 from corral.agents.runtime import Runtime, Turn
 from corral.agents.waiting import waiting, while_waiting
 from corral.bot.adapter import ChatAdapter
 from corral.bot.coordinator import Coordinator, Route
+from corral.bot.flood import FloodGate
 from corral.bot.inbound import Inbound
 from corral.bot.intake import Intake
 from corral.bot.posting import LedgerPoster
@@ -132,6 +134,7 @@ class Workers:
         stale_after: float = 30.0,
         sweep_every: float = 10.0,
         intake: Intake | None = None,
+        flood: FloodGate | None = None,
     ) -> None:
         self.storage = storage
         self.queue = queue
@@ -143,6 +146,8 @@ class Workers:
         self.sweep_every = sweep_every
         #: This process's intake, which new work gives the way to (see :class:`Intake`).
         self.intake = intake
+        #: Holds a person's message over ``limits.messages_per_minute`` until it fits.
+        self.flood = flood
         self._tasks: list[asyncio.Task[None]] = []
         #: The items being handled, working or waiting.
         self._items: set[asyncio.Task[None]] = set()
@@ -480,6 +485,8 @@ class Workers:
                 log.info("not for the team: %s/%s", inbound.platform, inbound.message_id)
                 await adapter.unanswered(inbound)
                 return "ignored"
+            if self.flood is not None:
+                await self.flood.admit(inbound, partial(adapter.notice, inbound))
             await adapter.picked_up(inbound, route)
             await self.runtime.handle(
                 Turn(

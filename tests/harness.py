@@ -26,6 +26,7 @@ from corral.agents.team import Team
 from corral.bot.adapter import OnPart, ThreadLine
 from corral.bot.app import Core
 from corral.bot.coordinator import Coordinator, Route
+from corral.bot.flood import FloodGate
 from corral.bot.gateway import Gateway, Workers
 from corral.bot.inbound import Inbound
 from corral.bot.limits import LimitStores, compose_limits, in_process_stores
@@ -235,7 +236,8 @@ class Harness:
         runtime = Runtime(team, seams, storage, gate=run.gate)
         coordinator = Coordinator(team, storage.threads, seams.model_call)
         adapter = RecordingAdapter()
-        workers = Workers(storage, queue, coordinator, runtime, {"test": adapter}, 2)
+        flood = FloodGate(stores.limiter, team.limits.messages_per_minute, clock=clock)
+        workers = Workers(storage, queue, coordinator, runtime, {"test": adapter}, 2, flood=flood)
         return Harness(
             team,
             storage,

@@ -22,7 +22,12 @@ async def test_a_flood_in_one_channel_does_not_delay_another_channel(
     storage: Storage, model_server: FakeModelServer, fake_slack: FakeSlackServer
 ) -> None:
     fake_slack.add_user(BOB, "bob", "Bob Builder")
-    async with slack_rig(storage, model_server, fake_slack, post_interval=1.0) as rig:
+    # A hundred mentions a minute from one person: above the default flood limits, which
+    # would hold most of them before the pace this test is about.
+    flood = {"person": 200, "channel": 200}
+    async with slack_rig(
+        storage, model_server, fake_slack, post_interval=1.0, messages_per_minute=flood
+    ) as rig:
         for n in range(100):
             await rig.mention(f"owl check build {n}", GENERAL)
         # The flood is being answered at the channel's pace: a few answers are out.

@@ -128,13 +128,18 @@ async def slack_rig(
     model_server: FakeModelServer,
     slack: FakeSlackServer,
     post_interval: float = 0.0,
+    messages_per_minute: dict[str, int | None] | None = None,
 ) -> AsyncIterator[SlackRig]:
     """One Corral process with Slack over HTTP, until the block ends; each channel takes
-    a post per ``post_interval`` (0: no pace)."""
+    a post per ``post_interval`` (0: no pace); ``messages_per_minute``: the team's flood
+    limits, when not the defaults."""
     agents = dict(TEAM["agents"])
     agents["beaver"] = {**agents["beaver"], "icon": ":beaver:", "channels": [DEV]}
     agents["owl"] = {**agents["owl"], "icon": "https://example.test/owl.png"}
-    team = make_team(agents=agents, approvers=[ADMIN])
+    limits = dict(TEAM["limits"])
+    if messages_per_minute is not None:
+        limits["messages_per_minute"] = messages_per_minute
+    team = make_team(agents=agents, approvers=[ADMIN], limits=limits)
     models = fake_models(
         team, model_server, RetryPolicy(attempts=2, base_delay=0.001, max_delay=0.01)
     )
