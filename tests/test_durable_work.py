@@ -301,4 +301,4 @@ async def test_a_resume_and_a_new_message_of_its_thread_are_answered_in_order(
     answers = [m["text"] for m in world.slack.thread("C0GEN", thread) if m.get("bot_id")]
     # The approval request, the resumed run's answer, then the follow-up's.
     assert len(answers) == 3 and answers[1] == "Announced."
-    assert answers[2].startswith("[smart-a]") and answers[2].endswith("any news?")
+    assert answers[2].startswith("[smart-a]") and answers[2].endswith("any news?</message>")

@@ -113,7 +113,7 @@ async def test_messages_taken_in_by_one_process_are_answered_by_the_others(
     await _until_done(storage, 12)
     await asyncio.sleep(0.3)  # nothing is answered twice, later
     answered = one.adapter.texts("answer") + two.adapter.texts("answer")
-    assert sorted(t.split("question ")[1].split()[0] for t in answered) == sorted(
+    assert sorted(t.split("question ")[1].split("<")[0] for t in answered) == sorted(
         str(n) for n in range(12)
     )
     assert one.adapter.posts and two.adapter.posts  # both took a share
@@ -142,7 +142,7 @@ async def test_a_thread_is_answered_in_order_across_processes(
     await _until_done(storage, 6)
     posts = sorted(
         [*one.adapter.posts, *two.adapter.posts],
-        key=lambda post: int(post[1].text.split("question ")[1].split()[0]),
+        key=lambda post: int(post[1].text.split("question ")[1].split("<")[0]),
     )
     transcript = await storage.transcript.history(ThreadKey("slack", "C1", "m0"))
     asked = [entry.text for entry in transcript if entry.user]
