@@ -20,6 +20,7 @@ from corral.agents.llm.types import (
     ToolSpec,
 )
 from corral.agents.model_calls import CallContext, CallRefused, ModelCall
+from corral.agents.prompt import HISTORY_TOKENS, cut_to
 from corral.agents.team import Team
 
 log = logging.getLogger("corral.runtime")
@@ -92,7 +93,7 @@ async def _classify(
             "Rate how hard the message is to answer well. " + DIFFICULTY_HELP + " Answer "
             f"only by calling {RATE_TOOL}."
         ),
-        messages=(ChatMessage.user(text),),
+        messages=(ChatMessage.user(cut_to(text, HISTORY_TOKENS)),),
         tools=(
             ToolSpec(
                 RATE_TOOL,

@@ -25,6 +25,15 @@ def approx_tokens(text: str) -> int:
     return -(-len(text) // 4)
 
 
+def cut_to(text: str, tokens: int) -> str:
+    """``text``, or as much of its start as fits in ``tokens`` with a note of how much
+    more there was: a message longer than a model's budget is read in part, not refused."""
+    if approx_tokens(text) <= tokens:
+        return text
+    cut = text[: tokens * 4]
+    return cut + f" [… {len(text) - len(cut):,} more characters not shown]"
+
+
 def recent_within(entries: Sequence[TranscriptEntry], tokens: int) -> list[TranscriptEntry]:
     """The newest ``entries`` (given oldest first) that fit in ``tokens`` together, oldest
     first. The newest one is always there, its text cut to fit when it alone is longer:
@@ -35,9 +44,7 @@ def recent_within(entries: Sequence[TranscriptEntry], tokens: int) -> list[Trans
         cost = approx_tokens(entry.text)
         if cost > left:
             if not kept:
-                cut = entry.text[: tokens * 4]
-                note = f" [… {len(entry.text) - len(cut):,} more characters not shown]"
-                kept.append(replace(entry, text=cut + note))
+                kept.append(replace(entry, text=cut_to(entry.text, tokens)))
             break
         kept.append(entry)
         left -= cost

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from corral.agents.llm.types import ChatMessage, ModelClient, Request, ToolSpec
 from corral.agents.model_choice import AUTO, Difficulty, difficulty_property, parse_difficulty
+from corral.agents.prompt import HISTORY_TOKENS, cut_to
 from corral.agents.team import Team
 
 CHOOSE_TOOL = "choose_agent"
@@ -62,7 +63,7 @@ async def choose(team: Team, client: ModelClient, text: str) -> Choice:
     """
     request = Request(
         system=_router_system(team),
-        messages=(ChatMessage.user(text),),
+        messages=(ChatMessage.user(cut_to(text, HISTORY_TOKENS)),),
         tools=(_choose_spec(team),),
         force_tool=CHOOSE_TOOL,
         max_tokens=200,

@@ -1,11 +1,13 @@
 """Flood limits (``limits.messages_per_minute``): a person or a channel over its limit has
 every message answered later, in order, never dropped, and is told once per burst by the
 app; under the limit nothing changes. Kept in this process and in Redis, on a clock the
-test steps (a wait moves it on; nobody waits a real minute)."""
+test steps (a wait moves it on; nobody waits a real minute). An oversized message reaches
+the models cut."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -15,11 +17,13 @@ from backends import Clock, redis_clients
 from fakes.model_server import CallTool, FakeModelServer
 from harness import TEAM, Harness, make_team
 
+from corral.agents.prompt import HISTORY_TOKENS
 from corral.bot.flood import FloodGate
 from corral.bot.gateway import Workers
 from corral.bot.inbound import Inbound
 from corral.bot.limits import LimitStores, in_process_stores
 from corral.storage.cooldowns import InProcessCooldowns
+from corral.storage.keys import ThreadKey
 from corral.storage.limiter import RedisLimiter
 from corral.storage.run_slots import InProcessRunSlots
 from corral.storage.store import Storage
@@ -198,3 +202,20 @@ async def test_an_approval_decision_does_not_count(flood: Flood) -> None:
     await harness.decide(approval.id)
     assert "v2 is out" in harness.adapter.texts()
     assert flooded.waits == [] and harness.adapter.notices == []
+
+
+async def test_an_oversized_message_reaches_every_model_call_cut_with_a_note(
+    harness: Harness,
+) -> None:
+    pasted = "what went wrong here? " + "ERROR disk full\n" * 20_000  # about 320,000 chars
+    await harness.say(pasted, channel="C0OTHER", channel_name="#random")
+    route, answer = harness.server.requests_for("fast-a")
+    assert "choose_agent" in json.dumps(route.json["tools"])
+    for request in (route, answer):
+        text = "".join(b["text"] for m in request.json["messages"] for b in m["content"])
+        assert len(text) < HISTORY_TOKENS * 4 + 200
+        assert "what went wrong here?" in text
+        assert "more characters not shown]" in text
+    # Stored whole: only what a model reads is cut.
+    history = await harness.storage.transcript.history(ThreadKey("test", "C0OTHER", "m0"))
+    assert [e.text for e in history if e.user] == [pasted]
