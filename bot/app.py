@@ -194,7 +194,9 @@ async def build_core(settings: Settings, team_path: Path, *, own_queue: bool = F
         ) from None
     queue: WorkQueue = InProcessQueue() if own_queue or shared_queue is None else shared_queue
     stores = limit_stores(storage, redis)
-    run = compose_limits(team, storage, models.client_for, stores, settings.timezone())
+    run = compose_limits(
+        team, storage, models.client_for, stores, settings.timezone(), redact=lambda s: s
+    )
     seams = run.seams
     runtime = Runtime(team, seams, storage, gate=run.gate)
     return Core(
