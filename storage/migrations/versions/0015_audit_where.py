@@ -50,7 +50,8 @@ def upgrade() -> None:
             batch.add_column(sa.Column(name, sa.String(length), nullable=False, server_default=""))
     op.create_index("ix_audit_agent", "audit", ["agent"])
     op.create_index("ix_audit_created_at", "audit", ["created_at"])
-    # After the columns: on SQLite a batch that rebuilds the table would drop triggers.
+    # After the columns: on SQLite a batch that rebuilds the table drops its triggers, so
+    # a later migration that rebuilds `audit` there must create these again.
     if op.get_context().dialect.name == "sqlite":
         statements: tuple[str, ...] = tuple(_SQLITE_TRIGGERS.values())
     else:
