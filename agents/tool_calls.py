@@ -67,13 +67,17 @@ class QuoteResults:
         return quoted_result(call.tool, await call_next(ctx, call))
 
 
-def tool_call_chain(wrappers: Sequence[ToolWrapper] = ()) -> ToolInvoker:
+def tool_call_chain(
+    wrappers: Sequence[ToolWrapper] = (), watchers: Sequence[ToolWrapper] = ()
+) -> ToolInvoker:
     """The tool call with ``wrappers`` around it, the first outermost, inside the
     :class:`ApprovalGate` and :class:`QuoteResults`: approvals and quoting are promises,
     not options; a call that waits for approval has not happened for any wrapper to see,
-    and every wrapper sees a result as the tool gave it."""
+    and every wrapper sees a result as the tool gave it. ``watchers`` go around the gate:
+    they see every call the model asked for, one that waits included (the audit), and
+    must pass each on."""
     call: ToolInvoker = invoke_tool
-    chain: tuple[ToolWrapper, ...] = (ApprovalGate(), QuoteResults(), *wrappers)
+    chain: tuple[ToolWrapper, ...] = (*watchers, ApprovalGate(), QuoteResults(), *wrappers)
     for wrapper in reversed(chain):
         call = _link(wrapper, call)
     return call

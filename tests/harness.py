@@ -117,7 +117,9 @@ def make_core(storage: Storage, models: ModelRegistry, team: Team, settings: Set
     """A composition root like ``build_core``'s, from parts a test made."""
     queue = InProcessQueue()
     stores = in_process_stores()
-    run = compose_limits(team, storage, models.client_for, stores, settings.timezone())
+    run = compose_limits(
+        team, storage, models.client_for, stores, settings.timezone(), redact=lambda s: s
+    )
     seams = run.seams
     return Core(
         settings=settings,
@@ -231,7 +233,9 @@ class Harness:
             return time.time() + sum(slept)
 
         stores = stores or in_process_stores(clock)
-        run = compose_limits(team, storage, models.client_for, stores, UTC, clock=clock)
+        run = compose_limits(
+            team, storage, models.client_for, stores, UTC, redact=lambda s: s, clock=clock
+        )
         seams = compose(models) if compose else run.seams
         runtime = Runtime(team, seams, storage, gate=run.gate)
         coordinator = Coordinator(team, storage.threads, seams.model_call)
