@@ -74,7 +74,8 @@ def test_chat_routes_answers_and_remembers(server: FakeModelServer, tmp_path: Pa
     assert "Models: Model providers: anthropic" in out
     # An address, then a follow-up in the same thread with the same agent.
     assert "→ beaver (addressed: @beaver)" in out
-    assert "[claude-sonnet-4-5] [" in out and "the login page throws a 500" in out
+    # The echo of the quoted message; the console's Markdown does not show its tags.
+    assert "[claude-sonnet-4-5] @beaver the login page throws a 500" in out
     assert "→ beaver (thread owner)" in out
     # A new thread with no address is routed by Roo's model to whoever fits.
     assert "→ otter (router: deploys are DevOps)" in out
