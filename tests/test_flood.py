@@ -44,8 +44,8 @@ class Flooded:
         self.clock.advance(seconds)
         await asyncio.sleep(0)
 
-    async def send(self, texts: list[str], *, user: str = "U1", thread: str = "") -> None:
-        """Submit every message at once (a burst), then wait until each is handled."""
+    async def submit(self, texts: list[str], *, user: str = "U1", thread: str = "") -> list[str]:
+        """Submit every message at once (a burst); their inbox ids."""
         ids = []
         for text in texts:
             self._n += 1
@@ -65,9 +65,16 @@ class Flooded:
             )
             assert inbox_id is not None
             ids.append(inbox_id)
+        return ids
+
+    async def wait(self, ids: list[str]) -> None:
         async with asyncio.timeout(20):
             for inbox_id in ids:
                 await self.harness.workers.wait(inbox_id)
+
+    async def send(self, texts: list[str], *, user: str = "U1", thread: str = "") -> None:
+        """Submit every message at once (a burst), then wait until each is handled."""
+        await self.wait(await self.submit(texts, user=user, thread=thread))
 
     def answered(self) -> list[int]:
         """The build numbers of the answers, in the order they were posted."""
@@ -189,6 +196,26 @@ async def test_no_limit_when_both_are_null(flood: Flood) -> None:
     await flooded.send([f"@owl check build {n}" for n in range(30)], thread="f1")
     assert flooded.answered() == list(range(30))
     assert flooded.waits == [] and flooded.harness.adapter.notices == []
+
+
+async def test_a_held_person_does_not_hold_the_workers(flood: Flood) -> None:
+    flooded = await flood(1, None)
+    gate = flooded.harness.workers.flood
+    assert gate is not None
+    release = asyncio.Event()
+
+    async def held(seconds: float) -> None:
+        await release.wait()
+        await flooded.sleep(seconds)
+
+    gate.sleep = held
+    # One passes, two wait for U1's window: more than the harness's two workers' worth.
+    waiting = await flooded.submit([f"@owl check build {n}" for n in range(4)])
+    await flooded.send(["@owl check build 9"], user="U2")
+    assert 9 in flooded.answered() and len(flooded.answered()) == 2
+    release.set()
+    await flooded.wait(waiting)
+    assert sorted(flooded.answered()) == [0, 1, 2, 3, 9]
 
 
 async def test_an_approval_decision_does_not_count(flood: Flood) -> None:
