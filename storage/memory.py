@@ -463,6 +463,8 @@ class SqlMemoryStore:
             row = (await session.scalars(take)).one_or_none()
             if row is None:
                 return None
+            # Read now: the upsert below refreshes this very object as the team's memory.
+            owner, text = row.agent, row.text
             now = utcnow()
             # Re-inserted under the same id, as a team memory; an upsert, so that a team
             # memory with the same text, even one added concurrently, absorbs it instead.
@@ -489,9 +491,7 @@ class SqlMemoryStore:
                 # Merged into the team's memory of the same text, which has its own vector.
                 await SemanticIndex.forget(session, memory_id)
             session.add(
-                audit_row(
-                    by, "memory.promote", str(memory_id), row.text, agent=row.agent, where=where
-                )
+                audit_row(by, "memory.promote", str(memory_id), text, agent=owner, where=where)
             )
             return _record(promoted)
 

@@ -62,8 +62,9 @@ class CommandContext:
     @property
     def is_admin(self) -> bool:
         """Admins change schedules and budgets, see and forget any memory, read the
-        audit. The person at ``corral chat``'s console is the machine's owner."""
-        return self.platform == "console" or self.team.is_admin(self.user)
+        audit. The person at ``corral chat``'s console and whoever runs a command from a
+        shell are the machine's operator."""
+        return self.shell or self.platform == "console" or self.team.is_admin(self.user)
 
     @property
     def where(self) -> Where:
