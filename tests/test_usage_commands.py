@@ -201,8 +201,7 @@ async def test_budget_refuses_others_politely_and_says_what_is_wrong(
     refused = await run("/corral budget beaver +20", user="U0SOMEONE")
     assert not refused.ok
     assert refused.text == (
-        "Sorry, only admins can raise a budget. Ask <@U0ADMIN> to run "
-        "`/corral budget beaver +20`."
+        "Sorry, only admins can raise a budget. Ask <@U0ADMIN> to run `/corral budget beaver +20`."
     )
     assert await storage.spend.raised("2026-12-05") == {}
     for line, message in [
