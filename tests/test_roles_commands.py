@@ -12,6 +12,7 @@ from corral.agents.team import Team
 from corral.bot.commands.registry import CommandContext, CommandReply
 from corral.bot.commands.table import dispatch
 from corral.storage.audit import AuditEntry, Where
+from corral.storage.schedules import ScheduleSpec
 from corral.storage.store import Storage
 
 ADMIN, BOSS, PERSON = "U0ADMIN", "U0BOSS", "U0PERSON"
@@ -257,3 +258,24 @@ async def test_a_schedule_fires_every_minute_at_the_most(
             "agent's run)."
         )
         assert await storage.schedules.all() == []
+
+
+async def test_a_schedule_is_run_by_hand_by_an_admin_or_whoever_made_it(storage: Storage) -> None:
+    spec = ScheduleSpec("roo", "#ops", "Tick.", every="1h")
+    await storage.schedules.add(spec, source="chat", created_by=PERSON, name="mine")
+    await storage.schedules.add(spec, source="chat", created_by=ADMIN, name="theirs")
+    # No scheduler runs in this context: getting that far means the run was allowed.
+    no_scheduler = "No scheduler runs here"
+    assert (await run(storage, "/corral schedule run mine")).text.startswith(no_scheduler)
+    assert (await run(storage, "/corral schedule run theirs", BOSS)).text.startswith(no_scheduler)
+    refused = await run(storage, "/corral schedule run theirs")
+    assert refused.text == (
+        "Sorry, only admins can run `theirs`, which someone else made. Ask <@U0ADMIN> or "
+        "<@U0BOSS> to run `/corral schedule run theirs`."
+    )
+    entry = await last_audit(storage)
+    assert (entry.actor, entry.action, entry.subject) == (
+        PERSON,
+        "permission.refused",
+        "/corral schedule run",
+    )

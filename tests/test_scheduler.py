@@ -275,8 +275,9 @@ async def test_commands_explain_mistakes_and_permissions(h: Harness) -> None:
     assert (await dispatch(other, "/corral schedule pause roo-1")).text == (
         "Sorry, only admins can pause schedules. Ask <@U0ADMIN>."
     )
-    assert "Only an admin or whoever made `roo-1` can run it" in (
-        (await dispatch(other, "/corral schedule run roo-1")).text
+    assert (await dispatch(other, "/corral schedule run roo-1")).text == (
+        "Sorry, only admins can run `roo-1`, which someone else made. Ask <@U0ADMIN> to run "
+        "`/corral schedule run roo-1`."
     )
     assert "No scheduler runs here" in (await dispatch(ctx, "/corral schedule run roo-1")).text
     await reconcile(make_team(schedules={"standup": _standup()}), h.storage)

@@ -118,7 +118,7 @@ async def remove(ctx: CommandContext, values: Values) -> CommandReply:
     """Delete a schedule made in chat, and its record (admins)."""
     if not ctx.is_admin:
         return await refuse(ctx, "/corral schedule remove", "remove schedules")
-    record = await _own(ctx, values, "remove")
+    record = await _named(ctx, values)
     if record.source == "team.yaml":
         return CommandReply(
             f"`{record.name}` comes from team.yaml: delete it there (it goes when Corral "
@@ -136,7 +136,7 @@ async def pause(ctx: CommandContext, values: Values) -> CommandReply:
     not due."""
     if not ctx.is_admin:
         return await refuse(ctx, "/corral schedule pause", "pause schedules")
-    record = await _own(ctx, values, "pause")
+    record = await _named(ctx, values)
     if record.paused:
         return CommandReply(f"`{record.name}` is paused already.")
     await ctx.storage.schedules.set_paused(record.name, True, by=ctx.user, where=ctx.where)
@@ -152,7 +152,7 @@ async def resume(ctx: CommandContext, values: Values) -> CommandReply:
     """Fire a paused schedule again, from its next fire time on (admins)."""
     if not ctx.is_admin:
         return await refuse(ctx, "/corral schedule resume", "resume schedules")
-    record = await _own(ctx, values, "resume")
+    record = await _named(ctx, values)
     if not record.paused:
         return CommandReply(f"`{record.name}` is not paused.")
     resumed = await ctx.storage.schedules.set_paused(
@@ -167,7 +167,14 @@ async def resume(ctx: CommandContext, values: Values) -> CommandReply:
 async def run(ctx: CommandContext, values: Values) -> CommandReply:
     """Fire a schedule now, whatever its timing (paused ones too): an admin, or whoever
     made it."""
-    record = await _own(ctx, values, "run")
+    record = await _named(ctx, values)
+    if not ctx.is_admin and record.created_by != ctx.user:
+        return await refuse(
+            ctx,
+            "/corral schedule run",
+            f"run `{record.name}`, which someone else made",
+            f"/corral schedule run {record.name}",
+        )
     if ctx.scheduler is None:
         return CommandReply(
             f"No scheduler runs here; run it from a shell: `corral schedule run {record.name}`.",
@@ -196,17 +203,14 @@ def _channel(word: str) -> str:
     return match.group(1) if match else word
 
 
-async def _own(ctx: CommandContext, values: Values, verb: str) -> ScheduleRecord:
-    """The schedule named by ``values``, if the caller may fire or change it (an admin, or
-    who made it)."""
+async def _named(ctx: CommandContext, values: Values) -> ScheduleRecord:
+    """The schedule named by ``values``."""
     name = values.text("name")
     record = await ctx.storage.schedules.get(name.lower())
     if record is None:
         raise UsageError(
             f"There is no schedule `{name}` (see `{ctx.command('/corral schedule list')}`)"
         )
-    if not ctx.is_admin and record.created_by != ctx.user:
-        raise UsageError(f"Only an admin or whoever made `{record.name}` can {verb} it")
     return record
 
 
