@@ -22,7 +22,7 @@ from corral.bot.gateway import Gateway, Workers
 from corral.bot.limits import LimitStores, compose_limits, in_process_stores, limit_stores
 from corral.bot.settings import Settings
 from corral.storage.approvals import ApprovalStore
-from corral.storage.dedupe import Delivered
+from corral.storage.dedupe import Delivered, Requests
 from corral.storage.embeddings import EmbeddingsUnavailable, enabled
 from corral.storage.locks import DatabaseLock, Lock
 from corral.storage.queue import InProcessQueue, WorkQueue
@@ -58,6 +58,8 @@ class ChatServices:
     approvals: ApprovalStore
     #: ``(user, platform, channel)`` → what a slash command run by ``user`` may touch.
     command_context: Callable[[str, str, str], CommandContext]
+    #: Commands and clicks already taken: a replayed one does nothing.
+    requests: Requests
 
 
 @dataclass
@@ -113,7 +115,11 @@ class Core:
 
     def chat_services(self) -> ChatServices:
         """What the Slack and Discord listeners are given."""
-        return ChatServices(self.team, self.gateway, self.storage.approvals, self.command_context)
+        database = DatabaseLock(self.storage.db)
+        requests = Requests(self.lock or database, database)
+        return ChatServices(
+            self.team, self.gateway, self.storage.approvals, self.command_context, requests
+        )
 
     def fire_runner(self, workers: Workers) -> FireRunner:
         """Fires schedules of the platforms ``workers`` serve; the workers run them."""

@@ -73,6 +73,7 @@ TEAM: dict[str, Any] = {
         },
     },
     "approvers": ["U0ADMIN"],
+    "roles": {"admins": ["U0ADMIN"]},
     "limits": {"handoff_depth": 3, "tool_steps": 4},
 }
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     from corral.agents.team import Team
     from corral.bot.commands.schedule import ScheduleControl
+    from corral.storage.audit import Where
     from corral.storage.store import Storage
 
 
@@ -55,14 +56,24 @@ class CommandContext:
 
     @property
     def is_approver(self) -> bool:
-        """Approvers may decide approvals and forget anyone's memories."""
+        """Approvers may decide approvals."""
         return self.platform == "console" or self.team.is_approver(self.user)
 
     @property
     def is_admin(self) -> bool:
         """Admins change schedules and budgets, see and forget any memory, read the
-        audit. The person at ``corral chat``'s console is the machine's owner."""
-        return self.platform == "console" or self.team.is_admin(self.user)
+        audit. The person at ``corral chat``'s console and whoever runs a command from a
+        shell are the machine's operator."""
+        return self.shell or self.platform == "console" or self.team.is_admin(self.user)
+
+    @property
+    def where(self) -> Where:
+        """Where the command was run, as the audit records it: a chat's platform and
+        channel, or ``shell`` for a command run from a terminal (by the operator, who
+        has the database in hand and may do anything)."""
+        from corral.storage.audit import Where
+
+        return Where("shell") if self.shell else Where(self.platform, self.channel)
 
     def command(self, line: str) -> str:
         """The command ``line`` (``/memory add …``) as the caller types it: in a shell,
