@@ -63,9 +63,17 @@ def _block(block: Block, redact: Redact) -> Block:
             return replace(block, content=redact(content))
 
 
+def _answered(block: TextBlock | ToolUse, redact: Redact) -> TextBlock | ToolUse:
+    if isinstance(block, TextBlock):
+        return TextBlock(redact(block.text))
+    return replace(block, input=redact_value(block.input, redact))
+
+
 class RedactingModelWrapper:
     """Nothing reaches a model before it is redacted: every text of the request, for an
-    agent's turn, the router's pick and the classifier's alike."""
+    agent's turn, the router's pick and the classifier's alike. What the model answers
+    is redacted too (a team pattern it wrote, a secret it made up), before the run
+    keeps, stores or acts on it."""
 
     def __init__(self, redact: Redact) -> None:
         self.redact = redact
@@ -73,8 +81,10 @@ class RedactingModelWrapper:
     async def __call__(
         self, ctx: CallContext, request: Request, call_next: ModelCall
     ) -> Completion:
-        """Call on with the request redacted."""
-        return await call_next(ctx, redact_request(request, self.redact))
+        """Call on with the request redacted; redact the completion."""
+        completion = await call_next(ctx, redact_request(request, self.redact))
+        blocks = tuple(_answered(b, self.redact) for b in completion.blocks)
+        return replace(completion, blocks=blocks)
 
 
 class RedactingToolWrapper:

@@ -92,7 +92,8 @@ _PLACEHOLDERS = {"none", "null", "true", "false", "required", "optional", "redac
 #: What may follow a secret's name word before ``=``/``:`` (``DB_PASSWORD_FILE``).
 _NAME_TAIL = r"(?:[_.-][A-Za-z0-9]+)*"
 _ASSIGN = r"""["']?[ \t]*[:=][ \t]*"""
-_VALUE = r"""["'`]?(?P<value>[^\s"'`,;]+)"""
+# No backslash: in a logged repr, ``\n`` ends a line's value.
+_VALUE = r"""["'`]?(?P<value>[^\s"'`,;\\]+)"""
 #: Between a word like token and the token: ``token f81d…``, ``token: …``, ``token is …``.
 _NEAR_GAP = r"""s?(?![A-Za-z0-9])[ \t]*(?:[:=]|is\b|was\b)?[ \t]*["'`]?"""
 _RANDOM = r"(?P<value>[A-Za-z0-9][A-Za-z0-9_+/=.-]{15,})"
