@@ -188,3 +188,9 @@ def test_log_lines_are_redacted_message_arguments_and_exception() -> None:
     # text: the message and the exception; JSON: those and the extra field.
     assert written.count("[redacted: Anthropic key]") == 5
     assert '"text": "[redacted: Anthropic key]"' in written
+
+
+def test_a_log_call_with_bad_arguments_is_left_to_the_handler() -> None:
+    record = logging.makeLogRecord({"msg": "stored %d rows", "args": ("many",)})
+    assert RedactingFilter(REDACTOR.redact).filter(record)
+    assert record.args == ("many",)
