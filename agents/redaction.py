@@ -90,8 +90,8 @@ class Redactor:
         self._held = re.compile("|".join(re.escape(v) for v, _ in values)) if values else None
         self._patterns = [re.compile(p) for p in patterns]
         # A thread's history and the system prompt go out again with every step of a
-        # run: each text is scanned once.
-        self._cached = lru_cache(maxsize=4096)(self._scan)
+        # run: each is scanned once. Bounded: an 8k-token prompt is 32 kB of text.
+        self._cached = lru_cache(maxsize=256)(self._scan)
 
     def redact(self, text: str) -> str:
         """``text`` with every secret replaced by ``[redacted: kind]``."""
