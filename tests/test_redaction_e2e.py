@@ -96,6 +96,10 @@ async def test_no_secret_reaches_a_model_a_post_a_row_or_a_log_line(
     )
     for chunk in messages:
         await team.say("@roo please check:\n" + "\n".join(p.message for p in chunk))
+    # Addressed to no one: the router's model picks who answers.
+    routed_before = len(team.server.requests)
+    await team.say(f"who can help with {SECRETS[2].message}")
+    assert any("tool_choice" in r.json for r in team.server.requests[routed_before:])
     # A reply in a thread Corral has not seen: its history comes in from the platform.
     team.adapter.history["t-old"] = [ThreadLine(SECRETS[1].message, user="Pat")]
     await team.say("@roo what about the line above?", thread="t-old", message_id="t-new")
@@ -123,7 +127,7 @@ async def test_no_secret_reaches_a_model_a_post_a_row_or_a_log_line(
     assert "[redacted: Anthropic key]" in caplog.text and leaked(caplog.text) == []
     # The person was told once for each message that had a secret, and only for those.
     told = [inbound.message_id for inbound, _ in team.adapter.notices]
-    assert len(told) == len(messages) == len(set(told))
+    assert len(told) == len(messages) + 1 == len(set(told))
     assert all("rotate it" in text for _, text in team.adapter.notices)
     # The look-alikes reached the model exactly as written.
     sent = "\n".join(s for r in team.server.requests for s in strings(r.json))
