@@ -29,8 +29,21 @@ from corral.agents.secret_formats import SecretFormat, compile_formats
 
 #: A held value shorter than this is no secret worth the false alarms (``PORT=3000``).
 MIN_HELD_LENGTH = 8
-#: Words in a variable's name that say its value is a secret.
-_SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "PASS", "PWD", "CREDENTIAL")
+#: Parts of a variable's name (between ``_``) that say its value is a secret: one of
+#: these words, or a part ending with one (``APIKEY``, ``PGPASSWORD``), but not any part
+#: that merely ends in "pass" (``BYPASS``).
+_SECRET_PARTS = ("PASS", "PWD", "AUTH")
+_SECRET_ENDINGS = (
+    "KEY",
+    "TOKEN",
+    "TOKENS",
+    "SECRET",
+    "PASSWORD",
+    "PASSWD",
+    "CREDENTIAL",
+    "CREDENTIALS",
+)
+_NAME_SEPARATOR = re.compile(r"[^A-Z0-9]+")
 #: The kind of a team pattern's match.
 TEAM_PATTERN = "company secret"
 
@@ -48,11 +61,16 @@ def held_secrets(*sources: Mapping[str, str | None]) -> list[tuple[str, str]]:
         for name, value in variables.items():
             if not value:
                 continue
-            if any(word in name.upper() for word in _SECRET_WORDS):
+            if _secret_name(name):
                 held.setdefault(value, name)
             elif "://" in value and (password := _url_password(value)):
                 held.setdefault(password, f"{name} password")
     return [(name, value) for value, name in held.items() if len(value) >= MIN_HELD_LENGTH]
+
+
+def _secret_name(name: str) -> bool:
+    parts = _NAME_SEPARATOR.split(name.upper())
+    return any(p in _SECRET_PARTS or p.endswith(_SECRET_ENDINGS) for p in parts)
 
 
 def _url_password(url: str) -> str:

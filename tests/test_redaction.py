@@ -93,13 +93,21 @@ def test_held_secrets_are_the_secret_named_values_and_url_passwords() -> None:
             "CORRAL_HTTP_PORT": "3000",
             "GITHUB_TOKEN": "short",
             "HOME": "/root/very/long/path",
+            "NO_PROXY_BYPASS": "localhost,127.0.0.1",
         },
-        {"SLACK_BOT_TOKEN": "abcdefgh12345", "CRM_PASSWORD": "crm-pass-from-dotenv"},
+        {
+            "SLACK_BOT_TOKEN": "abcdefgh12345",
+            "CRM_PASSWORD": "crm-pass-from-dotenv",
+            "PGPASSWORD": "pg-pass-from-dotenv",
+            "db.pass": "db-pass-dotted",
+        },
     )
     assert held == [
         ("SLACK_BOT_TOKEN", "abcdefgh12345"),
         ("DATABASE_URL password", "pa55word-long"),
         ("CRM_PASSWORD", "crm-pass-from-dotenv"),
+        ("PGPASSWORD", "pg-pass-from-dotenv"),
+        ("db.pass", "db-pass-dotted"),
     ]
     assert all(len(value) >= MIN_HELD_LENGTH for _, value in held)
     redactor = Redactor(held)
