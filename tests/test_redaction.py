@@ -7,10 +7,12 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
 from data.secrets_corpus import HELD_NAME, HELD_VALUE, LOOKALIKES, SECRETS, TEAM_PATTERN
+from harness import make_team
 
 from corral.agents.conversation import Place
 from corral.agents.llm.types import (
@@ -27,7 +29,9 @@ from corral.agents.redaction import BUILTIN, MIN_HELD_LENGTH, Redactor, held_sec
 from corral.agents.redaction_seams import RedactingModelWrapper, RedactingToolWrapper
 from corral.agents.tool import Handoff, Tool, ToolContext, ToolOutcome
 from corral.agents.tool_calls import ToolCall
+from corral.bot.app import deployment_redactor
 from corral.bot.logs import RedactingFilter, configure, redact_logs
+from corral.bot.settings import Settings
 
 REDACTOR = Redactor([(HELD_NAME, HELD_VALUE)], [TEAM_PATTERN])
 
@@ -202,3 +206,21 @@ def test_a_log_call_with_bad_arguments_is_left_to_the_handler() -> None:
     record = logging.makeLogRecord({"msg": "stored %d rows", "args": ("many",)})
     assert RedactingFilter(REDACTOR.redact).filter(record)
     assert record.args == ("many",)
+
+
+def test_the_deployment_redactor_knows_the_settings_secrets_and_the_team_patterns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("CRM_TOKEN=crm-only-in-dotenv-42\n")
+    settings = Settings(
+        _env_file=None,
+        slack_bot_token="plain-looking-bot-token",
+        database_url="postgresql+asyncpg://corral:db-pass-1234@db/corral",
+    )
+    redactor = deployment_redactor(settings, make_team(redact={"patterns": [TEAM_PATTERN]}))
+    said = "plain-looking-bot-token db-pass-1234 crm-only-in-dotenv-42 ACME-123456"
+    assert redactor.redact(said) == (
+        "[redacted: SLACK_BOT_TOKEN] [redacted: DATABASE_URL password] "
+        "[redacted: CRM_TOKEN] [redacted: company secret]"
+    )
