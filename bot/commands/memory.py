@@ -173,7 +173,7 @@ async def import_document(ctx: CommandContext, document: str, name: str) -> Comm
     the ones already known are merged, not added twice. The import is audited."""
     from corral.storage import memory_file
 
-    parsed = memory_file.parse(document, author=ctx.user, now=datetime.now(UTC))
+    parsed = memory_file.parse(ctx.redact(document), author=ctx.user, now=datetime.now(UTC))
     result = await ctx.storage.memory.add_many(parsed.memories)
     await ctx.storage.audit.record(
         ctx.user,

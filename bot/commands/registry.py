@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, timedelta, tzinfo
 from itertools import pairwise
 from typing import TYPE_CHECKING, Literal
@@ -27,6 +27,14 @@ if TYPE_CHECKING:
     from corral.bot.commands.schedule import ScheduleControl
     from corral.storage.audit import Where
     from corral.storage.store import Storage
+
+
+def redact_builtin(text: str) -> str:
+    """``text`` with the secrets of the built-in formats redacted (imported when first
+    needed: ``corral --help`` does not load the redactor)."""
+    from corral.agents.redaction import BUILTIN
+
+    return BUILTIN.redact(text)
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,8 @@ class CommandContext:
     limits_degraded: bool = False
     #: Now, in seconds since the epoch: a test's clock, else the real one.
     clock: Callable[[], float] = time.time
+    #: The deployment's redaction, which a command's arguments and reply go through.
+    redact: Callable[[str], str] = redact_builtin
 
     @property
     def is_approver(self) -> bool:
@@ -331,11 +341,19 @@ async def execute(
     ctx: CommandContext, command: Command, values: Callable[[], Values]
 ) -> CommandReply:
     """Run ``command`` with the values ``values`` reads; a usage error is answered with
-    what is wrong and the usage line."""
+    what is wrong and the usage line. What the command is given (a memory to add, a
+    schedule's prompt) and what it answers are redacted: a secret typed into a command is
+    neither stored nor shown back."""
     try:
-        return await command.handler(ctx, values())
+        given = values().given
+        redacted = {k: ctx.redact(v) if isinstance(v, str) else v for k, v in given.items()}
+        reply = await command.handler(ctx, Values(redacted))
     except UsageError as exc:
-        return CommandReply(f"{exc}. Usage: `{command.line}`", ok=False)
+        reply = CommandReply(f"{exc}. Usage: `{command.line}`", ok=False)
+    attachment = reply.attachment
+    if attachment is not None:
+        attachment = (attachment[0], ctx.redact(attachment[1]))
+    return replace(reply, text=ctx.redact(reply.text), attachment=attachment)
 
 
 def plural(count: int, word: str, many: str = "") -> str:
