@@ -175,7 +175,7 @@ class Runtime:
         return await self._follow(state, self._speaker(post), decision, end_last)
 
     def _speaker(self, post: Poster) -> Speaker:
-        return Speaker(self.storage.transcript, post)
+        return Speaker(self.storage.transcript, post, self.seams.redact)
 
     async def _start(
         self,

@@ -97,6 +97,26 @@ def parse_every(text: str) -> timedelta:
     return interval
 
 
+#: The shortest interval a schedule may fire at, from team.yaml, a command or an agent's
+#: ``schedule`` tool: each fire is an agent's run, and a schedule every few seconds spends
+#: the team's budget and floods its channel. A cron line never fires more often than once
+#: a minute, so every cron line passes.
+MIN_SCHEDULE_INTERVAL = timedelta(minutes=1)
+
+
+def schedule_interval(text: str) -> timedelta:
+    """The interval of a schedule's ``every`` (as :func:`parse_every`); ValueError, fit for
+    a user, when it is shorter than :data:`MIN_SCHEDULE_INTERVAL`."""
+    interval = parse_every(text)
+    if interval < MIN_SCHEDULE_INTERVAL:
+        shortest = int(MIN_SCHEDULE_INTERVAL.total_seconds() // 60)
+        raise ValueError(
+            f"`{text}` is too often: a schedule fires at most every {shortest}m "
+            "(each fire is an agent's run)"
+        )
+    return interval
+
+
 @dataclass(frozen=True)
 class LoadedTeam:
     """A team file that can be used, and what in it is allowed but probably a mistake."""
@@ -773,12 +793,12 @@ def _check_schedule(
     every = schedule.get("every")
     if isinstance(every, str):
         try:
-            parse_every(every)
+            schedule_interval(every)
         except ValueError as err:
             report.add(
                 (*loc, "every"),
                 f"schedule `{loc[-1]}`: {err}",
-                "write e.g. `every: 30m` or `every: 1h30m`",
+                "write e.g. `every: 30m` or `every: 1h30m` (1m at the least)",
             )
 
 

@@ -54,6 +54,7 @@ from sqlalchemy import event  # noqa: E402
 
 from corral.agents.llm.anthropic_provider import AnthropicProvider  # noqa: E402
 from corral.agents.llm.registry import ModelRegistry, ProviderSettings  # noqa: E402
+from corral.agents.redaction import Redactor  # noqa: E402
 from corral.agents.runtime import Runtime  # noqa: E402
 from corral.agents.team import Team  # noqa: E402
 from corral.bot.coordinator import Coordinator  # noqa: E402
@@ -106,10 +107,12 @@ class Bench:
             },
         )
         queue = InProcessQueue()
-        # Composed as the composition root does: cooldowns, budgets and cost, rate limits
-        # (none configured: the sample's are a team's choice, not Corral's overhead).
+        # Composed as the composition root does: redaction, cooldowns, budgets and cost,
+        # rate limits (none configured: the sample's are a team's choice, not Corral's
+        # overhead).
+        redact = Redactor(patterns=team.redact.patterns).redact
         run = compose_limits(
-            team, storage, self.models.client_for, in_process_stores(), UTC, redact=lambda s: s
+            team, storage, self.models.client_for, in_process_stores(), UTC, redact=redact
         )
         seams = run.seams
         runtime = Runtime(team, seams, storage, gate=run.gate)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from corral.agents.config_audit import loaded_config, record_config_load
 from corral.agents.llm.registry import ModelRegistry, ProviderSettings
+from corral.agents.redaction import BUILTIN, Redactor, held_secrets
 from corral.agents.runtime import Runtime
 from corral.agents.team import Team
 from corral.agents.team_loader import load_team, parse_every
@@ -21,9 +23,10 @@ from corral.bot.coordinator import Coordinator
 from corral.bot.flood import FloodGate
 from corral.bot.gateway import Gateway, Workers
 from corral.bot.limits import LimitStores, compose_limits, in_process_stores, limit_stores
+from corral.bot.logs import redact_logs
 from corral.bot.settings import Settings
 from corral.storage.approvals import ApprovalStore
-from corral.storage.dedupe import Delivered
+from corral.storage.dedupe import Delivered, Requests
 from corral.storage.embeddings import EmbeddingsUnavailable, enabled
 from corral.storage.locks import DatabaseLock, Lock
 from corral.storage.queue import InProcessQueue, WorkQueue
@@ -59,6 +62,8 @@ class ChatServices:
     approvals: ApprovalStore
     #: ``(user, platform, channel)`` → what a slash command run by ``user`` may touch.
     command_context: Callable[[str, str, str], CommandContext]
+    #: Commands and clicks already taken: a replayed one does nothing.
+    requests: Requests
 
 
 @dataclass
@@ -83,6 +88,8 @@ class Core:
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     #: Where rate limits, cooldowns and run slots are kept (in-process without Redis).
     limits: LimitStores = field(default_factory=in_process_stores)
+    #: What every path in and out redacts with (see :func:`deployment_redactor`).
+    redactor: Redactor = BUILTIN
     #: The scheduler this process runs, once made: the slash commands' by default.
     running_scheduler: Scheduler | None = field(default=None, init=False, repr=False)
 
@@ -110,11 +117,16 @@ class Core:
             timezone=self.settings.timezone(),
             cooling=self.limits.cooldowns.cooling,
             limits_degraded=self.limits.degraded(),
+            redact=self.redactor.redact,
         )
 
     def chat_services(self) -> ChatServices:
         """What the Slack and Discord listeners are given."""
-        return ChatServices(self.team, self.gateway, self.storage.approvals, self.command_context)
+        database = DatabaseLock(self.storage.db)
+        requests = Requests(self.lock or database, database)
+        return ChatServices(
+            self.team, self.gateway, self.storage.approvals, self.command_context, requests
+        )
 
     def fire_runner(self, workers: Workers) -> FireRunner:
         """Fires schedules of the platforms ``workers`` serve; the workers run them."""
@@ -143,6 +155,7 @@ class Core:
             concurrency,
             intake=self.gateway.intake,
             flood=FloodGate(self.limits.limiter, self.team.limits.messages_per_minute),
+            redactor=self.redactor,
         )
 
     async def close(self) -> None:
@@ -198,8 +211,10 @@ async def build_core(settings: Settings, team_path: Path, *, own_queue: bool = F
         ) from None
     queue: WorkQueue = InProcessQueue() if own_queue or shared_queue is None else shared_queue
     stores = limit_stores(storage, redis)
+    redactor = deployment_redactor(settings, team)
+    redact_logs(redactor.redact)
     run = compose_limits(
-        team, storage, models.client_for, stores, settings.timezone(), redact=lambda s: s
+        team, storage, models.client_for, stores, settings.timezone(), redact=redactor.redact
     )
     seams = run.seams
     runtime = Runtime(team, seams, storage, gate=run.gate)
@@ -210,14 +225,26 @@ async def build_core(settings: Settings, team_path: Path, *, own_queue: bool = F
         storage=storage,
         models=models,
         queue=queue,
-        gateway=Gateway(storage, queue, delivered),
+        gateway=Gateway(storage, queue, delivered, redactor=redactor),
         coordinator=Coordinator(team, storage.threads, seams.model_call),
         runtime=runtime,
         lock=lock,
         schedule_grace=grace,
         closers=closers,
         limits=stores,
+        redactor=redactor,
     )
+
+
+def deployment_redactor(settings: Settings, team: Team) -> Redactor:
+    """The redactor of this deployment: the exact values of every secret it holds (the
+    secret-like variables of the process, of ``.env`` and of the settings, and the
+    passwords in DATABASE_URL and REDIS_URL), the built-in formats and the team's
+    ``redact.patterns``."""
+    from dotenv import dotenv_values
+
+    held = held_secrets(settings.variables(), os.environ, dotenv_values(".env"))
+    return Redactor(held, team.redact.patterns)
 
 
 def provider_settings(settings: Settings) -> ProviderSettings:

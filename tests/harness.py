@@ -20,6 +20,7 @@ from corral.agents.llm.anthropic_provider import AnthropicProvider
 from corral.agents.llm.openai_provider import OpenAIProvider
 from corral.agents.llm.registry import ModelRegistry, ProviderSettings
 from corral.agents.llm.retry import RetryPolicy
+from corral.agents.redaction import Redactor
 from corral.agents.runtime import Runtime
 from corral.agents.seams import Seams
 from corral.agents.team import Team
@@ -74,6 +75,7 @@ TEAM: dict[str, Any] = {
         },
     },
     "approvers": ["U0ADMIN"],
+    "roles": {"admins": ["U0ADMIN"]},
     "limits": {"handoff_depth": 3, "tool_steps": 4},
 }
 
@@ -117,8 +119,9 @@ def make_core(storage: Storage, models: ModelRegistry, team: Team, settings: Set
     """A composition root like ``build_core``'s, from parts a test made."""
     queue = InProcessQueue()
     stores = in_process_stores()
+    redactor = Redactor(patterns=team.redact.patterns)
     run = compose_limits(
-        team, storage, models.client_for, stores, settings.timezone(), redact=lambda s: s
+        team, storage, models.client_for, stores, settings.timezone(), redact=redactor.redact
     )
     seams = run.seams
     return Core(
@@ -128,10 +131,11 @@ def make_core(storage: Storage, models: ModelRegistry, team: Team, settings: Set
         storage=storage,
         models=models,
         queue=queue,
-        gateway=Gateway(storage, queue),
+        gateway=Gateway(storage, queue, redactor=redactor),
         coordinator=Coordinator(team, storage.threads, seams.model_call),
         runtime=Runtime(team, seams, storage, gate=run.gate),
         limits=stores,
+        redactor=redactor,
     )
 
 
@@ -209,11 +213,14 @@ class Harness:
         env: dict[str, str] | None = None,
         compose: Callable[[ModelRegistry], Seams] | None = None,
         stores: LimitStores | None = None,
+        redactor: Redactor | None = None,
     ) -> Harness:
         """The test team (or ``team``) wired end to end; ``compose`` makes the run's
         seams from the models (default: as the composition root does, with every limit,
-        kept in ``stores``, by default in this process)."""
+        kept in ``stores``, by default in this process, and redaction by ``redactor``,
+        by default the built-in formats and the team's patterns)."""
         team = team or make_team()
+        redactor = redactor or Redactor(patterns=team.redact.patterns)
         slept: list[float] = []
 
         async def sleep(delay: float) -> None:
@@ -234,14 +241,23 @@ class Harness:
 
         stores = stores or in_process_stores(clock)
         run = compose_limits(
-            team, storage, models.client_for, stores, UTC, redact=lambda s: s, clock=clock
+            team, storage, models.client_for, stores, UTC, redact=redactor.redact, clock=clock
         )
         seams = compose(models) if compose else run.seams
         runtime = Runtime(team, seams, storage, gate=run.gate)
         coordinator = Coordinator(team, storage.threads, seams.model_call)
         adapter = RecordingAdapter()
         flood = FloodGate(stores.limiter, team.limits.messages_per_minute, clock=clock)
-        workers = Workers(storage, queue, coordinator, runtime, {"test": adapter}, 2, flood=flood)
+        workers = Workers(
+            storage,
+            queue,
+            coordinator,
+            runtime,
+            {"test": adapter},
+            2,
+            redactor=redactor,
+            flood=flood,
+        )
         return Harness(
             team,
             storage,
@@ -249,7 +265,7 @@ class Harness:
             models,
             runtime,
             coordinator,
-            Gateway(storage, queue),
+            Gateway(storage, queue, redactor=redactor),
             workers,
             adapter,
             slept,

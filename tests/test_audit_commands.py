@@ -128,12 +128,14 @@ async def test_odd_values_stay_on_one_line_of_the_table(storage: Storage) -> Non
 
 
 async def test_memory_add_is_audited_with_where_and_agent(storage: Storage) -> None:
-    await _run(storage, "/memory add Deploy keys live in Vault --agent @beaver", user="U1")
-    await _run(storage, "/memory add deploy keys live in vault --agent beaver", user="U2")
+    # Writing into an agent's memory is an admin's action.
+    admin = "U0ADMIN"
+    await _run(storage, "/memory add Deploy keys live in Vault --agent @beaver", user=admin)
+    await _run(storage, "/memory add deploy keys live in vault --agent beaver", user=admin)
     again, first = await storage.audit.query(action_prefix="memory.add")
-    assert (first.actor, first.subject, first.agent, first.outcome) == ("U1", "1", "beaver", "ok")
+    assert (first.actor, first.subject, first.agent, first.outcome) == (admin, "1", "beaver", "ok")
     assert first.detail == "Deploy keys live in Vault" and first.where == Where("slack", "C0OPS")
-    assert (again.actor, again.subject, again.outcome) == ("U2", "1", "known")
+    assert (again.actor, again.subject, again.outcome) == (admin, "1", "known")
 
 
 async def test_config_load_is_recorded_when_the_file_changes_only(

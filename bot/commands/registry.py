@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, timedelta, tzinfo
 from itertools import pairwise
 from typing import TYPE_CHECKING, Literal
@@ -25,7 +25,16 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     from corral.agents.team import Team
     from corral.bot.commands.schedule import ScheduleControl
+    from corral.storage.audit import Where
     from corral.storage.store import Storage
+
+
+def redact_builtin(text: str) -> str:
+    """``text`` with the secrets of the built-in formats redacted (imported when first
+    needed: ``corral --help`` does not load the redactor)."""
+    from corral.agents.redaction import BUILTIN
+
+    return BUILTIN.redact(text)
 
 
 @dataclass(frozen=True)
@@ -52,17 +61,29 @@ class CommandContext:
     limits_degraded: bool = False
     #: Now, in seconds since the epoch: a test's clock, else the real one.
     clock: Callable[[], float] = time.time
+    #: The deployment's redaction, which a command's arguments and reply go through.
+    redact: Callable[[str], str] = redact_builtin
 
     @property
     def is_approver(self) -> bool:
-        """Approvers may decide approvals and forget anyone's memories."""
+        """Approvers may decide approvals."""
         return self.platform == "console" or self.team.is_approver(self.user)
 
     @property
     def is_admin(self) -> bool:
         """Admins change schedules and budgets, see and forget any memory, read the
-        audit. The person at ``corral chat``'s console is the machine's owner."""
-        return self.platform == "console" or self.team.is_admin(self.user)
+        audit. The person at ``corral chat``'s console and whoever runs a command from a
+        shell are the machine's operator."""
+        return self.shell or self.platform == "console" or self.team.is_admin(self.user)
+
+    @property
+    def where(self) -> Where:
+        """Where the command was run, as the audit records it: a chat's platform and
+        channel, or ``shell`` for a command run from a terminal (by the operator, who
+        has the database in hand and may do anything)."""
+        from corral.storage.audit import Where
+
+        return Where("shell") if self.shell else Where(self.platform, self.channel)
 
     def command(self, line: str) -> str:
         """The command ``line`` (``/memory add …``) as the caller types it: in a shell,
@@ -320,11 +341,19 @@ async def execute(
     ctx: CommandContext, command: Command, values: Callable[[], Values]
 ) -> CommandReply:
     """Run ``command`` with the values ``values`` reads; a usage error is answered with
-    what is wrong and the usage line."""
+    what is wrong and the usage line. What the command is given (a memory to add, a
+    schedule's prompt) and what it answers are redacted: a secret typed into a command is
+    neither stored nor shown back."""
     try:
-        return await command.handler(ctx, values())
+        given = values().given
+        redacted = {k: ctx.redact(v) if isinstance(v, str) else v for k, v in given.items()}
+        reply = await command.handler(ctx, Values(redacted))
     except UsageError as exc:
-        return CommandReply(f"{exc}. Usage: `{command.line}`", ok=False)
+        reply = CommandReply(f"{exc}. Usage: `{command.line}`", ok=False)
+    attachment = reply.attachment
+    if attachment is not None:
+        attachment = (attachment[0], ctx.redact(attachment[1]))
+    return replace(reply, text=ctx.redact(reply.text), attachment=attachment)
 
 
 def plural(count: int, word: str, many: str = "") -> str:
