@@ -32,6 +32,12 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def channel_key(name: str) -> str:
+    """A channel's name as ``team.yaml`` compares names: ``#`` first, lowercase
+    (``Sales``, ``#sales`` and ``#SALES`` are one channel)."""
+    return "#" + name.strip().lstrip("#").lower()
+
+
 class AgentConfig(StrictModel):
     """One agent of the team; its handle is the key it has under ``agents:``."""
 
@@ -64,10 +70,17 @@ class AgentConfig(StrictModel):
 
     def may_answer_in(self, *channel: str) -> bool:
         """Whether the agent may answer or post in a channel known by any of ``channel``
-        (its id, its ``#name``)."""
+        (its id, its name with or without ``#``). An id matches exactly; a ``#name`` of
+        ``allowed_channels`` matches that name in any case, with or without ``#``, as
+        ``channels:`` does."""
         if self.allowed_channels is None:
             return True
-        return any(c in self.allowed_channels for c in channel if c)
+        names = {channel_key(c) for c in channel if c}
+        ids = {c for c in channel if c}
+        return any(
+            (channel_key(a) in names) if a.startswith("#") else (a in ids)
+            for a in self.allowed_channels
+        )
 
 
 class ScheduleConfig(StrictModel):

@@ -19,6 +19,7 @@ from corral.bot.connections import one_line, redis_problem
 from corral.bot.coordinator import Coordinator
 from corral.bot.gateway import Gateway, Workers
 from corral.bot.limits import LimitStores, compose_limits, in_process_stores, limit_stores
+from corral.bot.permissions import Gatekeeper, PlatformDirectory
 from corral.bot.settings import Settings
 from corral.storage.approvals import ApprovalStore
 from corral.storage.dedupe import Delivered
@@ -57,6 +58,9 @@ class ChatServices:
     approvals: ApprovalStore
     #: ``(user, platform, channel)`` → what a slash command run by ``user`` may touch.
     command_context: Callable[[str, str, str], CommandContext]
+    #: Where each platform says what it knows of channel names and groups of people,
+    #: for the permission checks.
+    directory: PlatformDirectory = field(default_factory=PlatformDirectory)
 
 
 @dataclass
@@ -81,6 +85,8 @@ class Core:
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     #: Where rate limits, cooldowns and run slots are kept (in-process without Redis).
     limits: LimitStores = field(default_factory=in_process_stores)
+    #: What the platforms know of channel names and groups, for the permission checks.
+    directory: PlatformDirectory = field(default_factory=PlatformDirectory)
     #: The scheduler this process runs, once made: the slash commands' by default.
     running_scheduler: Scheduler | None = field(default=None, init=False, repr=False)
 
@@ -108,11 +114,14 @@ class Core:
             timezone=self.settings.timezone(),
             cooling=self.limits.cooldowns.cooling,
             limits_degraded=self.limits.degraded(),
+            channel_aliases=self.directory.aliases,
         )
 
     def chat_services(self) -> ChatServices:
         """What the Slack and Discord listeners are given."""
-        return ChatServices(self.team, self.gateway, self.storage.approvals, self.command_context)
+        return ChatServices(
+            self.team, self.gateway, self.storage.approvals, self.command_context, self.directory
+        )
 
     def fire_runner(self, workers: Workers) -> FireRunner:
         """Fires schedules of the platforms ``workers`` serve; the workers run them."""
@@ -140,6 +149,7 @@ class Core:
             adapters,
             concurrency,
             intake=self.gateway.intake,
+            gatekeeper=Gatekeeper(self.team, self.directory, self.storage.audit),
         )
 
     async def close(self) -> None:
@@ -194,7 +204,15 @@ async def build_core(settings: Settings, team_path: Path, *, own_queue: bool = F
         ) from None
     queue: WorkQueue = InProcessQueue() if own_queue or shared_queue is None else shared_queue
     stores = limit_stores(storage, redis)
-    run = compose_limits(team, storage, models.client_for, stores, settings.timezone())
+    directory = PlatformDirectory()
+    run = compose_limits(
+        team,
+        storage,
+        models.client_for,
+        stores,
+        settings.timezone(),
+        channel_aliases=directory.aliases,
+    )
     seams = run.seams
     runtime = Runtime(team, seams, storage, gate=run.gate)
     return Core(
@@ -211,6 +229,7 @@ async def build_core(settings: Settings, team_path: Path, *, own_queue: bool = F
         schedule_grace=grace,
         closers=closers,
         limits=stores,
+        directory=directory,
     )
 
 

@@ -21,6 +21,7 @@ from corral.bot.adapter import ChatAdapter
 from corral.bot.coordinator import Coordinator, Route
 from corral.bot.inbound import Inbound
 from corral.bot.intake import Intake
+from corral.bot.permissions import Gatekeeper
 from corral.bot.posting import LedgerPoster
 from corral.bot.scheduling.fires import run_fire
 from corral.storage.approvals import ApprovalKind, ApprovalRecord, ApprovalStatus
@@ -132,10 +133,14 @@ class Workers:
         stale_after: float = 30.0,
         sweep_every: float = 10.0,
         intake: Intake | None = None,
+        gatekeeper: Gatekeeper | None = None,
     ) -> None:
         self.storage = storage
         self.queue = queue
         self.coordinator = coordinator
+        #: Turns away a message its routed agent may not answer (``allowed_channels``,
+        #: ``allowed_users``); None: every route is answered.
+        self.gatekeeper = gatekeeper
         self.runtime = runtime
         self.adapters = adapters
         self.concurrency = concurrency
@@ -479,6 +484,9 @@ class Workers:
             if route is None:
                 log.info("not for the team: %s/%s", inbound.platform, inbound.message_id)
                 await adapter.unanswered(inbound)
+                return "ignored"
+            gatekeeper = self.gatekeeper
+            if gatekeeper is not None and await gatekeeper.turned_away(adapter, inbound, route):
                 return "ignored"
             await adapter.picked_up(inbound, route)
             await self.runtime.handle(

@@ -22,6 +22,7 @@ from corral.agents.cooling import CoolingWrapper
 from corral.agents.llm.prices import PriceTable
 from corral.agents.llm.types import ModelClient
 from corral.agents.model_calls import ModelWrapper
+from corral.agents.permissions import ChannelAliases, ChannelPermissions, known_as
 from corral.agents.rate_limits import MINUTE_S, RateLimitWrapper
 from corral.agents.run_gate import RunGate
 from corral.agents.seams import Seams
@@ -94,12 +95,14 @@ def compose_limits(
     *,
     window_s: float = MINUTE_S,
     clock: Callable[[], float] = time.time,
+    channel_aliases: ChannelAliases = known_as,
 ) -> RunLimits:
     """The model-call seam with, outermost first: cooldowns (a cooling model is skipped
     before anything is reserved for it), budgets and cost, rate limits. ``zone`` is the
     team's timezone, whose day budgets count in; ``window_s`` the window of a
     ``…_per_minute`` limit and ``clock`` the time (both a test's or a benchmark's
-    only)."""
+    only). The tool-call seam keeps agents in their ``allowed_channels``, knowing a
+    channel's names and ids through ``channel_aliases`` (the chat platforms')."""
     prices = PriceTable.builtin(team.prices)
 
     def today() -> str:
@@ -110,5 +113,9 @@ def compose_limits(
         BudgetWrapper(storage.spend, team, prices, today),
         RateLimitWrapper(stores.limiter, team.limits.limits_for, window_s=window_s, clock=clock),
     ]
-    seams = Seams.compose(client_for, model_wrappers=wrappers)
+    seams = Seams.compose(
+        client_for,
+        model_wrappers=wrappers,
+        tool_wrappers=[ChannelPermissions(channel_aliases)],
+    )
     return RunLimits(seams, RunGate(stores.run_slots, team.limits.concurrency_for))

@@ -29,6 +29,7 @@ from corral.bot.coordinator import Coordinator, Route
 from corral.bot.gateway import Gateway, Workers
 from corral.bot.inbound import Inbound
 from corral.bot.limits import LimitStores, compose_limits, in_process_stores
+from corral.bot.permissions import Gatekeeper, PlatformDirectory
 from corral.bot.settings import Settings
 from corral.storage.approvals import ApprovalRecord
 from corral.storage.inbox import work_id
@@ -116,7 +117,15 @@ def make_core(storage: Storage, models: ModelRegistry, team: Team, settings: Set
     """A composition root like ``build_core``'s, from parts a test made."""
     queue = InProcessQueue()
     stores = in_process_stores()
-    run = compose_limits(team, storage, models.client_for, stores, settings.timezone())
+    directory = PlatformDirectory()
+    run = compose_limits(
+        team,
+        storage,
+        models.client_for,
+        stores,
+        settings.timezone(),
+        channel_aliases=directory.aliases,
+    )
     seams = run.seams
     return Core(
         settings=settings,
@@ -129,6 +138,7 @@ def make_core(storage: Storage, models: ModelRegistry, team: Team, settings: Set
         coordinator=Coordinator(team, storage.threads, seams.model_call),
         runtime=Runtime(team, seams, storage, gate=run.gate),
         limits=stores,
+        directory=directory,
     )
 
 
@@ -230,12 +240,24 @@ class Harness:
             return time.time() + sum(slept)
 
         stores = stores or in_process_stores(clock)
-        run = compose_limits(team, storage, models.client_for, stores, UTC, clock=clock)
+        directory = PlatformDirectory()
+        run = compose_limits(
+            team,
+            storage,
+            models.client_for,
+            stores,
+            UTC,
+            clock=clock,
+            channel_aliases=directory.aliases,
+        )
         seams = compose(models) if compose else run.seams
         runtime = Runtime(team, seams, storage, gate=run.gate)
         coordinator = Coordinator(team, storage.threads, seams.model_call)
         adapter = RecordingAdapter()
-        workers = Workers(storage, queue, coordinator, runtime, {"test": adapter}, 2)
+        gatekeeper = Gatekeeper(team, directory, storage.audit)
+        workers = Workers(
+            storage, queue, coordinator, runtime, {"test": adapter}, 2, gatekeeper=gatekeeper
+        )
         return Harness(
             team,
             storage,
@@ -302,6 +324,7 @@ class Harness:
             self.runtime,
             {adapter.platform: adapter},
             2,
+            gatekeeper=self.workers.gatekeeper,
         )
         workers.start()
         self.others.append(workers)

@@ -23,6 +23,7 @@ from itertools import pairwise
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
+    from corral.agents.permissions import ChannelAliases
     from corral.agents.team import Team
     from corral.bot.commands.schedule import ScheduleControl
     from corral.storage.store import Storage
@@ -52,6 +53,9 @@ class CommandContext:
     limits_degraded: bool = False
     #: Now, in seconds since the epoch: a test's clock, else the real one.
     clock: Callable[[], float] = time.time
+    #: ``(platform, channel)`` → every name the channel is known by there (id,
+    #: ``#name``), for ``allowed_channels``; None: a channel is known by itself alone.
+    channel_aliases: ChannelAliases | None = None
 
     @property
     def is_approver(self) -> bool:
