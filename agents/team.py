@@ -7,6 +7,7 @@ module only says what a valid team is.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Annotated
 
 from pydantic import (
@@ -36,6 +37,14 @@ def channel_key(name: str) -> str:
     """A channel's name as ``team.yaml`` compares names: ``#`` first, lowercase
     (``Sales``, ``#sales`` and ``#SALES`` are one channel)."""
     return "#" + name.strip().lstrip("#").lower()
+
+
+def listed(entries: Iterable[str], *channel: str) -> bool:
+    """Whether a channel known by any of ``channel`` (id, name) is among ``entries`` (ids
+    and ``#names``): an id matches exactly, a ``#name`` by :func:`channel_key`."""
+    names = {channel_key(c) for c in channel if c}
+    ids = {c for c in channel if c}
+    return any((channel_key(e) in names) if e.startswith("#") else (e in ids) for e in entries)
 
 
 class AgentConfig(StrictModel):
@@ -73,14 +82,7 @@ class AgentConfig(StrictModel):
         (its id, its name with or without ``#``). An id matches exactly; a ``#name`` of
         ``allowed_channels`` matches that name in any case, with or without ``#``, as
         ``channels:`` does."""
-        if self.allowed_channels is None:
-            return True
-        names = {channel_key(c) for c in channel if c}
-        ids = {c for c in channel if c}
-        return any(
-            (channel_key(a) in names) if a.startswith("#") else (a in ids)
-            for a in self.allowed_channels
-        )
+        return self.allowed_channels is None or listed(self.allowed_channels, *channel)
 
 
 class ScheduleConfig(StrictModel):
