@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 from fakes.model_server import CallTool, FakeModelServer, Reply
-from harness import TEAM, Harness, make_team
+from harness import TEAM, Harness, RecordingAdapter, make_team
 
 from corral.agents.permissions import REFUSED, who_can_help
 from corral.agents.team_loader import TeamFileError, load_team, read_team
+from corral.bot.gateway import Gateway
 from corral.bot.inbound import Inbound
 from corral.bot.permissions import PlatformDirectory
 from corral.storage.audit import AuditEntry
@@ -109,6 +110,21 @@ async def test_a_person_not_allowed_is_refused_politely_and_nothing_runs(h: Harn
 async def test_a_member_of_an_allowed_group_may_talk(h: Harness) -> None:
     await h.say("@fox give me a discount", user=GROUPIE, channel=SALES, channel_name="#sales")
     assert h.adapter.notices == [] and len(h.adapter.texts("answer")) == 1
+
+
+async def test_the_console_is_its_owners_and_keeps_only_to_channels(h: Harness) -> None:
+    console = RecordingAdapter(platform="console")
+    workers = h.workers_for(console)
+    gateway = Gateway(h.storage, workers.queue)
+    for n, channel in enumerate(("#sales", "#general")):
+        inbox_id = await gateway.submit(
+            Inbound("console", f"c{n}", channel, f"c{n}", f"c{n}", "owner", "@fox hi", channel)
+        )
+        assert inbox_id is not None
+        await workers.wait(inbox_id)
+    assert [r.agent for r in console.routes] == ["fox"]
+    ((_, text),) = console.notices
+    assert text.startswith("Fox does not answer in #general.")
 
 
 async def test_every_route_is_checked(h: Harness) -> None:
