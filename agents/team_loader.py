@@ -614,7 +614,15 @@ def _check_agents(
         _check_handoffs(report, loc, agent, handles)
         if _is_true(agent.get("router")):
             routers.append(handle)
+        allowed = agent.get("allowed_channels")
         for index, channel in _strings(agent.get("channels")):
+            if isinstance(allowed, list) and allowed and not listed(_texts(allowed), channel):
+                report.warn(
+                    (*loc, "channels", index),
+                    f"`{handle}` is the default agent of {channel}, which is not in its "
+                    "allowed_channels: messages there are turned away",
+                    f"add {channel} to `allowed_channels`, or take it out of `channels:`",
+                )
             # Channel names are lowercase on both platforms; ids are compared as written.
             key = channel.lower() if channel.startswith("#") else channel
             owner = channel_owners.setdefault(key, handle)
@@ -635,6 +643,10 @@ def _check_agents(
             "keep `router: true` on one agent only; it picks who answers unaddressed messages",
         )
     return instructions
+
+
+def _texts(values: list[Any]) -> list[str]:
+    return [v for v in values if isinstance(v, str)]
 
 
 def _check_agent_model(report: _Report, loc: Loc, agent: dict[Any, Any], tiers: list[str]) -> None:
@@ -797,7 +809,7 @@ def _check_schedule_channel(
     allowed = agent.get("allowed_channels")
     if not isinstance(allowed, list) or not allowed:
         return
-    entries = [a for a in allowed if isinstance(a, str)]
+    entries = _texts(allowed)
     if listed(entries, channel):
         return
     handle = schedule.get("agent")

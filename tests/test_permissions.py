@@ -353,3 +353,17 @@ def test_a_schedule_naming_its_channel_unlike_allowed_channels_is_a_warning(
     assert "unless C0SALES is one of them under another name" in warning.message
     path.write_text(SCHEDULED.format(allowed='["#sales"]', channel="#SALES"), encoding="utf-8")
     assert [w for w in read_team(path).warnings if "may not post" in w.message] == []
+
+
+def test_a_default_channel_outside_allowed_channels_is_a_warning(tmp_path: Path) -> None:
+    path = tmp_path / "team.yaml"
+    text = SCHEDULED.format(allowed='["#sales"]', channel="#sales").replace(
+        "    role: Sales\n", '    role: Sales\n    channels: ["#Sales", "#general"]\n'
+    )
+    path.write_text(text, encoding="utf-8")
+    (warning,) = [w for w in read_team(path).warnings if "default agent" in w.message]
+    assert warning.line == 8
+    assert warning.message == (
+        "`fox` is the default agent of #general, which is not in its allowed_channels: "
+        "messages there are turned away"
+    )

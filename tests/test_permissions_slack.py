@@ -199,6 +199,8 @@ async def test_schedule_add_refuses_a_channel_its_agent_may_not_post_in(rig: Rig
     )
     body = await refused.json()
     assert "@fox may not post in C0GENERAL1; it may post only in #sales" in body["text"]
+    (entry,) = await rig.refusals()
+    assert (entry.actor, entry.agent, entry.subject) == (ADMIN, "fox", f"schedule {GENERAL}")
     added = await rig.send(
         se.slash_command(
             "/corral",

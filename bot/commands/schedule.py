@@ -179,7 +179,8 @@ async def run(ctx: CommandContext, values: Values) -> CommandReply:
 
 
 async def _allowed_in(ctx: CommandContext, agent: str, channel: str, written: str) -> None:
-    """Refuse a schedule in a channel outside the agent's ``allowed_channels``."""
+    """Refuse (and audit) a schedule in a channel outside the agent's
+    ``allowed_channels``."""
     config = ctx.team.agents[agent]
     if config.allowed_channels is None:
         return
@@ -191,6 +192,18 @@ async def _allowed_in(ctx: CommandContext, agent: str, channel: str, written: st
     if ctx.channel_aliases is not None:
         names += await ctx.channel_aliases(ctx.platform, channel)
     if not config.may_answer_in(*names):
+        from corral.agents.permissions import REFUSED
+        from corral.storage.audit import Where
+
+        await ctx.storage.audit.record(
+            ctx.user,
+            REFUSED,
+            f"schedule {channel}",
+            f"{agent} may not post in {channel}",
+            agent=agent,
+            where=Where(ctx.platform, ctx.channel),
+            outcome="refused",
+        )
         raise UsageError(
             f"@{agent} may not post in {channel}; it may post only in "
             f"{', '.join(config.allowed_channels)} (`allowed_channels` in team.yaml)"
