@@ -29,10 +29,14 @@ class Seams:
         *,
         model_wrappers: Sequence[ModelWrapper] = (),
         tool_wrappers: Sequence[ToolWrapper] = (),
+        tool_checks: Sequence[ToolWrapper] = (),
         tools: ToolRegistry = BUILTIN_TOOLS,
     ) -> Seams:
         """The seams with ``model_wrappers`` around every model call and ``tool_wrappers``
-        around every tool call (the first of each outermost)."""
+        around every tool call (the first of each outermost); ``tool_checks`` around
+        those and the approval gate, refusing a call before anyone is asked."""
         return cls(
-            model_call_chain(client_for, model_wrappers), tool_call_chain(tool_wrappers), tools
+            model_call_chain(client_for, model_wrappers),
+            tool_call_chain(tool_wrappers, checks=tool_checks),
+            tools,
         )

@@ -116,6 +116,6 @@ def compose_limits(
     seams = Seams.compose(
         client_for,
         model_wrappers=wrappers,
-        tool_wrappers=[ChannelPermissions(channel_aliases)],
+        tool_checks=[ChannelPermissions(channel_aliases)],
     )
     return RunLimits(seams, RunGate(stores.run_slots, team.limits.concurrency_for))

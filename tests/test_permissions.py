@@ -272,6 +272,25 @@ async def test_no_memory_or_tool_widens_an_agents_grants(h: Harness) -> None:
     assert h.team.agent("fox").allowed_channels == ["#sales", DEALS]
 
 
+async def test_a_refused_call_is_never_put_to_an_approver(
+    storage: Storage, model_server: FakeModelServer
+) -> None:
+    team = make_team(agents=perms_team(approval=["post_message"]))
+    h = Harness.build(storage, model_server, team)
+    h.workers.start()
+    try:
+        h.server.script(
+            "fast-a",
+            CallTool("post_message", {"channel": "#general", "text": "50% off!"}),
+            Reply("Could not."),
+        )
+        await h.say("@fox announce", user=SELLER, channel=SALES, channel_name="#sales")
+        assert h.adapter.texts("approval") == [] and await h.storage.approvals.pending() == []
+        assert _results(h)[0].startswith("post_message refused")
+    finally:
+        await h.close()
+
+
 def test_who_can_help_prefers_the_default_then_the_router_then_any() -> None:
     team = make_team(agents=perms_team())
     assert who_can_help(team, "beaver", GENERAL, "#general") == "beaver"
