@@ -410,7 +410,8 @@ class Workers:
             elif record.kind == "resolve":
                 await self._resolved(record, place, post)
             else:
-                await run_fire(self.runtime, self.storage, record, post)
+                may_post = self.gatekeeper.may_post if self.gatekeeper else None
+                await run_fire(self.runtime, self.storage, record, post, may_post)
         except Exception:  # never a silent failure: the thread hears of it
             log.exception("work item %s (%s) failed", record.id, record.kind)
             text = f"Corral could not finish this {record.kind}: internal error ({record.id})"

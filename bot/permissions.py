@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from corral.agents.conversation import Place
 from corral.agents.permissions import REFUSED, who_can_help
 from corral.agents.team import Team
 from corral.bot.adapter import ChatAdapter
@@ -108,6 +109,15 @@ class Gatekeeper:
                 f"{inbound.user} may not talk to {route.agent} ({route.reason})",
             )
         return None
+
+    async def may_post(self, agent: str, place: Place) -> bool:
+        """Whether ``agent`` may post in ``place``'s channel (a schedule's fire)."""
+        config = self.team.agents.get(agent)
+        if config is None or config.allowed_channels is None:
+            return True
+        names = [place.channel, place.channel_name]
+        names += await self.directory.aliases(place.platform, place.channel)
+        return config.may_answer_in(*names)
 
     async def may_talk(self, inbound: Inbound, allowed: Sequence[str] | None) -> bool:
         """Whether the sender is allowed: everyone when ``allowed`` is None, else the

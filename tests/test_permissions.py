@@ -5,7 +5,9 @@ the tools that reach other channels, and that no tool or memory widens a grant."
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +20,12 @@ from corral.agents.team_loader import TeamFileError, load_team, read_team
 from corral.bot.gateway import Gateway
 from corral.bot.inbound import Inbound
 from corral.bot.permissions import PlatformDirectory
+from corral.bot.scheduling.runner import FireRunner
+from corral.bot.scheduling.scheduler import Scheduler
 from corral.storage.audit import AuditEntry
 from corral.storage.keys import ThreadKey
+from corral.storage.locks import DatabaseLock
+from corral.storage.schedules import ScheduleSpec
 from corral.storage.store import Storage
 
 SALES, DEALS, GENERAL = "C0SALES", "C0DEALS", "C0GEN"
@@ -289,6 +295,29 @@ async def test_a_refused_call_is_never_put_to_an_approver(
         assert _results(h)[0].startswith("post_message refused")
     finally:
         await h.close()
+
+
+async def test_a_fire_outside_its_agents_channels_does_not_run(h: Harness) -> None:
+    # Stored before allowed_channels said otherwise (or written unlike them in team.yaml).
+    spec = ScheduleSpec("fox", "#general", "Pitch the pro plan.", every="1s")
+    await h.storage.schedules.add(spec, source="chat", created_by="U1", name="pitch")
+    lock = DatabaseLock(h.storage.db)
+    runner = FireRunner(h.team, h.storage, h.workers, lock, grace=timedelta(hours=1))
+    scheduler = Scheduler(runner, h.storage, h.team, sync_every=0.2)
+    await scheduler.start()
+    try:
+        for _ in range(300):
+            fires = await h.storage.schedules.fires("pitch", limit=5)
+            if any(f.outcome == "failed" for f in fires):
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        await scheduler.stop()
+    failed = [f for f in fires if f.outcome == "failed"]
+    assert failed and failed[0].reason == "`fox` may not post in #general (its allowed_channels)"
+    assert h.adapter.posts == [] and h.server.requests == []
+    entry, *_ = await refusals(h.storage)
+    assert (entry.actor, entry.agent, entry.subject) == ("schedule:pitch", "fox", "fire pitch")
 
 
 def test_who_can_help_prefers_the_default_then_the_router_then_any() -> None:
