@@ -29,14 +29,16 @@ class Seams:
         *,
         model_wrappers: Sequence[ModelWrapper] = (),
         tool_wrappers: Sequence[ToolWrapper] = (),
+        tool_watchers: Sequence[ToolWrapper] = (),
         tool_checks: Sequence[ToolWrapper] = (),
         tools: ToolRegistry = BUILTIN_TOOLS,
     ) -> Seams:
         """The seams with ``model_wrappers`` around every model call and ``tool_wrappers``
         around every tool call (the first of each outermost); ``tool_checks`` around
-        those and the approval gate, refusing a call before anyone is asked."""
+        those and the approval gate, refusing a call before anyone is asked, and
+        ``tool_watchers`` around all of them (:func:`tool_call_chain`)."""
         return cls(
             model_call_chain(client_for, model_wrappers),
-            tool_call_chain(tool_wrappers, checks=tool_checks),
+            tool_call_chain(tool_wrappers, tool_watchers, checks=tool_checks),
             tools,
         )

@@ -108,7 +108,9 @@ class Bench:
         queue = InProcessQueue()
         # Composed as the composition root does: cooldowns, budgets and cost, rate limits
         # (none configured: the sample's are a team's choice, not Corral's overhead).
-        run = compose_limits(team, storage, self.models.client_for, in_process_stores(), UTC)
+        run = compose_limits(
+            team, storage, self.models.client_for, in_process_stores(), UTC, redact=lambda s: s
+        )
         seams = run.seams
         runtime = Runtime(team, seams, storage, gate=run.gate)
         coordinator = Coordinator(team, storage.threads, seams.model_call)

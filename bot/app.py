@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from corral.agents.config_audit import loaded_config, record_config_load
 from corral.agents.llm.registry import ModelRegistry, ProviderSettings
 from corral.agents.runtime import Runtime
 from corral.agents.team import Team
@@ -193,6 +194,7 @@ async def build_core(settings: Settings, team_path: Path, *, own_queue: bool = F
             f"{problem}. Start Redis, or check REDIS_URL in .env (unset: Corral runs in "
             "one process, without Redis)."
         )
+    await record_config_load(storage.audit, loaded_config(team_path, team))
     models = ModelRegistry(team.models, provider_settings(settings))
     try:
         lock, delivered, shared_queue, closers, redis = _shared(settings, storage)
@@ -211,6 +213,7 @@ async def build_core(settings: Settings, team_path: Path, *, own_queue: bool = F
         models.client_for,
         stores,
         settings.timezone(),
+        redact=lambda s: s,
         channel_aliases=directory.aliases,
     )
     seams = run.seams

@@ -27,6 +27,7 @@ from corral.agents.rate_limits import MINUTE_S, RateLimitWrapper
 from corral.agents.run_gate import RunGate
 from corral.agents.seams import Seams
 from corral.agents.team import Team
+from corral.agents.tool_audit import ToolAudit
 from corral.storage.cooldowns import (
     Cooldowns,
     DatabaseCooldowns,
@@ -93,13 +94,15 @@ def compose_limits(
     stores: LimitStores,
     zone: tzinfo,
     *,
+    redact: Callable[[str], str],
     window_s: float = MINUTE_S,
     clock: Callable[[], float] = time.time,
     channel_aliases: ChannelAliases = known_as,
 ) -> RunLimits:
     """The model-call seam with, outermost first: cooldowns (a cooling model is skipped
-    before anything is reserved for it), budgets and cost, rate limits. ``zone`` is the
-    team's timezone, whose day budgets count in; ``window_s`` the window of a
+    before anything is reserved for it), budgets and cost, rate limits; the tool-call
+    seam with the audit of every call, its arguments passed through ``redact``. ``zone``
+    is the team's timezone, whose day budgets count in; ``window_s`` the window of a
     ``…_per_minute`` limit and ``clock`` the time (both a test's or a benchmark's
     only). The tool-call seam keeps agents in their ``allowed_channels``, knowing a
     channel's names and ids through ``channel_aliases`` (the chat platforms')."""
@@ -113,9 +116,14 @@ def compose_limits(
         BudgetWrapper(storage.spend, team, prices, today),
         RateLimitWrapper(stores.limiter, team.limits.limits_for, window_s=window_s, clock=clock),
     ]
+    audit = ToolAudit(storage.audit, redact)
+    # audit.reached stays the innermost wrapper: a call that does not get to it was
+    # refused by one of the others (or by the permissions, outside the approval gate).
     seams = Seams.compose(
         client_for,
         model_wrappers=wrappers,
+        tool_wrappers=[audit.reached],
+        tool_watchers=[audit],
         tool_checks=[ChannelPermissions(channel_aliases)],
     )
     return RunLimits(seams, RunGate(stores.run_slots, team.limits.concurrency_for))

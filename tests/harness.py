@@ -124,6 +124,7 @@ def make_core(storage: Storage, models: ModelRegistry, team: Team, settings: Set
         models.client_for,
         stores,
         settings.timezone(),
+        redact=lambda s: s,
         channel_aliases=directory.aliases,
     )
     seams = run.seams
@@ -247,6 +248,7 @@ class Harness:
             models.client_for,
             stores,
             UTC,
+            redact=lambda s: s,
             clock=clock,
             channel_aliases=directory.aliases,
         )

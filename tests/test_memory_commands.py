@@ -95,7 +95,8 @@ async def test_forget_is_for_the_author_or_an_approver_and_audited(storage: Stor
     assert (await run(storage, "/memory forget 2")).text == "There is no memory `#2`."
     assert (await run(storage, "/memory forget 99999999999")).text.startswith("There is no")
     assert (await run(storage, "/memory forget one")).text.startswith("Give the memory's number")
-    audit = [(e.actor, e.action, e.subject) for e in await storage.audit.recent()]
+    forgotten = await storage.audit.query(action_prefix="memory.forget")
+    audit = [(e.actor, e.action, e.subject) for e in forgotten]
     assert audit == [("U0ADMIN", "memory.forget", "2"), ("U1", "memory.forget", "1")]
 
 
@@ -119,7 +120,8 @@ async def test_promote_shares_an_agents_memory_and_is_audited(storage: Storage) 
         f"`#{private.id}` is a team memory; only agents' are promoted."
     )
     assert (await run(storage, "/memory promote 42")).text == "There is no memory `#42`."
-    audit = [(e.actor, e.action) for e in await storage.audit.recent()]
+    promoted = await storage.audit.query(action_prefix="memory.promote")
+    audit = [(e.actor, e.action) for e in promoted]
     assert audit == [("U1", "memory.promote"), ("U2", "memory.promote")]
 
 

@@ -42,7 +42,10 @@ async def _existing(ctx: CommandContext, memory_id: int) -> MemoryRecord | None:
 
 
 async def add(ctx: CommandContext, values: Values) -> CommandReply:
-    """Remember a fact: team-wide, or one agent's (``--agent``) or channel's (``--channel``)."""
+    """Remember a fact: team-wide, or one agent's (``--agent``) or channel's
+    (``--channel``). The addition is audited (``known`` when it was there already)."""
+    from corral.storage.audit import Where
+
     agent = _agent(ctx, values)
     if agent and "channel" in values:
         raise UsageError("A memory is an agent's or a channel's, not both")
@@ -53,6 +56,15 @@ async def add(ctx: CommandContext, values: Values) -> CommandReply:
         author=ctx.user,
         agent=agent,
         channel=values.text("channel"),
+    )
+    await ctx.storage.audit.record(
+        ctx.user,
+        "memory.add",
+        str(record.id),
+        record.text,
+        agent=agent,
+        where=Where(ctx.platform, ctx.channel),
+        outcome="ok" if new else "known",
     )
     verb = "Remembered" if new else "Already remembered"
     return CommandReply(f"{verb} `#{record.id}` ({scope}): {record.text}", ephemeral=False)
