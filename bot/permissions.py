@@ -8,6 +8,7 @@ agent's persona), and the refusal is audited.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -18,6 +19,8 @@ from corral.bot.adapter import ChatAdapter
 from corral.bot.coordinator import Route, channel_default
 from corral.bot.inbound import Inbound
 from corral.storage.audit import AuditLog, Where
+
+log = logging.getLogger("corral.permissions")
 
 #: Whether the sender of a message belongs to a group that ``allowed_users`` names
 #: (a Slack user group ``S…``, a Discord role): the platform says what a group is.
@@ -137,8 +140,11 @@ class Gatekeeper:
         refusal = await self.refusal(inbound, route)
         if refusal is None:
             return False
-        await adapter.unanswered(inbound)
-        await adapter.notice(inbound, refusal.notice)
+        try:
+            await adapter.unanswered(inbound)
+            await adapter.notice(inbound, refusal.notice)
+        except Exception:  # the refusal stands; only telling the person failed
+            log.exception("could not tell %s of a refusal", inbound.user)
         await self.audit.record(
             inbound.user,
             REFUSED,

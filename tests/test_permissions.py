@@ -93,6 +93,17 @@ async def test_an_agent_does_not_answer_outside_its_channels(h: Harness) -> None
     assert "addressed: @fox" in entry.detail
 
 
+async def test_a_refusal_stands_when_the_person_cannot_be_told(h: Harness) -> None:
+    async def unreachable(inbound: Inbound, text: str) -> None:
+        raise ConnectionError("the platform is away")
+
+    h.adapter.notice = unreachable  # type: ignore[method-assign]
+    await h.say("@fox what does the pro plan cost?", user=SELLER)
+    # Nothing said in the channel, under the persona or otherwise; the refusal recorded.
+    assert h.adapter.posts == [] and h.server.requests == []
+    assert [e.subject for e in await refusals(h.storage)] == ["answer fox"]
+
+
 async def test_names_match_in_any_case_with_or_without_hash(h: Harness) -> None:
     await h.say(
         "@fox what does the pro plan cost?", user=SELLER, channel=SALES, channel_name="Sales"
