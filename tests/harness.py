@@ -30,6 +30,7 @@ from corral.bot.coordinator import Coordinator, Route
 from corral.bot.gateway import Gateway, Workers
 from corral.bot.inbound import Inbound
 from corral.bot.limits import LimitStores, compose_limits, in_process_stores
+from corral.bot.permissions import Gatekeeper, PlatformDirectory
 from corral.bot.settings import Settings
 from corral.storage.approvals import ApprovalRecord
 from corral.storage.inbox import work_id
@@ -119,8 +120,15 @@ def make_core(storage: Storage, models: ModelRegistry, team: Team, settings: Set
     queue = InProcessQueue()
     stores = in_process_stores()
     redactor = Redactor(patterns=team.redact.patterns)
+    directory = PlatformDirectory()
     run = compose_limits(
-        team, storage, models.client_for, stores, settings.timezone(), redact=redactor.redact
+        team,
+        storage,
+        models.client_for,
+        stores,
+        settings.timezone(),
+        redact=redactor.redact,
+        channel_aliases=directory.aliases,
     )
     seams = run.seams
     return Core(
@@ -135,6 +143,7 @@ def make_core(storage: Storage, models: ModelRegistry, team: Team, settings: Set
         runtime=Runtime(team, seams, storage, gate=run.gate),
         limits=stores,
         redactor=redactor,
+        directory=directory,
     )
 
 
@@ -239,15 +248,31 @@ class Harness:
             return time.time() + sum(slept)
 
         stores = stores or in_process_stores(clock)
+        directory = PlatformDirectory()
         run = compose_limits(
-            team, storage, models.client_for, stores, UTC, redact=redactor.redact, clock=clock
+            team,
+            storage,
+            models.client_for,
+            stores,
+            UTC,
+            redact=redactor.redact,
+            clock=clock,
+            channel_aliases=directory.aliases,
         )
         seams = compose(models) if compose else run.seams
         runtime = Runtime(team, seams, storage, gate=run.gate)
         coordinator = Coordinator(team, storage.threads, seams.model_call)
         adapter = RecordingAdapter()
+        gatekeeper = Gatekeeper(team, directory, storage.audit)
         workers = Workers(
-            storage, queue, coordinator, runtime, {"test": adapter}, 2, redactor=redactor
+            storage,
+            queue,
+            coordinator,
+            runtime,
+            {"test": adapter},
+            2,
+            redactor=redactor,
+            gatekeeper=gatekeeper,
         )
         return Harness(
             team,
@@ -315,6 +340,7 @@ class Harness:
             self.runtime,
             {adapter.platform: adapter},
             2,
+            gatekeeper=self.workers.gatekeeper,
         )
         workers.start()
         self.others.append(workers)
