@@ -34,16 +34,18 @@ class Seams:
         model_wrappers: Sequence[ModelWrapper] = (),
         tool_wrappers: Sequence[ToolWrapper] = (),
         tool_watchers: Sequence[ToolWrapper] = (),
+        tool_checks: Sequence[ToolWrapper] = (),
         tools: ToolRegistry = BUILTIN_TOOLS,
         redact: Redact = BUILTIN.redact,
     ) -> Seams:
         """The seams with ``model_wrappers`` around every model call and ``tool_wrappers``
-        around every tool call (the first of each outermost); ``tool_watchers`` around
-        those and the approval gate (:func:`tool_call_chain`); posts redacted by
-        ``redact``."""
+        around every tool call (the first of each outermost); ``tool_checks`` around
+        those and the approval gate, refusing a call before anyone is asked, and
+        ``tool_watchers`` around all of them (:func:`tool_call_chain`); posts redacted
+        by ``redact``."""
         return cls(
             model_call_chain(client_for, model_wrappers),
-            tool_call_chain(tool_wrappers, tool_watchers),
+            tool_call_chain(tool_wrappers, tool_watchers, checks=tool_checks),
             tools,
             redact,
         )

@@ -68,16 +68,26 @@ class QuoteResults:
 
 
 def tool_call_chain(
-    wrappers: Sequence[ToolWrapper] = (), watchers: Sequence[ToolWrapper] = ()
+    wrappers: Sequence[ToolWrapper] = (),
+    watchers: Sequence[ToolWrapper] = (),
+    *,
+    checks: Sequence[ToolWrapper] = (),
 ) -> ToolInvoker:
     """The tool call with ``wrappers`` around it, the first outermost, inside the
     :class:`ApprovalGate` and :class:`QuoteResults`: approvals and quoting are promises,
     not options; a call that waits for approval has not happened for any wrapper to see,
-    and every wrapper sees a result as the tool gave it. ``watchers`` go around the gate:
-    they see every call the model asked for, one that waits included (the audit), and
-    must pass each on."""
+    and every wrapper sees a result as the tool gave it. ``checks`` go around the gate: a
+    call they refuse is never put to a human. ``watchers`` go around those: they see
+    every call the model asked for, one that waits or is refused included (the audit),
+    and must pass each on."""
     call: ToolInvoker = invoke_tool
-    chain: tuple[ToolWrapper, ...] = (*watchers, ApprovalGate(), QuoteResults(), *wrappers)
+    chain: tuple[ToolWrapper, ...] = (
+        *watchers,
+        *checks,
+        ApprovalGate(),
+        QuoteResults(),
+        *wrappers,
+    )
     for wrapper in reversed(chain):
         call = _link(wrapper, call)
     return call

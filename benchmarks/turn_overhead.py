@@ -61,6 +61,7 @@ from corral.bot.coordinator import Coordinator  # noqa: E402
 from corral.bot.gateway import Gateway, Workers  # noqa: E402
 from corral.bot.inbound import Inbound  # noqa: E402
 from corral.bot.limits import compose_limits, in_process_stores  # noqa: E402
+from corral.bot.permissions import Gatekeeper, PlatformDirectory  # noqa: E402
 from corral.storage.queue import InProcessQueue  # noqa: E402
 from corral.storage.store import Storage  # noqa: E402
 
@@ -110,16 +111,31 @@ class Bench:
         # Composed as the composition root does: redaction, cooldowns, budgets and cost,
         # rate limits (none configured: the sample's are a team's choice, not Corral's
         # overhead).
-        redact = Redactor(patterns=team.redact.patterns).redact
+        redactor = Redactor(patterns=team.redact.patterns)
+        directory = PlatformDirectory()
         run = compose_limits(
-            team, storage, self.models.client_for, in_process_stores(), UTC, redact=redact
+            team,
+            storage,
+            self.models.client_for,
+            in_process_stores(),
+            UTC,
+            redact=redactor.redact,
+            channel_aliases=directory.aliases,
         )
         seams = run.seams
         runtime = Runtime(team, seams, storage, gate=run.gate)
         coordinator = Coordinator(team, storage.threads, seams.model_call)
         self.adapter = RecordingAdapter(platform="bench")
-        self.gateway = Gateway(storage, queue)
-        self.workers = Workers(storage, queue, coordinator, runtime, {"bench": self.adapter})
+        self.gateway = Gateway(storage, queue, redactor=redactor)
+        self.workers = Workers(
+            storage,
+            queue,
+            coordinator,
+            runtime,
+            {"bench": self.adapter},
+            redactor=redactor,
+            gatekeeper=Gatekeeper(team, directory, storage.audit),
+        )
         self.bare = anthropic.AsyncAnthropic(
             base_url=server.anthropic_url, api_key="fake", max_retries=0
         )

@@ -24,6 +24,7 @@ from corral.bot.flood import FloodGate
 from corral.bot.gateway import Gateway, Workers
 from corral.bot.limits import LimitStores, compose_limits, in_process_stores, limit_stores
 from corral.bot.logs import redact_logs
+from corral.bot.permissions import Gatekeeper, PlatformDirectory
 from corral.bot.settings import Settings
 from corral.storage.approvals import ApprovalStore
 from corral.storage.dedupe import Delivered, Requests
@@ -64,6 +65,9 @@ class ChatServices:
     command_context: Callable[[str, str, str], CommandContext]
     #: Commands and clicks already taken: a replayed one does nothing.
     requests: Requests
+    #: Where each platform says what it knows of channel names and groups of people,
+    #: for the permission checks.
+    directory: PlatformDirectory = field(default_factory=PlatformDirectory)
 
 
 @dataclass
@@ -90,6 +94,8 @@ class Core:
     limits: LimitStores = field(default_factory=in_process_stores)
     #: What every path in and out redacts with (see :func:`deployment_redactor`).
     redactor: Redactor = BUILTIN
+    #: What the platforms know of channel names and groups, for the permission checks.
+    directory: PlatformDirectory = field(default_factory=PlatformDirectory)
     #: The scheduler this process runs, once made: the slash commands' by default.
     running_scheduler: Scheduler | None = field(default=None, init=False, repr=False)
 
@@ -118,6 +124,7 @@ class Core:
             cooling=self.limits.cooldowns.cooling,
             limits_degraded=self.limits.degraded(),
             redact=self.redactor.redact,
+            channel_aliases=self.directory.aliases,
         )
 
     def chat_services(self) -> ChatServices:
@@ -125,7 +132,12 @@ class Core:
         database = DatabaseLock(self.storage.db)
         requests = Requests(self.lock or database, database)
         return ChatServices(
-            self.team, self.gateway, self.storage.approvals, self.command_context, requests
+            self.team,
+            self.gateway,
+            self.storage.approvals,
+            self.command_context,
+            requests,
+            self.directory,
         )
 
     def fire_runner(self, workers: Workers) -> FireRunner:
@@ -156,6 +168,7 @@ class Core:
             intake=self.gateway.intake,
             flood=FloodGate(self.limits.limiter, self.team.limits.messages_per_minute),
             redactor=self.redactor,
+            gatekeeper=Gatekeeper(self.team, self.directory, self.storage.audit),
         )
 
     async def close(self) -> None:
@@ -213,8 +226,15 @@ async def build_core(settings: Settings, team_path: Path, *, own_queue: bool = F
     stores = limit_stores(storage, redis)
     redactor = deployment_redactor(settings, team)
     redact_logs(redactor.redact)
+    directory = PlatformDirectory()
     run = compose_limits(
-        team, storage, models.client_for, stores, settings.timezone(), redact=redactor.redact
+        team,
+        storage,
+        models.client_for,
+        stores,
+        settings.timezone(),
+        redact=redactor.redact,
+        channel_aliases=directory.aliases,
     )
     seams = run.seams
     runtime = Runtime(team, seams, storage, gate=run.gate)
@@ -233,6 +253,7 @@ async def build_core(settings: Settings, team_path: Path, *, own_queue: bool = F
         closers=closers,
         limits=stores,
         redactor=redactor,
+        directory=directory,
     )
 
 

@@ -25,6 +25,7 @@ from corral.bot.coordinator import Coordinator, Route
 from corral.bot.flood import FloodGate
 from corral.bot.inbound import Inbound
 from corral.bot.intake import Intake
+from corral.bot.permissions import Gatekeeper
 from corral.bot.posting import LedgerPoster
 from corral.bot.scheduling.fires import run_fire
 from corral.storage.approvals import ApprovalKind, ApprovalRecord, ApprovalStatus
@@ -153,10 +154,14 @@ class Workers:
         intake: Intake | None = None,
         flood: FloodGate | None = None,
         redactor: Redactor = BUILTIN,
+        gatekeeper: Gatekeeper | None = None,
     ) -> None:
         self.storage = storage
         self.queue = queue
         self.coordinator = coordinator
+        #: Turns away a message its routed agent may not answer (``allowed_channels``,
+        #: ``allowed_users``); None: every route is answered.
+        self.gatekeeper = gatekeeper
         self.runtime = runtime
         self.adapters = adapters
         self.concurrency = concurrency
@@ -430,7 +435,8 @@ class Workers:
             elif record.kind == "resolve":
                 await self._resolved(record, place, post)
             else:
-                await run_fire(self.runtime, self.storage, record, post)
+                may_post = self.gatekeeper.may_post if self.gatekeeper else None
+                await run_fire(self.runtime, self.storage, record, post, may_post)
         except Exception:  # never a silent failure: the thread hears of it
             log.exception("work item %s (%s) failed", record.id, record.kind)
             text = f"Corral could not finish this {record.kind}: internal error ({record.id})"
@@ -508,6 +514,9 @@ class Workers:
             if route is None:
                 log.info("not for the team: %s/%s", inbound.platform, inbound.message_id)
                 await adapter.unanswered(inbound)
+                return "ignored"
+            gatekeeper = self.gatekeeper
+            if gatekeeper is not None and await gatekeeper.turned_away(adapter, inbound, route):
                 return "ignored"
             if self.flood is not None:
                 await self.flood.admit(inbound, partial(adapter.notice, inbound))

@@ -31,6 +31,7 @@ from corral.bot.flood import FloodGate
 from corral.bot.gateway import Gateway, Workers
 from corral.bot.inbound import Inbound
 from corral.bot.limits import LimitStores, compose_limits, in_process_stores
+from corral.bot.permissions import Gatekeeper, PlatformDirectory
 from corral.bot.settings import Settings
 from corral.storage.approvals import ApprovalRecord
 from corral.storage.inbox import work_id
@@ -120,8 +121,15 @@ def make_core(storage: Storage, models: ModelRegistry, team: Team, settings: Set
     queue = InProcessQueue()
     stores = in_process_stores()
     redactor = Redactor(patterns=team.redact.patterns)
+    directory = PlatformDirectory()
     run = compose_limits(
-        team, storage, models.client_for, stores, settings.timezone(), redact=redactor.redact
+        team,
+        storage,
+        models.client_for,
+        stores,
+        settings.timezone(),
+        redact=redactor.redact,
+        channel_aliases=directory.aliases,
     )
     seams = run.seams
     return Core(
@@ -136,6 +144,7 @@ def make_core(storage: Storage, models: ModelRegistry, team: Team, settings: Set
         runtime=Runtime(team, seams, storage, gate=run.gate),
         limits=stores,
         redactor=redactor,
+        directory=directory,
     )
 
 
@@ -240,14 +249,23 @@ class Harness:
             return time.time() + sum(slept)
 
         stores = stores or in_process_stores(clock)
+        directory = PlatformDirectory()
         run = compose_limits(
-            team, storage, models.client_for, stores, UTC, redact=redactor.redact, clock=clock
+            team,
+            storage,
+            models.client_for,
+            stores,
+            UTC,
+            redact=redactor.redact,
+            clock=clock,
+            channel_aliases=directory.aliases,
         )
         seams = compose(models) if compose else run.seams
         runtime = Runtime(team, seams, storage, gate=run.gate)
         coordinator = Coordinator(team, storage.threads, seams.model_call)
         adapter = RecordingAdapter()
         flood = FloodGate(stores.limiter, team.limits.messages_per_minute, clock=clock)
+        gatekeeper = Gatekeeper(team, directory, storage.audit)
         workers = Workers(
             storage,
             queue,
@@ -257,6 +275,7 @@ class Harness:
             2,
             redactor=redactor,
             flood=flood,
+            gatekeeper=gatekeeper,
         )
         return Harness(
             team,
@@ -324,6 +343,7 @@ class Harness:
             self.runtime,
             {adapter.platform: adapter},
             2,
+            gatekeeper=self.workers.gatekeeper,
         )
         workers.start()
         self.others.append(workers)

@@ -28,7 +28,7 @@ def test_audit_json_exports_every_entry_and_config_loads_once_per_change(tmp_pat
     assert [r["action"] for r in rows] == ["memory.add"] * 3 + ["config.load"]
     assert [r["subject"] for r in rows[:3]] == ["3", "2", "1"]
     assert rows[0]["detail"] == "fact 2" and rows[0]["outcome"] == "ok"
-    assert rows[0]["platform"] == "console"
+    assert rows[0]["platform"] == "shell"
     load = rows[-1]
     assert (load["actor"], load["subject"]) == ("corral", str(team.resolve()))
     assert "agents.roo" in json.loads(load["detail"])["parts"]

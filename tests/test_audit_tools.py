@@ -57,6 +57,24 @@ async def test_a_tool_that_fails_is_audited_as_an_error(harness: Harness) -> Non
     assert (entry.subject, entry.outcome) == ("handoff", "error")
 
 
+async def test_a_tool_the_agent_was_not_given_is_audited_too(harness: Harness) -> None:
+    # Reaching past its grants is what an audit must show.
+    harness.server.script(
+        "smart-a",
+        CallTool("schedule", {"cron_or_every": "1h", "prompt": "x", "channel": "#qa"}),
+        Reply("I cannot schedule that."),
+    )
+    await harness.say("@owl schedule a check every hour", channel="C0QA")
+    (entry,) = await _tool_calls(harness.storage)
+    assert (entry.actor, entry.subject, entry.agent, entry.outcome) == (
+        "agent:owl",
+        "schedule",
+        "owl",
+        "error",
+    )
+    assert json.loads(entry.detail)["cron_or_every"] == "1h"
+
+
 async def test_a_call_waiting_for_approval_is_audited_then_its_run_once_approved(
     harness: Harness,
 ) -> None:

@@ -23,6 +23,7 @@ from itertools import pairwise
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
+    from corral.agents.permissions import ChannelAliases
     from corral.agents.team import Team
     from corral.bot.commands.schedule import ScheduleControl
     from corral.storage.audit import Where
@@ -63,6 +64,9 @@ class CommandContext:
     clock: Callable[[], float] = time.time
     #: The deployment's redaction, which a command's arguments and reply go through.
     redact: Callable[[str], str] = redact_builtin
+    #: ``(platform, channel)`` → every name the channel is known by there (id,
+    #: ``#name``), for ``allowed_channels``; None: a channel is known by itself alone.
+    channel_aliases: ChannelAliases | None = None
 
     @property
     def is_approver(self) -> bool:

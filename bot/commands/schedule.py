@@ -96,7 +96,9 @@ async def add(ctx: CommandContext, values: Values) -> CommandReply:
         raise UsageError(str(exc)) from None
     # The console and the CLI post on the platform of whichever process runs the schedule.
     platform = "" if ctx.platform == "console" else ctx.platform
-    channel = _channel(values.text("channel"))
+    written = values.text("channel")
+    channel = _channel(written)
+    await _allowed_in(ctx, agent, channel, written)
     spec = ScheduleSpec(agent, channel, values.text("prompt"), cron, every, timezone, platform)
     source: Source = "shell" if ctx.shell else "chat"
     record = await ctx.storage.schedules.add(
@@ -196,6 +198,38 @@ async def run(ctx: CommandContext, values: Values) -> CommandReply:
         f"`{record.name}` ran: {_outcome(fire, _zone_of(record))}.",
         ok=fire.outcome not in _FAILED,
     )
+
+
+async def _allowed_in(ctx: CommandContext, agent: str, channel: str, written: str) -> None:
+    """Refuse (and audit) a schedule in a channel outside the agent's
+    ``allowed_channels``."""
+    config = ctx.team.agents[agent]
+    if config.allowed_channels is None:
+        return
+    names = [channel]
+    # Slack writes the channel's name in the link too: <#C0123|sales>.
+    link = re.fullmatch(r"<#[A-Z0-9]+\|([^>]+)>", written)
+    if link:
+        names.append(link.group(1))
+    if ctx.channel_aliases is not None:
+        names += await ctx.channel_aliases(ctx.platform, channel)
+    if not config.may_answer_in(*names):
+        from corral.agents.permissions import REFUSED
+        from corral.storage.audit import Where
+
+        await ctx.storage.audit.record(
+            ctx.user,
+            REFUSED,
+            f"schedule {channel}",
+            f"{agent} may not post in {channel}",
+            agent=agent,
+            where=Where(ctx.platform, ctx.channel),
+            outcome="refused",
+        )
+        raise UsageError(
+            f"@{agent} may not post in {channel}; it may post only in "
+            f"{', '.join(config.allowed_channels)} (`allowed_channels` in team.yaml)"
+        )
 
 
 def _channel(word: str) -> str:

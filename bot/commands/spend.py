@@ -207,7 +207,13 @@ async def budget(ctx: CommandContext, values: Values) -> CommandReply:
     day = day_of(ctx.clock(), ctx.timezone)
     total = await ctx.storage.spend.raise_cap(day, scope, amount)
     await ctx.storage.audit.record(
-        ctx.user, "budget.raise", scope, f"+{amount:g} USD on {day}", where=ctx.where
+        ctx.user,
+        "budget.raise",
+        scope,
+        f"+{amount:g} USD on {day}",
+        agent="" if scope == TEAM else scope,
+        where=ctx.where,
+        outcome="ok",
     )
     limits = ctx.team.limits
     cap = limits.team_budget() if scope == TEAM else limits.budget_for(scope)

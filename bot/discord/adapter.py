@@ -301,6 +301,18 @@ class DiscordAdapter:
             return Target(channel, thread=thread_id)
         return Target(channel, answers=thread_id)
 
+    async def aliases(self, channel: str) -> tuple[str, ...]:
+        """The other name of ``channel``: the ``#name`` of an id, the id of a ``#name``;
+        none when Discord cannot say."""
+        try:
+            if channel.isdigit():
+                found = await self.channel(int(channel))
+                name = getattr(found, "name", "") or ""
+                return (f"#{name}",) if name else ()
+            return (str(getattr(await self._resolve(channel), "id", "")),)
+        except (LookupError, discord.HTTPException):
+            return ()
+
     async def _resolve(self, channel: str) -> discord.abc.Messageable:
         """A channel by id, or by ``#name`` (as team.yaml and schedules write them)."""
         if channel.isdigit():

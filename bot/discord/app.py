@@ -18,7 +18,12 @@ from corral.bot.decisions import ClickedMessage, DecisionContext, Verdict, decid
 from corral.bot.discord.adapter import DiscordAdapter, ThreadMode
 from corral.bot.discord.approvals import BUTTONS, DecidingClient
 from corral.bot.discord.commands import OnceTree, command_groups
-from corral.bot.discord.events import PLATFORM, inbound_from_message, is_from_person
+from corral.bot.discord.events import (
+    PLATFORM,
+    has_role,
+    inbound_from_message,
+    is_from_person,
+)
 from corral.bot.gateway import Workers
 from corral.bot.settings import Settings
 
@@ -99,6 +104,7 @@ class DiscordParts:
         self.adapter = DiscordAdapter(
             self.client, services.team, requests=services.approvals, threads=threads
         )
+        services.directory.register(PLATFORM, aliases=self.adapter.aliases, membership=has_role)
         self.workers: Workers | None = None
         self.connected_since: float | None = None
         self.disconnected_since: float | None = time.monotonic()
