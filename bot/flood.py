@@ -16,15 +16,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 
 from corral.agents.llm.retry import Sleep
 from corral.agents.rate_limits import MINUTE_S
 from corral.agents.team import MessageLimits
 from corral.agents.waiting import waiting
 from corral.bot.inbound import Inbound
+from corral.bot.keyed_locks import KeyedLocks
 from corral.storage.limiter import Grant, Limiter, Need
 
 log = logging.getLogger("corral.flood")
@@ -66,8 +65,8 @@ class FloodGate:
         #: When each person's last held message was let through: a burst goes on while
         #: the person is held again within a window of it, and is told of once.
         self._held_until: dict[str, float] = {}
-        self._lines: dict[str, asyncio.Lock] = {}
-        self._line_users: Counter[str] = Counter()
+        #: One waiter at a time per person, first come first served.
+        self._lines: KeyedLocks[str] = KeyedLocks()
 
     def _needs(self, inbound: Inbound) -> list[Need]:
         needs = []
@@ -85,7 +84,7 @@ class FloodGate:
         if not needs:
             return
         person = person_key(inbound)
-        async with self._line(person):
+        async with self._lines.hold(person):
             waited = await self.limiter.acquire(needs)
             if isinstance(waited, Grant):
                 return
@@ -118,25 +117,3 @@ class FloodGate:
             await tell(text)
         except Exception:  # the message still waits and is answered; only the word is lost
             log.warning("could not tell %s that their messages wait", inbound.user)
-
-    @asynccontextmanager
-    async def _line(self, key: str) -> AsyncIterator[None]:
-        """One waiter at a time per person, first come first served (asyncio's locks
-        wake their waiters in order); dropped when nobody holds or waits for it."""
-        self._line_users[key] += 1
-        lock = self._lines.setdefault(key, asyncio.Lock())
-        try:
-            if lock.locked():
-                async with waiting():
-                    await lock.acquire()
-            else:
-                await lock.acquire()
-            try:
-                yield
-            finally:
-                lock.release()
-        finally:
-            self._line_users[key] -= 1
-            if not self._line_users[key]:
-                del self._line_users[key]
-                del self._lines[key]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, nullcontext, suppress
 from dataclasses import replace
@@ -19,12 +18,13 @@ from functools import partial
 from corral.agents.conversation import Place, Poster, Reply
 from corral.agents.redaction import BUILTIN, Redactor
 from corral.agents.runtime import Runtime, Turn
-from corral.agents.waiting import waiting, while_waiting
+from corral.agents.waiting import while_waiting
 from corral.bot.adapter import ChatAdapter
 from corral.bot.coordinator import Coordinator, Route
 from corral.bot.flood import FloodGate
 from corral.bot.inbound import Inbound
 from corral.bot.intake import Intake
+from corral.bot.keyed_locks import KeyedLocks
 from corral.bot.permissions import Gatekeeper
 from corral.bot.posting import LedgerPoster
 from corral.bot.scheduling.fires import run_fire
@@ -178,8 +178,8 @@ class Workers:
         self._items: set[asyncio.Task[None]] = set()
         self._capacity = asyncio.Semaphore(concurrency)
         self._in_flight = asyncio.Semaphore(concurrency * IN_FLIGHT_PER_WORKER)
-        self._locks: dict[ThreadKey, asyncio.Lock] = {}
-        self._lock_users: Counter[ThreadKey] = Counter()
+        #: One message of a thread at a time, in order.
+        self._threads: KeyedLocks[ThreadKey] = KeyedLocks()
         self._waiters: dict[str, asyncio.Event] = {}
         #: Ids the sweep put in the queue, and when, that no worker here has taken yet.
         self._requeued: dict[str, float] = {}
@@ -284,27 +284,6 @@ class Workers:
         if event is not None:
             event.set()
 
-    @asynccontextmanager
-    async def _thread_lock(self, key: ThreadKey) -> AsyncIterator[None]:
-        """One holder per thread; the lock is dropped when nobody holds or waits for it."""
-        self._lock_users[key] += 1
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        try:
-            if lock.locked():
-                async with waiting():
-                    await lock.acquire()
-            else:
-                await lock.acquire()
-            try:
-                yield
-            finally:
-                lock.release()
-        finally:
-            self._lock_users[key] -= 1
-            if not self._lock_users[key]:
-                del self._lock_users[key]
-                del self._locks[key]
-
     async def _sweep(self) -> None:
         while True:
             try:
@@ -370,7 +349,7 @@ class Workers:
         record = await self.storage.inbox.get(inbox_id)
         if record is None or record.status != "pending" or record.platform not in self.adapters:
             return
-        async with self._thread_lock(record.key):
+        async with self._threads.hold(record.key):
             earlier = await self.storage.inbox.earlier_unfinished(record.key, before=inbox_id)
             for item, status in earlier:
                 if status == "pending" and await self._claim_and_handle(item):
@@ -411,7 +390,7 @@ class Workers:
         closing = _Closing(self.storage, inbox_id)
         lease = asyncio.create_task(self._keep_lease(inbox_id))
         try:
-            async with self._thread_lock(record.key) if lock else nullcontext():
+            async with self._threads.hold(record.key) if lock else nullcontext():
                 status = await self._handle(record, closing)
         except asyncio.CancelledError:
             await self.storage.inbox.release(inbox_id)
