@@ -307,11 +307,16 @@ def _line_of(root: Any, loc: Loc) -> int | None:
     for part in loc:
         try:
             if isinstance(node, CommentedMap):
-                line = node.lc.key(part)[0] + 1
+                position = node.lc.key(part)
             elif isinstance(node, CommentedSeq) and isinstance(part, int):
-                line = node.lc.item(part)[0] + 1
+                position = node.lc.item(part)
             else:
                 break
+            # None: a key the validator spelled differently from the file (a null or a
+            # number as a key), so not found by that spelling.
+            if position is None:
+                break
+            line = position[0] + 1
             node = node[part]
         except (KeyError, IndexError):
             # A missing key (a required field), or one that came from a `<<` merge and so

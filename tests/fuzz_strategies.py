@@ -91,23 +91,37 @@ def json_values(max_leaves: int = 12) -> st.SearchStrategy[Any]:
 
 
 _MISSING = object()
+_CHOICES = ["keep", "keep", "keep", "deeper", "drop", "null", "text", "json"]
 
 
 @st.composite
 def mangled(draw: st.DrawFn, valid: Mapping[str, Any]) -> dict[str, Any]:
     """``valid`` with some of its fields removed, set to null, to a wrong type or to
-    :func:`outside_text`, and some fields added."""
+    :func:`outside_text`, nested objects and lists mangled in turn, and fields added."""
     result: dict[str, Any] = {}
     for key, value in valid.items():
-        choice = draw(st.sampled_from(["keep", "keep", "keep", "drop", "null", "text", "json"]))
-        replacement: Any = {
-            "keep": value,
-            "drop": _MISSING,
-            "null": None,
-            "text": draw(outside_text(80)) if choice == "text" else None,
-            "json": draw(json_values(6)) if choice == "json" else None,
-        }[choice]
-        if replacement is not _MISSING:
-            result[key] = replacement
+        replaced = draw(_mangled_value(value))
+        if replaced is not _MISSING:
+            result[key] = replaced
     result.update(draw(st.dictionaries(outside_text(12), json_values(4), max_size=2)))
     return result
+
+
+@st.composite
+def _mangled_value(draw: st.DrawFn, value: Any) -> Any:
+    choice = draw(st.sampled_from(_CHOICES))
+    if choice == "keep":
+        return value
+    if choice == "deeper":
+        if isinstance(value, Mapping):
+            return draw(mangled(value))
+        if isinstance(value, list):
+            return [v for v in (draw(_mangled_value(v)) for v in value) if v is not _MISSING]
+        return value
+    if choice == "drop":
+        return _MISSING
+    if choice == "null":
+        return None
+    if choice == "text":
+        return draw(outside_text(80))
+    return draw(json_values(6))
