@@ -9,7 +9,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 import pytest
 from fakes import slack_events as se
@@ -80,7 +80,9 @@ async def test_a_user_id_over_200_characters_is_stored_and_answered(rig: SlackRi
 
 
 def _form(fields: dict[str, str]) -> se.SignedRequest:
-    return se._form_request(fields, se.SIGNING_SECRET, None)
+    # surrogatepass: a lone surrogate goes as the bytes a broken client would send.
+    body = urlencode(fields, encoding="utf-8", errors="surrogatepass").encode()
+    return _raw(body, content_type="application/x-www-form-urlencoded")
 
 
 def _raw(body: bytes, content_type: str = "application/json") -> se.SignedRequest:
@@ -108,6 +110,18 @@ MALFORMED = {
                     "type": "block_actions",
                     "channel": {"id": GENERAL},
                     "actions": [{"action_id": "corral_approve", "value": "secret-words"}],
+                }
+            )
+        }
+    ),
+    "a click on an action without an id": _form(
+        {
+            "payload": json.dumps(
+                {
+                    "type": "block_actions",
+                    "user": {"id": se.USER_ID},
+                    "channel": {"id": GENERAL},
+                    "actions": [{"value": "secret-words"}],
                 }
             )
         }

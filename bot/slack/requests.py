@@ -85,8 +85,10 @@ def _interaction_problem(body: Mapping[str, Any]) -> str | None:
     if not isinstance(user, Mapping) or not _text(user.get("id")):
         return "an interaction without a user"
     actions = body.get("actions", [])
-    if not isinstance(actions, list) or not all(isinstance(a, Mapping) for a in actions):
-        return "an interaction whose actions are not objects"
+    if not isinstance(actions, list) or not all(
+        isinstance(a, Mapping) and isinstance(a.get("action_id"), str) for a in actions
+    ):
+        return "an interaction whose actions are not objects with an action_id"
     if body.get("type") == "block_actions":
         channel = body.get("channel")
         container = body.get("container")
