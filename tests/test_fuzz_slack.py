@@ -126,6 +126,18 @@ MALFORMED = {
             )
         }
     ),
+    "a click on no action": _form(
+        {
+            "payload": json.dumps(
+                {
+                    "type": "block_actions",
+                    "user": {"id": se.USER_ID, "name": "secret-words"},
+                    "channel": {"id": GENERAL},
+                    "actions": [],
+                }
+            )
+        }
+    ),
     "a click without a channel": _form(
         {
             "payload": json.dumps(
@@ -229,10 +241,9 @@ async def test_fuzz_envelopes(fuzz_rig: SlackRig, envelope: Any) -> None:
 
 @given(data=st.data(), text=outside_text())
 async def test_fuzz_slash_commands(fuzz_rig: SlackRig, data: st.DataObject, text: str) -> None:
-    request = se.slash_command(
-        data.draw(st.sampled_from(["/corral", "/memory"])), text, channel_id=GENERAL
-    )
-    fields = dict(_form_fields(request))
+    command = data.draw(st.sampled_from(["/corral", "/memory"]))
+    fields = dict(_form_fields(se.slash_command(command, channel_id=GENERAL)))
+    fields["text"] = text
     fuzzed = data.draw(mangled(fields))
     form = {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in fuzzed.items()}
     await _survives(fuzz_rig, _form(form))
