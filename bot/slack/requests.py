@@ -84,12 +84,16 @@ def _interaction_problem(body: Mapping[str, Any]) -> str | None:
     user = body.get("user")
     if not isinstance(user, Mapping) or not _text(user.get("id")):
         return "an interaction without a user"
+    clicked = body.get("type") == "block_actions"
     actions = body.get("actions", [])
     if not isinstance(actions, list) or not all(
         isinstance(a, Mapping) and isinstance(a.get("action_id"), str) for a in actions
     ):
         return "an interaction whose actions are not objects with an action_id"
-    if body.get("type") == "block_actions":
+    if clicked and not actions:
+        # Bolt reads a click's first action.
+        return "a click on no action"
+    if clicked:
         channel = body.get("channel")
         container = body.get("container")
         in_channel = isinstance(channel, Mapping) and _text(channel.get("id"))
