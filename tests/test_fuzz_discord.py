@@ -22,7 +22,8 @@ from corral.storage.store import Storage
 
 __all__ = ["fake"]  # the fixture, used by name
 
-TRACEBACK_SIGNS = ("Traceback", 'File "')
+#: What would show that an exception reached a person, or that a command failed inside.
+TRACEBACK_SIGNS = ("Traceback", 'File "', "internal error")
 
 
 def _texts(rig: DiscordRig) -> list[str]:
@@ -127,3 +128,18 @@ async def test_fuzz_clicks(rig: DiscordRig, action: str, value: str) -> None:
     # A custom id that none of Corral's buttons can carry is dispatched to none of them.
     if action != "other" and re.fullmatch(r"\w+:[\w-]+", custom_id):
         await rig.until(lambda: len(rig.fake.interaction_responses) > before)
+
+
+async def test_a_command_option_of_nothing_but_nul_characters_is_a_usage_error(
+    rig: DiscordRig,
+) -> None:
+    # Found by the fuzzer: the option passed the command's check, storing it raised, and
+    # the interaction was never answered.
+    before = len(rig.fake.interaction_responses)
+    payload = rig.fake.interaction_create_command(
+        "memory", "add", {"text": "\x00"}, user_id=USER, channel_id=GENERAL
+    )
+    await rig.fake.dispatch("INTERACTION_CREATE", payload)
+    await rig.until(lambda: len(rig.fake.interaction_responses) > before)
+    content = str(rig.fake.interaction_responses[-1].data["content"])
+    assert "Usage: `/memory add" in content, content

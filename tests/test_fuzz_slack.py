@@ -27,7 +27,7 @@ from corral.storage.tables import InboxRow
 __all__ = ["fake_slack"]  # the fixture, used by name
 
 #: What would show that an exception reached a person.
-TRACEBACK_SIGNS = ("Traceback", 'File "', "Error:", "Exception")
+TRACEBACK_SIGNS = ("Traceback", 'File "', "Error:", "Exception", "internal error")
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ builds its commands from the table on every start, and ``corral --help`` must st
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -22,10 +23,14 @@ from datetime import UTC, timedelta, tzinfo
 from itertools import pairwise
 from typing import TYPE_CHECKING, Literal
 
+from corral.storage.storable import storable_text
+
 if TYPE_CHECKING:
     from corral.agents.team import Team
     from corral.bot.commands.schedule import ScheduleControl
     from corral.storage.store import Storage
+
+log = logging.getLogger("corral.commands")
 
 
 @dataclass(frozen=True)
@@ -135,7 +140,8 @@ class Arg:
 
     def convert(self, raw: str) -> str | int:
         """The typed value of what the caller wrote."""
-        value = raw.strip()
+        # As it would be stored: nothing but NUL characters is nothing.
+        value = storable_text(raw).strip()
         if self.prefix and value.startswith(self.prefix):
             value = value[len(self.prefix) :]
         if not value:
@@ -325,6 +331,10 @@ async def execute(
         return await command.handler(ctx, values())
     except UsageError as exc:
         return CommandReply(f"{exc}. Usage: `{command.line}`", ok=False)
+    except Exception:
+        # Every surface answers a command; the person is told, the log has the rest.
+        log.exception("/%s failed", " ".join(command.path))
+        return CommandReply("That did not work: internal error (the log has the details)", ok=False)
 
 
 def plural(count: int, word: str, many: str = "") -> str:

@@ -14,7 +14,6 @@ from corral.bot.commands.registry import (
     execute,
     parse_line,
 )
-from corral.storage.storable import storable_text
 
 
 def commands() -> list[Command]:
@@ -54,8 +53,7 @@ _WORD_RE = re.compile(r"\s*(\S+)\s*")
 async def dispatch(ctx: CommandContext, line: str) -> CommandReply:
     """Run a chat line such as ``/memory add The deploy window is Friday``."""
     path: tuple[str, ...] = ()
-    # As it would be stored: an argument of nothing but NUL characters is no argument.
-    rest = storable_text(line).strip()
+    rest = line.strip()
     while (command := find(path) if path else None) is None:
         match = _WORD_RE.match(rest)
         if match is None:
