@@ -8,7 +8,10 @@ import uuid
 
 from fuzz_strategies import outside_text
 from hypothesis import given
+from redis.asyncio import Redis
+from test_dedupe import REDIS_URL
 
+from corral.storage.dedupe import RedisDelivered, delivery_keys
 from corral.storage.inbox import NewInbound
 from corral.storage.keys import ThreadKey
 from corral.storage.storable import fit, storable_text
@@ -97,3 +100,17 @@ async def test_fuzz_anything_a_platform_sends_is_stored_and_found_again(
     assert (await storage.transcript.history(key))[-1].text == storable_text(text)
     assert await storage.threads.owner(key) == "beaver"
     await storage.memory.search(text)
+
+
+async def test_a_delivery_with_a_lone_surrogate_is_remembered_in_redis() -> None:
+    # Redis keys are UTF-8: a lone surrogate in an id failed the call, and Redis was then
+    # left alone for every message for a while.
+    client = Redis.from_url(REDIS_URL)
+    delivered = RedisDelivered(client, f"corral-test:{uuid.uuid4().hex}:")
+    try:
+        keys = delivery_keys("slack", "Ev\ud800", "C\x00\udfff", "1700000000.000100")
+        await delivered.remember(keys)
+        assert await delivered.known(keys)
+        assert not delivered._resting()
+    finally:
+        await client.aclose()
