@@ -27,9 +27,10 @@ TRACEBACK_SIGNS = ("Traceback", 'File "', "internal error")
 
 
 def _texts(rig: DiscordRig) -> list[str]:
-    texts = [text for _, _, text in rig.answers()]
+    texts = [str(w.content or "") for w in rig.fake.webhook_executions]
+    texts += [str(m.get("content") or "") for m in rig.fake.sent_messages]
     texts += [str((r.data or {}).get("content") or "") for r in rig.fake.interaction_responses]
-    texts += [str(f.data.get("content") or "") for f in rig.fake.followups]
+    texts += [str(f.payload.get("content") or "") for f in rig.fake.followups]
     return texts
 
 
@@ -46,7 +47,7 @@ async def rig(
         assert rig.parts.client.is_ready() and not rig.parts.client.is_closed()
         await rig.mention("roo, still there?")
         await rig.settled()
-        answered = [text for where, _, text in rig.answers() if where == "general"]
+        answered = [str(w.content) for w in rig.fake.webhook_executions]
         assert any("release train" in t for t in answered), answered
         assert any("still there" in t for t in answered), answered
         for text in _texts(rig):
