@@ -27,7 +27,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from corral.agents.team_loader import parse_every
+from corral.agents.team_loader import parse_every, schedule_interval
 
 MICROSECOND = timedelta(microseconds=1)
 #: Where ``every:`` intervals start counting, in the schedule's time zone: ``every: 1h``
@@ -133,14 +133,15 @@ def trigger_for(*, cron: str | None, every: str | None, timezone: str) -> BaseTr
 
 def split_timing(text: str) -> tuple[str | None, str | None]:
     """``(cron, every)`` from what a person or an agent wrote: a crontab line, or an
-    interval with or without ``every`` (``every 30m``, ``30m``). Both are validated."""
+    interval with or without ``every`` (``every 30m``, ``30m``). Both are validated, the
+    interval against :data:`~agents.team_loader.MIN_SCHEDULE_INTERVAL` too."""
     words = text.split()
     if words and words[0].lower() == "every":
         words = words[1:]
         if len(words) != 1:
             raise ValueError("write `every` and one interval, e.g. `every 30m` or `every 1h30m`")
     if len(words) == 1:
-        parse_every(words[0])
+        schedule_interval(words[0])
         return None, words[0]
     line = " ".join(words)
     cron_trigger(line, UTC)

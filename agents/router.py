@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from corral.agents.llm.types import ChatMessage, ModelClient, Request, ToolSpec
@@ -29,9 +30,9 @@ def rates_difficulty(team: Team) -> bool:
     return team.auto is not None and any(a.model == AUTO for a in team.agents.values())
 
 
-def _choose_spec(team: Team) -> ToolSpec:
+def _choose_spec(team: Team, among: Sequence[str]) -> ToolSpec:
     properties: dict[str, object] = {
-        "agent": {"type": "string", "enum": list(team.agents)},
+        "agent": {"type": "string", "enum": list(among)},
         "reason": {"type": "string", "description": "One short line."},
     }
     required = ["agent", "reason"]
@@ -45,8 +46,8 @@ def _choose_spec(team: Team) -> ToolSpec:
     )
 
 
-def _router_system(team: Team) -> str:
-    roster = "\n".join(f"- {h}: {a.role}" for h, a in team.agents.items())
+def _router_system(team: Team, among: Sequence[str]) -> str:
+    roster = "\n".join(f"- {h}: {team.agents[h].role}" for h in among)
     return (
         "You route chat messages to the teammate best placed to answer. "
         "Choose from this team (handle: role):\n"
@@ -55,15 +56,19 @@ def _router_system(team: Team) -> str:
     )
 
 
-async def choose(team: Team, client: ModelClient, text: str) -> Choice:
-    """Ask the router's model who should answer ``text``.
+async def choose(
+    team: Team, client: ModelClient, text: str, among: Sequence[str] | None = None
+) -> Choice:
+    """Ask the router's model who of ``among`` (default: the whole team) should answer
+    ``text``.
 
     Raises the model layer's errors, or :class:`RouterError` for an unusable answer.
     """
+    among = list(team.agents) if among is None else list(among)
     request = Request(
-        system=_router_system(team),
+        system=_router_system(team, among),
         messages=(ChatMessage.user(text),),
-        tools=(_choose_spec(team),),
+        tools=(_choose_spec(team, among),),
         force_tool=CHOOSE_TOOL,
         max_tokens=200,
     )
@@ -72,8 +77,8 @@ async def choose(team: Team, client: ModelClient, text: str) -> Choice:
         if use.name != CHOOSE_TOOL:
             continue
         agent = str(use.input.get("agent", "")).lstrip("@").lower()
-        if agent not in team.agents:
-            raise RouterError(f"the router chose `{agent}`, which is not an agent")
+        if agent not in among:
+            raise RouterError(f"the router chose `{agent}`, which is not an agent it may pick")
         reason = " ".join(str(use.input.get("reason", "")).split())[:120]
         return Choice(agent, reason or "best fit", parse_difficulty(use.input.get("difficulty")))
     raise RouterError("the router's model did not call choose_agent")

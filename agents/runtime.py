@@ -7,9 +7,10 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
+from typing import Any
 
 from corral.agents.builtin_tools import escalate
 from corral.agents.conversation import Place, Poster, Reply
@@ -33,7 +34,7 @@ from corral.agents.run_state import RunState
 from corral.agents.seams import Seams
 from corral.agents.speech import Speaker
 from corral.agents.team import Team
-from corral.agents.tool import Handoff, ToolContext, ToolOutcome, Toolset
+from corral.agents.tool import Handoff, Tool, ToolContext, ToolOutcome, Toolset
 from corral.agents.tool_calls import ToolCall
 from corral.storage.approvals import ApprovalRecord
 from corral.storage.memory import MemoryRecord
@@ -168,7 +169,7 @@ class Runtime:
         return await self._follow(state, self._speaker(post), decision, end_last)
 
     def _speaker(self, post: Poster) -> Speaker:
-        return Speaker(self.storage.transcript, post)
+        return Speaker(self.storage.transcript, post, self.seams.redact)
 
     async def _start(
         self,
@@ -478,12 +479,9 @@ class Runtime:
         self, state: RunState, speaker: Speaker, use: ToolUse, approved_by: str
     ) -> ToolOutcome:
         toolset = self.toolsets[state.agent]
-        tool = toolset.get(use.name)
-        if tool is None:
-            have = ", ".join(sorted(toolset.tools)) or "none"
-            return ToolOutcome(
-                f"You do not have the tool `{use.name}`; your tools are: {have}.", is_error=True
-            )
+        # A tool the agent does not have still goes through the seam, as a call that can
+        # only fail: an agent reaching past its grants is audited like any other call.
+        tool = toolset.get(use.name) or _not_granted(use.name, toolset)
         ctx = ToolContext(
             self.team, state.agent, state.place, state.run_id, self.storage, speaker, toolset
         )
@@ -597,6 +595,17 @@ class Runtime:
 class _Decision:
     approved: bool
     by: str
+
+
+def _not_granted(name: str, toolset: Toolset) -> Tool:
+    """A stand-in for a tool ``name`` the agent was not given: calling it tells the model
+    which tools it has."""
+    have = ", ".join(sorted(toolset.tools)) or "none"
+
+    async def refuse(ctx: ToolContext, args: Mapping[str, Any]) -> ToolOutcome:
+        return ToolOutcome(f"You do not have the tool `{name}`; your tools are: {have}.", True)
+
+    return Tool(name, "", {}, refuse)
 
 
 def _counted(state: RunState, completion: Completion) -> RunState:

@@ -7,6 +7,7 @@ module only says what a valid team is.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Annotated
 
 from pydantic import (
@@ -30,6 +31,20 @@ AUTO = "auto"
 
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def channel_key(name: str) -> str:
+    """A channel's name as ``team.yaml`` compares names: ``#`` first, lowercase
+    (``Sales``, ``#sales`` and ``#SALES`` are one channel)."""
+    return "#" + name.strip().lstrip("#").lower()
+
+
+def listed(entries: Iterable[str], *channel: str) -> bool:
+    """Whether a channel known by any of ``channel`` (id, name) is among ``entries`` (ids
+    and ``#names``): an id matches exactly, a ``#name`` by :func:`channel_key`."""
+    names = {channel_key(c) for c in channel if c}
+    ids = {c for c in channel if c}
+    return any((channel_key(e) in names) if e.startswith("#") else (e in ids) for e in entries)
 
 
 class AgentConfig(StrictModel):
@@ -64,10 +79,10 @@ class AgentConfig(StrictModel):
 
     def may_answer_in(self, *channel: str) -> bool:
         """Whether the agent may answer or post in a channel known by any of ``channel``
-        (its id, its ``#name``)."""
-        if self.allowed_channels is None:
-            return True
-        return any(c in self.allowed_channels for c in channel if c)
+        (its id, its name with or without ``#``). An id matches exactly; a ``#name`` of
+        ``allowed_channels`` matches that name in any case, with or without ``#``, as
+        ``channels:`` does."""
+        return self.allowed_channels is None or listed(self.allowed_channels, *channel)
 
 
 class ScheduleConfig(StrictModel):

@@ -35,6 +35,7 @@ from corral.agents.team import (
     AgentConfig,
     ScheduleConfig,
     Team,
+    listed,
 )
 from corral.agents.team_warnings import team_warnings
 from corral.agents.tool import ToolRegistry
@@ -94,6 +95,26 @@ def parse_every(text: str) -> timedelta:
         raise ValueError(f"`{text}` is too long an interval") from None
     if interval <= timedelta(0):
         raise ValueError(f"`{text}` is zero; an interval must be longer than that")
+    return interval
+
+
+#: The shortest interval a schedule may fire at, from team.yaml, a command or an agent's
+#: ``schedule`` tool: each fire is an agent's run, and a schedule every few seconds spends
+#: the team's budget and floods its channel. A cron line never fires more often than once
+#: a minute, so every cron line passes.
+MIN_SCHEDULE_INTERVAL = timedelta(minutes=1)
+
+
+def schedule_interval(text: str) -> timedelta:
+    """The interval of a schedule's ``every`` (as :func:`parse_every`); ValueError, fit for
+    a user, when it is shorter than :data:`MIN_SCHEDULE_INTERVAL`."""
+    interval = parse_every(text)
+    if interval < MIN_SCHEDULE_INTERVAL:
+        shortest = int(MIN_SCHEDULE_INTERVAL.total_seconds() // 60)
+        raise ValueError(
+            f"`{text}` is too often: a schedule fires at most every {shortest}m "
+            "(each fire is an agent's run)"
+        )
     return interval
 
 
@@ -532,6 +553,8 @@ def _check_team(
         for name, schedule in schedules.items():
             if isinstance(schedule, dict):
                 _check_schedule(report, ("schedules", name), schedule, handles, tiers)
+                if isinstance(agents, dict):
+                    _check_schedule_channel(report, ("schedules", name), schedule, agents)
     limits = data.get("limits")
     if isinstance(limits, dict):
         _check_limits(report, limits, handles)
@@ -616,7 +639,15 @@ def _check_agents(
         _check_handoffs(report, loc, agent, handles)
         if _is_true(agent.get("router")):
             routers.append(handle)
+        allowed = agent.get("allowed_channels")
         for index, channel in _strings(agent.get("channels")):
+            if isinstance(allowed, list) and allowed and not listed(_texts(allowed), channel):
+                report.warn(
+                    (*loc, "channels", index),
+                    f"`{handle}` is the default agent of {channel}, which is not in its "
+                    "allowed_channels: messages there are turned away",
+                    f"add {channel} to `allowed_channels`, or take it out of `channels:`",
+                )
             # Channel names are lowercase on both platforms; ids are compared as written.
             key = channel.lower() if channel.startswith("#") else channel
             owner = channel_owners.setdefault(key, handle)
@@ -637,6 +668,10 @@ def _check_agents(
             "keep `router: true` on one agent only; it picks who answers unaddressed messages",
         )
     return instructions
+
+
+def _texts(values: list[Any]) -> list[str]:
+    return [v for v in values if isinstance(v, str)]
 
 
 def _check_agent_model(report: _Report, loc: Loc, agent: dict[Any, Any], tiers: list[str]) -> None:
@@ -778,13 +813,44 @@ def _check_schedule(
     every = schedule.get("every")
     if isinstance(every, str):
         try:
-            parse_every(every)
+            schedule_interval(every)
         except ValueError as err:
             report.add(
                 (*loc, "every"),
                 f"schedule `{loc[-1]}`: {err}",
-                "write e.g. `every: 30m` or `every: 1h30m`",
+                "write e.g. `every: 30m` or `every: 1h30m` (1m at the least)",
             )
+
+
+def _check_schedule_channel(
+    report: _Report, loc: Loc, schedule: dict[Any, Any], agents: dict[Any, Any]
+) -> None:
+    """A schedule's channel must be one its agent may post in. Where the schedule and
+    ``allowed_channels`` write channels alike (all ``#names``, or all ids) this is known
+    here, and an error; where they mix them only the platform knows: a warning."""
+    channel, agent = schedule.get("channel"), agents.get(schedule.get("agent"))
+    if not isinstance(channel, str) or not channel.strip() or not isinstance(agent, dict):
+        return
+    allowed = agent.get("allowed_channels")
+    if not isinstance(allowed, list) or not allowed:
+        return
+    entries = _texts(allowed)
+    if listed(entries, channel):
+        return
+    handle = schedule.get("agent")
+    message = (
+        f"schedule `{loc[-1]}` posts in {channel}, where `{handle}` may not post "
+        f"(allowed_channels: {', '.join(entries)})"
+    )
+    fix = f"use a channel of `{handle}`'s allowed_channels, or add {channel} to them"
+    if all(a.startswith("#") == channel.startswith("#") for a in entries):
+        report.add((*loc, "channel"), message, fix)
+    else:
+        report.warn(
+            (*loc, "channel"),
+            f"{message}, unless {channel} is one of them under another name",
+            f"{fix}; write channels alike (all #names or all ids) for the check to be sure",
+        )
 
 
 def _check_timezone(report: _Report, loc: Loc, name: Any) -> tzinfo:

@@ -54,12 +54,20 @@ class ApprovalGate:
         return await call_next(ctx, call)
 
 
-def tool_call_chain(wrappers: Sequence[ToolWrapper] = ()) -> ToolInvoker:
+def tool_call_chain(
+    wrappers: Sequence[ToolWrapper] = (),
+    watchers: Sequence[ToolWrapper] = (),
+    *,
+    checks: Sequence[ToolWrapper] = (),
+) -> ToolInvoker:
     """The tool call with ``wrappers`` around it, the first outermost, inside the
     :class:`ApprovalGate`: approvals are a promise of ``team.yaml``, not an option, and a
-    call that waits for one has not happened for any wrapper to see."""
+    call that waits for one has not happened for any wrapper to see. ``checks`` go
+    around the gate: a call they refuse is never put to a human. ``watchers`` go around
+    those: they see every call the model asked for, one that waits or is refused
+    included (the audit), and must pass each on."""
     call: ToolInvoker = invoke_tool
-    for wrapper in reversed((ApprovalGate(), *wrappers)):
+    for wrapper in reversed((*watchers, *checks, ApprovalGate(), *wrappers)):
         call = _link(wrapper, call)
     return call
 

@@ -54,12 +54,14 @@ from sqlalchemy import event  # noqa: E402
 
 from corral.agents.llm.anthropic_provider import AnthropicProvider  # noqa: E402
 from corral.agents.llm.registry import ModelRegistry, ProviderSettings  # noqa: E402
+from corral.agents.redaction import Redactor  # noqa: E402
 from corral.agents.runtime import Runtime  # noqa: E402
 from corral.agents.team import Team  # noqa: E402
 from corral.bot.coordinator import Coordinator  # noqa: E402
 from corral.bot.gateway import Gateway, Workers  # noqa: E402
 from corral.bot.inbound import Inbound  # noqa: E402
 from corral.bot.limits import compose_limits, in_process_stores  # noqa: E402
+from corral.bot.permissions import Gatekeeper, PlatformDirectory  # noqa: E402
 from corral.storage.queue import InProcessQueue  # noqa: E402
 from corral.storage.store import Storage  # noqa: E402
 
@@ -106,15 +108,34 @@ class Bench:
             },
         )
         queue = InProcessQueue()
-        # Composed as the composition root does: cooldowns, budgets and cost, rate limits
-        # (none configured: the sample's are a team's choice, not Corral's overhead).
-        run = compose_limits(team, storage, self.models.client_for, in_process_stores(), UTC)
+        # Composed as the composition root does: redaction, cooldowns, budgets and cost,
+        # rate limits (none configured: the sample's are a team's choice, not Corral's
+        # overhead).
+        redactor = Redactor(patterns=team.redact.patterns)
+        directory = PlatformDirectory()
+        run = compose_limits(
+            team,
+            storage,
+            self.models.client_for,
+            in_process_stores(),
+            UTC,
+            redact=redactor.redact,
+            channel_aliases=directory.aliases,
+        )
         seams = run.seams
         runtime = Runtime(team, seams, storage, gate=run.gate)
         coordinator = Coordinator(team, storage.threads, seams.model_call)
         self.adapter = RecordingAdapter(platform="bench")
-        self.gateway = Gateway(storage, queue)
-        self.workers = Workers(storage, queue, coordinator, runtime, {"bench": self.adapter})
+        self.gateway = Gateway(storage, queue, redactor=redactor)
+        self.workers = Workers(
+            storage,
+            queue,
+            coordinator,
+            runtime,
+            {"bench": self.adapter},
+            redactor=redactor,
+            gatekeeper=Gatekeeper(team, directory, storage.audit),
+        )
         self.bare = anthropic.AsyncAnthropic(
             base_url=server.anthropic_url, api_key="fake", max_retries=0
         )

@@ -57,3 +57,9 @@ class ChatAdapter(Protocol):
         """The thread's messages older than message ``before``, oldest first, as far as
         the platform keeps threads (empty where Corral's own transcript is all there is)."""
         ...
+
+    async def notice(self, inbound: Inbound, text: str) -> None:
+        """The app itself (no agent's persona) tells the person who wrote ``inbound``
+        something about it (a refusal, a redaction, a wait): only to that person where
+        the platform can (Slack: ephemeral), else in the thread, addressed to them."""
+        ...

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from corral.agents.config_audit import loaded_config, record_config_load
 from corral.agents.llm.registry import ModelRegistry, ProviderSettings
+from corral.agents.redaction import BUILTIN, Redactor, held_secrets
 from corral.agents.runtime import Runtime
 from corral.agents.team import Team
 from corral.agents.team_loader import load_team, parse_every
@@ -19,9 +22,11 @@ from corral.bot.connections import one_line, redis_problem
 from corral.bot.coordinator import Coordinator
 from corral.bot.gateway import Gateway, Workers
 from corral.bot.limits import LimitStores, compose_limits, in_process_stores, limit_stores
+from corral.bot.logs import redact_logs
+from corral.bot.permissions import Gatekeeper, PlatformDirectory
 from corral.bot.settings import Settings
 from corral.storage.approvals import ApprovalStore
-from corral.storage.dedupe import Delivered
+from corral.storage.dedupe import Delivered, Requests
 from corral.storage.embeddings import EmbeddingsUnavailable, enabled
 from corral.storage.locks import DatabaseLock, Lock
 from corral.storage.queue import InProcessQueue, WorkQueue
@@ -57,6 +62,11 @@ class ChatServices:
     approvals: ApprovalStore
     #: ``(user, platform, channel)`` → what a slash command run by ``user`` may touch.
     command_context: Callable[[str, str, str], CommandContext]
+    #: Commands and clicks already taken: a replayed one does nothing.
+    requests: Requests
+    #: Where each platform says what it knows of channel names and groups of people,
+    #: for the permission checks.
+    directory: PlatformDirectory = field(default_factory=PlatformDirectory)
 
 
 @dataclass
@@ -81,6 +91,10 @@ class Core:
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     #: Where rate limits, cooldowns and run slots are kept (in-process without Redis).
     limits: LimitStores = field(default_factory=in_process_stores)
+    #: What every path in and out redacts with (see :func:`deployment_redactor`).
+    redactor: Redactor = BUILTIN
+    #: What the platforms know of channel names and groups, for the permission checks.
+    directory: PlatformDirectory = field(default_factory=PlatformDirectory)
     #: The scheduler this process runs, once made: the slash commands' by default.
     running_scheduler: Scheduler | None = field(default=None, init=False, repr=False)
 
@@ -108,11 +122,22 @@ class Core:
             timezone=self.settings.timezone(),
             cooling=self.limits.cooldowns.cooling,
             limits_degraded=self.limits.degraded(),
+            redact=self.redactor.redact,
+            channel_aliases=self.directory.aliases,
         )
 
     def chat_services(self) -> ChatServices:
         """What the Slack and Discord listeners are given."""
-        return ChatServices(self.team, self.gateway, self.storage.approvals, self.command_context)
+        database = DatabaseLock(self.storage.db)
+        requests = Requests(self.lock or database, database)
+        return ChatServices(
+            self.team,
+            self.gateway,
+            self.storage.approvals,
+            self.command_context,
+            requests,
+            self.directory,
+        )
 
     def fire_runner(self, workers: Workers) -> FireRunner:
         """Fires schedules of the platforms ``workers`` serve; the workers run them."""
@@ -140,6 +165,8 @@ class Core:
             adapters,
             concurrency,
             intake=self.gateway.intake,
+            redactor=self.redactor,
+            gatekeeper=Gatekeeper(self.team, self.directory, self.storage.audit),
         )
 
     async def close(self) -> None:
@@ -183,6 +210,7 @@ async def build_core(settings: Settings, team_path: Path, *, own_queue: bool = F
             f"{problem}. Start Redis, or check REDIS_URL in .env (unset: Corral runs in "
             "one process, without Redis)."
         )
+    await record_config_load(storage.audit, loaded_config(team_path, team))
     models = ModelRegistry(team.models, provider_settings(settings))
     try:
         lock, delivered, shared_queue, closers, redis = _shared(settings, storage)
@@ -194,7 +222,18 @@ async def build_core(settings: Settings, team_path: Path, *, own_queue: bool = F
         ) from None
     queue: WorkQueue = InProcessQueue() if own_queue or shared_queue is None else shared_queue
     stores = limit_stores(storage, redis)
-    run = compose_limits(team, storage, models.client_for, stores, settings.timezone())
+    redactor = deployment_redactor(settings, team)
+    redact_logs(redactor.redact)
+    directory = PlatformDirectory()
+    run = compose_limits(
+        team,
+        storage,
+        models.client_for,
+        stores,
+        settings.timezone(),
+        redact=redactor.redact,
+        channel_aliases=directory.aliases,
+    )
     seams = run.seams
     runtime = Runtime(team, seams, storage, gate=run.gate)
     return Core(
@@ -204,14 +243,27 @@ async def build_core(settings: Settings, team_path: Path, *, own_queue: bool = F
         storage=storage,
         models=models,
         queue=queue,
-        gateway=Gateway(storage, queue, delivered),
+        gateway=Gateway(storage, queue, delivered, redactor=redactor),
         coordinator=Coordinator(team, storage.threads, seams.model_call),
         runtime=runtime,
         lock=lock,
         schedule_grace=grace,
         closers=closers,
         limits=stores,
+        redactor=redactor,
+        directory=directory,
     )
+
+
+def deployment_redactor(settings: Settings, team: Team) -> Redactor:
+    """The redactor of this deployment: the exact values of every secret it holds (the
+    secret-like variables of the process, of ``.env`` and of the settings, and the
+    passwords in DATABASE_URL and REDIS_URL), the built-in formats and the team's
+    ``redact.patterns``."""
+    from dotenv import dotenv_values
+
+    held = held_secrets(settings.variables(), os.environ, dotenv_values(".env"))
+    return Redactor(held, team.redact.patterns)
 
 
 def provider_settings(settings: Settings) -> ProviderSettings:

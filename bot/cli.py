@@ -399,6 +399,42 @@ _add_table(main)
 memory = cast(click.Group, main.commands["memory"])
 
 
+def _add_audit_export(audit: click.Command) -> None:
+    """``corral audit --json``: every matching entry as JSON lines, streamed from the
+    database, instead of the table of the latest."""
+    show = audit.callback
+    assert show is not None
+    audit.params.append(
+        click.Option(
+            ["--json", "as_json"],
+            is_flag=True,
+            help="Every matching entry, one JSON object a line (an export), not the latest "
+            "as a table.",
+        )
+    )
+
+    def callback(team: str | None, as_json: bool, **options: str | None) -> None:
+        if not as_json:
+            show(team=team, **options)
+            return
+        from corral.bot.commands.audit import AUDIT, export_lines
+
+        async def body(core: Core) -> None:
+            ctx = core.command_context(_shell_user(), "console", shell=True)
+            async for line in export_lines(ctx, bind(AUDIT, options)):
+                click.echo(line)
+
+        try:
+            _with_core(team, body)
+        except UsageError as exc:
+            raise click.UsageError(str(exc), click.get_current_context()) from None
+
+    audit.callback = callback
+
+
+_add_audit_export(main.commands["audit"])
+
+
 @memory.command("import")
 @team_option
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))

@@ -103,6 +103,10 @@ class ConsoleAdapter:
         """The console's threads exist only in Corral's transcript."""
         return []
 
+    async def notice(self, inbound: Inbound, text: str) -> None:
+        """Print what the app says to the person at the terminal."""
+        self.out.print(Text(text, style="yellow"))
+
     async def post(
         self, place: Place, reply: Reply, *, start: int = 0, on_part: OnPart | None = None
     ) -> list[str]:

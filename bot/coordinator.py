@@ -11,7 +11,8 @@ from corral.agents.failures import plain_reason
 from corral.agents.llm.types import AllModelsFailed, NoModelConfigured
 from corral.agents.model_calls import BoundModel, CallContext, ModelCall
 from corral.agents.model_choice import Difficulty
-from corral.agents.team import Team
+from corral.agents.permissions import agents_allowed_in
+from corral.agents.team import Team, channel_key
 from corral.bot.inbound import Inbound
 from corral.storage.threads import ThreadStore
 
@@ -93,11 +94,17 @@ class Coordinator:
         return None
 
     async def _ask_router(self, router_handle: str, inbound: Inbound) -> Route:
-        """The router's pick; on any failure the router agent answers itself."""
+        """The router's pick among the agents allowed in the message's channel; on any
+        failure the router agent answers itself."""
+        among = agents_allowed_in(self.team, inbound.channel, inbound.channel_name)
+        if not among:
+            return Route(router_handle, "router: no agent may answer here")
         model = self.team.agent(router_handle).model
         ctx = CallContext(router_handle, inbound.place, "", "route", model)
         try:
-            choice = await router.choose(self.team, BoundModel(self.model_call, ctx), inbound.text)
+            choice = await router.choose(
+                self.team, BoundModel(self.model_call, ctx), inbound.text, among
+            )
         except NoModelConfigured:
             return Route(router_handle, "router: no model configured, answering itself")
         except router.RouterError as exc:  # Corral's own words about the router's answer
@@ -115,6 +122,15 @@ class Coordinator:
 def _hash(name: str) -> str:
     name = name.strip()
     return "" if not name else name if name.startswith("#") else f"#{name}"
+
+
+def channel_default(team: Team, *channel: str) -> str | None:
+    """The agent a channel known by any of ``channel`` (id, name) defaults to, if any."""
+    defaults = _channel_defaults(team)
+    for name in channel:
+        if name and (found := defaults.get(name) or defaults.get(channel_key(name))):
+            return found
+    return None
 
 
 def _channel_defaults(team: Team) -> dict[str, str]:

@@ -13,14 +13,17 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, nullcontext, suppress
+from dataclasses import replace
 
 from corral.agents.conversation import Place, Poster, Reply
+from corral.agents.redaction import BUILTIN, Redactor
 from corral.agents.runtime import Runtime, Turn
 from corral.agents.waiting import waiting, while_waiting
 from corral.bot.adapter import ChatAdapter
 from corral.bot.coordinator import Coordinator, Route
 from corral.bot.inbound import Inbound
 from corral.bot.intake import Intake
+from corral.bot.permissions import Gatekeeper
 from corral.bot.posting import LedgerPoster
 from corral.bot.scheduling.fires import run_fire
 from corral.storage.approvals import ApprovalKind, ApprovalRecord, ApprovalStatus
@@ -49,6 +52,8 @@ WAIT_FOR_EARLIER_S = 0.5
 #: whole queue from the others.
 IN_FLIGHT_PER_WORKER = 64
 RECENTLY_FINISHED = 1024
+#: Where a stored message keeps the kinds of secret redacted from it (``Inbound.extra``).
+REDACTED = "redacted"
 
 
 class Gateway:
@@ -56,6 +61,7 @@ class Gateway:
 
     With ``delivered`` (Redis, shared by every process), a redelivery of a stored message
     is refused without touching the database; the database's unique keys decide the rest.
+    A message is stored redacted by ``redactor``, with the kinds of secret found in it.
     """
 
     def __init__(
@@ -64,10 +70,12 @@ class Gateway:
         queue: WorkQueue,
         delivered: Delivered | None = None,
         intake: Intake | None = None,
+        redactor: Redactor = BUILTIN,
     ) -> None:
         self.storage = storage
         self.queue = queue
         self.delivered = delivered
+        self.redactor = redactor
         #: Counts the messages being stored, for the workers to give acks the way.
         self.intake = intake or Intake()
 
@@ -83,6 +91,7 @@ class Gateway:
         if self.delivered is not None and await self.delivered.known(keys):
             log.info("duplicate %s event %s ignored", inbound.platform, inbound.event_id)
             return None
+        inbound = self._redacted(inbound)
         inbox_id = await self.storage.inbox.add(
             NewInbound(
                 platform=inbound.platform,
@@ -103,6 +112,15 @@ class Gateway:
             return None
         await self.queue.put(inbox_id, inbound.platform)
         return inbox_id
+
+    def _redacted(self, inbound: Inbound) -> Inbound:
+        """``inbound`` as it may be stored: its secrets replaced, their kinds noted for
+        the worker to tell the person."""
+        found = self.redactor.redaction(inbound.text)
+        if not found.kinds:
+            return inbound
+        extra = {**inbound.extra, REDACTED: ", ".join(found.kinds)}
+        return replace(inbound, text=found.text, extra=extra)
 
 
 class Workers:
@@ -132,10 +150,15 @@ class Workers:
         stale_after: float = 30.0,
         sweep_every: float = 10.0,
         intake: Intake | None = None,
+        redactor: Redactor = BUILTIN,
+        gatekeeper: Gatekeeper | None = None,
     ) -> None:
         self.storage = storage
         self.queue = queue
         self.coordinator = coordinator
+        #: Turns away a message its routed agent may not answer (``allowed_channels``,
+        #: ``allowed_users``); None: every route is answered.
+        self.gatekeeper = gatekeeper
         self.runtime = runtime
         self.adapters = adapters
         self.concurrency = concurrency
@@ -143,6 +166,8 @@ class Workers:
         self.sweep_every = sweep_every
         #: This process's intake, which new work gives the way to (see :class:`Intake`).
         self.intake = intake
+        #: What a thread's lines brought in from the platform are stored through.
+        self.redactor = redactor
         self._tasks: list[asyncio.Task[None]] = []
         #: The items being handled, working or waiting.
         self._items: set[asyncio.Task[None]] = set()
@@ -405,7 +430,8 @@ class Workers:
             elif record.kind == "resolve":
                 await self._resolved(record, place, post)
             else:
-                await run_fire(self.runtime, self.storage, record, post)
+                may_post = self.gatekeeper.may_post if self.gatekeeper else None
+                await run_fire(self.runtime, self.storage, record, post, may_post)
         except Exception:  # never a silent failure: the thread hears of it
             log.exception("work item %s (%s) failed", record.id, record.kind)
             text = f"Corral could not finish this {record.kind}: internal error ({record.id})"
@@ -441,8 +467,10 @@ class Workers:
         if await self.storage.transcript.history(place.key, limit=1):
             return
         lines = await adapter.thread_history(place, before=inbound.message_id)
+        redact = self.redactor.redact
         await self.storage.transcript.append_lines(
-            place.key, [Line(line.text, user=line.user, agent=line.agent) for line in lines]
+            place.key,
+            [Line(redact(line.text), user=line.user, agent=line.agent) for line in lines],
         )
 
     async def _keep_lease(self, inbox_id: str) -> None:
@@ -469,6 +497,8 @@ class Workers:
         try:
             inbound = await adapter.with_names(inbound)
             place = inbound.place
+            if record.attempts == 1 and REDACTED in inbound.extra:
+                await _tell_redacted(adapter, inbound)
             # A message taken up again after a stop is in the thread's history already;
             # one that starts its thread went in with its claim.
             if record.attempts == 1 and _first_line(record) is None:
@@ -479,6 +509,9 @@ class Workers:
             if route is None:
                 log.info("not for the team: %s/%s", inbound.platform, inbound.message_id)
                 await adapter.unanswered(inbound)
+                return "ignored"
+            gatekeeper = self.gatekeeper
+            if gatekeeper is not None and await gatekeeper.turned_away(adapter, inbound, route):
                 return "ignored"
             await adapter.picked_up(inbound, route)
             await self.runtime.handle(
@@ -501,6 +534,20 @@ class Workers:
                 await post(place, Reply(who, text, kind="error"))
             return "failed"
         return "done"
+
+
+async def _tell_redacted(adapter: ChatAdapter, inbound: Inbound) -> None:
+    """Tell the person who pasted a secret, once (a message taken up again after a stop
+    is not told again), that it was taken out before any agent saw it."""
+    text = (
+        f"Your message contained a secret ({inbound.extra[REDACTED]}). Corral removed it "
+        "before any agent saw or stored it, but it was sent to the chat: treat it as "
+        "exposed and rotate it."
+    )
+    try:
+        await adapter.notice(inbound, text)
+    except Exception:  # the message is answered all the same
+        log.warning("could not tell %s about a redacted secret", inbound.user, exc_info=True)
 
 
 class _Closing:

@@ -22,10 +22,13 @@ from corral.agents.cooling import CoolingWrapper
 from corral.agents.llm.prices import PriceTable
 from corral.agents.llm.types import ModelClient
 from corral.agents.model_calls import ModelWrapper
+from corral.agents.permissions import ChannelAliases, ChannelPermissions, known_as
 from corral.agents.rate_limits import MINUTE_S, RateLimitWrapper
+from corral.agents.redaction_seams import RedactingModelWrapper, RedactingToolWrapper
 from corral.agents.run_gate import RunGate
 from corral.agents.seams import Seams
 from corral.agents.team import Team
+from corral.agents.tool_audit import ToolAudit
 from corral.storage.cooldowns import (
     Cooldowns,
     DatabaseCooldowns,
@@ -92,23 +95,41 @@ def compose_limits(
     stores: LimitStores,
     zone: tzinfo,
     *,
+    redact: Callable[[str], str],
     window_s: float = MINUTE_S,
     clock: Callable[[], float] = time.time,
+    channel_aliases: ChannelAliases = known_as,
 ) -> RunLimits:
-    """The model-call seam with, outermost first: cooldowns (a cooling model is skipped
-    before anything is reserved for it), budgets and cost, rate limits. ``zone`` is the
-    team's timezone, whose day budgets count in; ``window_s`` the window of a
-    ``…_per_minute`` limit and ``clock`` the time (both a test's or a benchmark's
-    only)."""
+    """The model-call seam with, outermost first: redaction (nothing unredacted reaches
+    a model, nor any wrapper after it), cooldowns (a cooling model is skipped before
+    anything is reserved for it), budgets and cost, rate limits; the tool-call seam with
+    the audit of every call, the permission checks that keep agents in their
+    ``allowed_channels`` (a channel's names and ids known through ``channel_aliases``,
+    the chat platforms'), and redaction of what a tool is given and gives back; posts
+    redacted. ``redact`` is the deployment's redaction (``Redactor.redact``), which the
+    audit's arguments go through too; ``zone`` is the team's timezone, whose day budgets
+    count in; ``window_s`` the window of a ``…_per_minute`` limit and ``clock`` the time
+    (both a test's or a benchmark's only)."""
     prices = PriceTable.builtin(team.prices)
 
     def today() -> str:
         return day_of(clock(), zone)
 
     wrappers: list[ModelWrapper] = [
+        RedactingModelWrapper(redact),
         CoolingWrapper(stores.cooldowns, clock=clock),
         BudgetWrapper(storage.spend, team, prices, today),
         RateLimitWrapper(stores.limiter, team.limits.limits_for, window_s=window_s, clock=clock),
     ]
-    seams = Seams.compose(client_for, model_wrappers=wrappers)
+    audit = ToolAudit(storage.audit, redact)
+    # audit.reached stays the innermost wrapper: a call that does not get to it was
+    # refused by one of the others (or by the permissions, outside the approval gate).
+    seams = Seams.compose(
+        client_for,
+        model_wrappers=wrappers,
+        tool_wrappers=[RedactingToolWrapper(redact), audit.reached],
+        tool_watchers=[audit],
+        tool_checks=[ChannelPermissions(channel_aliases)],
+        redact=redact,
+    )
     return RunLimits(seams, RunGate(stores.run_slots, team.limits.concurrency_for))

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from corral.storage.audit import Where, audit_values
 from corral.storage.db import Database, utc
 from corral.storage.ids import new_id
 from corral.storage.tables import ApprovalRow, AuditRow, utcnow
@@ -168,12 +169,14 @@ class ApprovalStore:
             row = (await connection.execute(statement)).one_or_none()
             if row is None:
                 return None
-            audit = insert(AuditRow).values(
-                actor=by,
-                action="approval.decide",
-                subject=approval_id,
-                detail=status,
-                created_at=utcnow(),
+            values = audit_values(
+                by,
+                "approval.decide",
+                approval_id,
+                f"{row.kind}: {row.summary}",
+                agent=row.agent,
+                where=Where(row.platform, row.channel, row.thread),
+                outcome=status,
             )
-            await connection.execute(audit)
+            await connection.execute(insert(AuditRow).values(**values))
             return _record(row)

@@ -1,5 +1,7 @@
 """Deliveries already stored, remembered in Redis (when ``REDIS_URL`` is set) so that a
-redelivery is refused by every process without a database write.
+redelivery is refused by every process without a database write; and requests already
+taken (a signed Slack command or click, a Discord interaction), so that a replay of one
+does nothing.
 
 The inbox's unique keys stay the source of truth: a key is remembered only once the
 message is in the database, so Redis never refuses a message the database does not have
@@ -10,6 +12,7 @@ through). Any Redis failure means "not known": the caller goes to the database.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Sequence
@@ -22,12 +25,18 @@ if TYPE_CHECKING:
     # Only the composition root makes a Redis client (see storage/locks.py).
     from redis.asyncio import Redis
 
+    from corral.storage.locks import Lock
+
 log = logging.getLogger("corral.dedupe")
 
 #: Longer than any platform redelivers for (Slack retries within about 30 minutes).
 REMEMBER_FOR = timedelta(hours=1)
 #: The longest a check or a remember may take: it runs before the platform's ack.
 TIMEOUT_S = 0.5
+#: How long a request is remembered: Slack accepts a signed request while its timestamp is
+#: within 5 minutes of the receiver's clock, either way, so a replay could be accepted for
+#: up to 10 minutes after the first delivery; a margin on top.
+REQUEST_WINDOW = timedelta(minutes=15)
 #: After a failure, Redis is left alone this long: during an outage each delivery would
 #: otherwise wait for a connection timeout before its ack.
 BACK_OFF_S = 5.0
@@ -112,3 +121,32 @@ class RedisDelivered:
                 self.back_off_s,
             )
         self._down_until = time.monotonic() + self.back_off_s
+
+
+class Requests:
+    """Requests already taken, each known by a key unique to it (a Slack request's
+    signature, which covers its timestamp and body; a Discord interaction's id), shared
+    by every process: a replay is refused for :data:`REQUEST_WINDOW`.
+
+    Each key is an expiring lock that is never released: in Redis when there is one, else
+    in the database. When ``lock`` fails (Redis down), ``fallback`` (the database's) decides.
+    """
+
+    def __init__(
+        self, lock: Lock, fallback: Lock | None = None, window: timedelta = REQUEST_WINDOW
+    ) -> None:
+        self.lock = lock
+        self.fallback = fallback
+        self.window = window
+
+    async def first(self, key: str) -> bool:
+        """True the first time ``key`` is seen in the window, False for a replay."""
+        # Hashed: a lock's key has a bounded length, and a request's key need not.
+        name = "request:" + hashlib.sha256(key.encode()).hexdigest()
+        try:
+            return await self.lock.acquire(name, self.window) is not None
+        except Exception as exc:
+            if self.fallback is None:
+                raise
+            log.warning("checking a request for replay failed (%s); asking the database", exc)
+            return await self.fallback.acquire(name, self.window) is not None

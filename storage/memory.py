@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol, TypedDict
@@ -21,7 +21,7 @@ from sqlalchemy import (
 )
 
 from corral.storage import embeddings
-from corral.storage.audit import audit_row
+from corral.storage.audit import NOWHERE, Where, audit_row
 from corral.storage.db import Database, utc
 from corral.storage.embeddings import Embedder, MiniLM, SemanticIndex
 from corral.storage.search import WordIndex, query_words, search_terms
@@ -112,18 +112,28 @@ class MemoryStore(Protocol):
         """The memory ``memory_id``, if it exists."""
         ...
 
-    async def forget(self, memory_id: int, *, by: str) -> MemoryRecord | None:
+    async def forget(
+        self, memory_id: int, *, by: str, where: Where = NOWHERE
+    ) -> MemoryRecord | None:
         """Delete a memory (audited); None if there was none."""
         ...
 
-    async def promote(self, memory_id: int, *, by: str) -> MemoryRecord | None:
+    async def promote(
+        self, memory_id: int, *, by: str, where: Where = NOWHERE
+    ) -> MemoryRecord | None:
         """Make an agent's memory the team's (audited); None if it is not an agent memory."""
         ...
 
     async def list(
-        self, *, scope: str | None = None, agent: str | None = None, limit: int | None = 50
+        self,
+        *,
+        scope: str | None = None,
+        agent: str | None = None,
+        seen_in: Collection[str] | None = None,
+        limit: int | None = 50,
     ) -> list[MemoryRecord]:
-        """Memories, newest first, optionally of one scope or one agent; all if no limit."""
+        """Memories, newest first, optionally of one scope or one agent, or only those a
+        person in the channels ``seen_in`` may see; all if no limit."""
         ...
 
     async def reindex(self) -> int:
@@ -238,6 +248,14 @@ def _visible(agent: str | None, channel: str | None) -> ColumnElement[bool]:
     if channel:
         visible.append(and_(MemoryRow.scope == "channel", MemoryRow.channel == channel))
     return or_(*visible)
+
+
+def _seen_by_people(channels: Collection[str]) -> ColumnElement[bool]:
+    """The memories a person in ``channels`` may see: the team's and those channels'."""
+    seen = MemoryRow.scope == "team"
+    if not channels:
+        return seen
+    return or_(seen, and_(MemoryRow.scope == "channel", MemoryRow.channel.in_(list(channels))))
 
 
 def _fuse(rankings: Sequence[Sequence[int]], limit: int) -> list[int]:
@@ -411,9 +429,11 @@ class SqlMemoryStore:
             row = await session.get(MemoryRow, memory_id)
             return _record(row) if row else None
 
-    async def forget(self, memory_id: int, *, by: str) -> MemoryRecord | None:
-        """Delete the memory and record who did, in one transaction; None if it did not
-        exist."""
+    async def forget(
+        self, memory_id: int, *, by: str, where: Where = NOWHERE
+    ) -> MemoryRecord | None:
+        """Delete the memory and record who did, and ``where``, in one transaction; None if
+        it did not exist."""
         statement = (
             delete(MemoryRow)
             .where(MemoryRow.id == memory_id)
@@ -425,11 +445,14 @@ class SqlMemoryStore:
             if row is None:
                 return None
             await SemanticIndex.forget(session, memory_id)
-            session.add(audit_row(by, "memory.forget", str(memory_id), row.text))
+            session.add(audit_row(by, "memory.forget", str(memory_id), row.text, where=where))
             return _record(row)
 
-    async def promote(self, memory_id: int, *, by: str) -> MemoryRecord | None:
-        """Make an agent's memory a team memory (audited). If the team already has the
+    async def promote(
+        self, memory_id: int, *, by: str, where: Where = NOWHERE
+    ) -> MemoryRecord | None:
+        """Make an agent's memory a team memory (audited as done by ``by``, ``where``). If
+        the team already has the
         same memory, the two merge and the team's is returned. None if ``memory_id`` is
         not an agent memory."""
         take = (
@@ -442,6 +465,8 @@ class SqlMemoryStore:
             row = (await session.scalars(take)).one_or_none()
             if row is None:
                 return None
+            # Read now: the upsert below refreshes this very object as the team's memory.
+            owner, text = row.agent, row.text
             now = utcnow()
             # Re-inserted under the same id, as a team memory; an upsert, so that a team
             # memory with the same text, even one added concurrently, absorbs it instead.
@@ -467,15 +492,26 @@ class SqlMemoryStore:
             if promoted.id != memory_id:
                 # Merged into the team's memory of the same text, which has its own vector.
                 await SemanticIndex.forget(session, memory_id)
-            session.add(audit_row(by, "memory.promote", str(memory_id), row.text))
+            session.add(
+                audit_row(by, "memory.promote", str(memory_id), text, agent=owner, where=where)
+            )
             return _record(promoted)
 
     async def list(
-        self, *, scope: str | None = None, agent: str | None = None, limit: int | None = 50
+        self,
+        *,
+        scope: str | None = None,
+        agent: str | None = None,
+        seen_in: Collection[str] | None = None,
+        limit: int | None = 50,
     ) -> list[MemoryRecord]:
         """Memories, most recently updated first, optionally of one scope or one agent;
-        every one of them when ``limit`` is None."""
+        every one of them when ``limit`` is None. With ``seen_in``, only what a person in
+        those channels may see: the team's memories and those of the channels, never an
+        agent's."""
         statement = select(MemoryRow)
+        if seen_in is not None:
+            statement = statement.where(_seen_by_people(seen_in))
         if scope is not None:
             statement = statement.where(MemoryRow.scope == scope)
         if agent is not None:

@@ -9,7 +9,7 @@ from typing import Literal
 
 from sqlalchemy import delete, func, select, update
 
-from corral.storage.audit import audit_row
+from corral.storage.audit import NOWHERE, Where, audit_row
 from corral.storage.db import Database, utc
 from corral.storage.ids import new_id
 from corral.storage.tables import ScheduleFireRow, ScheduleRow, utcnow
@@ -163,14 +163,22 @@ class ScheduleStore:
             return _schedule(row) if row else None
 
     async def add(
-        self, spec: ScheduleSpec, *, source: Source, created_by: str, name: str | None = None
+        self,
+        spec: ScheduleSpec,
+        *,
+        source: Source,
+        created_by: str,
+        name: str | None = None,
+        where: Where = NOWHERE,
     ) -> ScheduleRecord | None:
-        """Store a new schedule; None when ``name`` is taken. Without a name it is called
-        after its agent and numbered: ``lark-1``, ``lark-2`` …"""
+        """Store a new schedule (audited as made ``where``, unless from team.yaml); None
+        when ``name`` is taken. Without a name it is called after its agent and numbered:
+        ``lark-1``, ``lark-2`` …"""
         if name is not None:
-            return await self._insert(name, spec, source, created_by)
+            return await self._insert(name, spec, source, created_by, where)
         for _ in range(_NAME_ATTEMPTS):
-            record = await self._insert(await self._next_name(spec.agent), spec, source, created_by)
+            next_name = await self._next_name(spec.agent)
+            record = await self._insert(next_name, spec, source, created_by, where)
             if record is not None:
                 return record
         raise RuntimeError(f"could not find a free name for a schedule of {spec.agent}")
@@ -183,7 +191,7 @@ class ScheduleStore:
         return f"{prefix}-{max(numbers, default=0) + 1}"
 
     async def _insert(
-        self, name: str, spec: ScheduleSpec, source: Source, created_by: str
+        self, name: str, spec: ScheduleSpec, source: Source, created_by: str, where: Where
     ) -> ScheduleRecord | None:
         now = utcnow()
         values = {
@@ -207,10 +215,10 @@ class ScheduleStore:
             if row is None:
                 return None
             if source != "team.yaml":
-                session.add(audit_row(created_by, "schedule.add", name, spec.prompt))
+                session.add(audit_row(created_by, "schedule.add", name, spec.prompt, where=where))
             return _schedule(row)
 
-    async def remove(self, name: str, *, by: str) -> ScheduleRecord | None:
+    async def remove(self, name: str, *, by: str, where: Where = NOWHERE) -> ScheduleRecord | None:
         """Delete a schedule and its fires (audited); None when there is no such schedule."""
         async with self.db.session() as session, session.begin():
             row = await session.get(ScheduleRow, name)
@@ -219,10 +227,12 @@ class ScheduleStore:
             record = _schedule(row)
             await session.delete(row)
             await session.execute(delete(ScheduleFireRow).where(ScheduleFireRow.schedule == name))
-            session.add(audit_row(by, "schedule.remove", name))
+            session.add(audit_row(by, "schedule.remove", name, where=where))
         return record
 
-    async def set_paused(self, name: str, paused: bool, *, by: str) -> ScheduleRecord | None:
+    async def set_paused(
+        self, name: str, paused: bool, *, by: str, where: Where = NOWHERE
+    ) -> ScheduleRecord | None:
         """Pause or resume (audited); None when there is no such schedule. Resuming starts
         the schedule afresh: the fire times it was paused over are not due."""
         now = utcnow()
@@ -239,7 +249,12 @@ class ScheduleStore:
             changed = (await session.execute(statement.returning(ScheduleRow.name))).first()
             if changed is not None:
                 session.add(
-                    audit_row(by, "schedule.resume" if not paused else "schedule.pause", name)
+                    audit_row(
+                        by,
+                        "schedule.resume" if not paused else "schedule.pause",
+                        name,
+                        where=where,
+                    )
                 )
         return await self.get(name)
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from corral.storage.approvals import ApprovalKind, ApprovalRecord, ApprovalStatus, ApprovalStore
-from corral.storage.audit import AuditLog
+from corral.storage.audit import AuditLog, Where
 from corral.storage.db import Database
 from corral.storage.inbox import InboxRecord, InboxStore, NewWork
 from corral.storage.keys import ThreadKey
@@ -15,7 +17,7 @@ from corral.storage.memory import MemoryStore, SqlMemoryStore
 from corral.storage.posts import PostLedger
 from corral.storage.runs import RunOutcome, RunStore
 from corral.storage.schedules import ScheduleStore
-from corral.storage.spend import CallRecord, SpendStore
+from corral.storage.spend import TEAM, CallRecord, SpendStore
 from corral.storage.tasks import TaskStore
 from corral.storage.threads import ThreadStore
 from corral.storage.transcript import Line, TranscriptEntry, TranscriptStore
@@ -132,10 +134,7 @@ class Storage:
                 return None
             if kind == "budget":
                 if status == "approved":
-                    state = record.state
-                    await self.spend.raise_cap(
-                        str(state["day"]), str(state["scope"]), float(state["step"]), on=connection
-                    )
+                    await self._raise_budget(record, by, connection)
                 return record
             await self.inbox.add_work(
                 NewWork(
@@ -150,6 +149,25 @@ class Storage:
                 on=connection,
             )
         return record
+
+    async def _raise_budget(
+        self, record: ApprovalRecord, by: str, connection: AsyncConnection
+    ) -> None:
+        """Raise the budget an approved request asked for, and audit it, in
+        ``connection``'s transaction."""
+        state = record.state
+        day, scope, step = str(state["day"]), str(state["scope"]), float(state["step"])
+        await self.spend.raise_cap(day, scope, step, on=connection)
+        await self.audit.record(
+            by,
+            "budget.raise",
+            scope,
+            f"+{step:g} USD on {day} (approval {record.id})",
+            agent="" if scope == TEAM else scope,
+            where=Where(record.platform, record.channel, record.thread),
+            outcome="ok",
+            on=connection,
+        )
 
     async def unfinished(
         self, stale_after: float = 30.0, platforms: Collection[str] | None = None

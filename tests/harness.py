@@ -20,6 +20,7 @@ from corral.agents.llm.anthropic_provider import AnthropicProvider
 from corral.agents.llm.openai_provider import OpenAIProvider
 from corral.agents.llm.registry import ModelRegistry, ProviderSettings
 from corral.agents.llm.retry import RetryPolicy
+from corral.agents.redaction import Redactor
 from corral.agents.runtime import Runtime
 from corral.agents.seams import Seams
 from corral.agents.team import Team
@@ -29,6 +30,7 @@ from corral.bot.coordinator import Coordinator, Route
 from corral.bot.gateway import Gateway, Workers
 from corral.bot.inbound import Inbound
 from corral.bot.limits import LimitStores, compose_limits, in_process_stores
+from corral.bot.permissions import Gatekeeper, PlatformDirectory
 from corral.bot.settings import Settings
 from corral.storage.approvals import ApprovalRecord
 from corral.storage.inbox import work_id
@@ -73,6 +75,7 @@ TEAM: dict[str, Any] = {
         },
     },
     "approvers": ["U0ADMIN"],
+    "roles": {"admins": ["U0ADMIN"]},
     "limits": {"handoff_depth": 3, "tool_steps": 4},
 }
 
@@ -116,7 +119,17 @@ def make_core(storage: Storage, models: ModelRegistry, team: Team, settings: Set
     """A composition root like ``build_core``'s, from parts a test made."""
     queue = InProcessQueue()
     stores = in_process_stores()
-    run = compose_limits(team, storage, models.client_for, stores, settings.timezone())
+    redactor = Redactor(patterns=team.redact.patterns)
+    directory = PlatformDirectory()
+    run = compose_limits(
+        team,
+        storage,
+        models.client_for,
+        stores,
+        settings.timezone(),
+        redact=redactor.redact,
+        channel_aliases=directory.aliases,
+    )
     seams = run.seams
     return Core(
         settings=settings,
@@ -125,10 +138,12 @@ def make_core(storage: Storage, models: ModelRegistry, team: Team, settings: Set
         storage=storage,
         models=models,
         queue=queue,
-        gateway=Gateway(storage, queue),
+        gateway=Gateway(storage, queue, redactor=redactor),
         coordinator=Coordinator(team, storage.threads, seams.model_call),
         runtime=Runtime(team, seams, storage, gate=run.gate),
         limits=stores,
+        redactor=redactor,
+        directory=directory,
     )
 
 
@@ -141,6 +156,8 @@ class RecordingAdapter:
     posts: list[tuple[Place, Reply]] = field(default_factory=list)
     #: What the platform has of threads Corral has not seen (thread → lines).
     history: dict[str, list[ThreadLine]] = field(default_factory=dict)
+    #: What the app told people itself (``notice``), with the message it was about.
+    notices: list[tuple[Inbound, str]] = field(default_factory=list)
 
     async def with_names(self, inbound: Inbound) -> Inbound:
         return inbound
@@ -172,6 +189,9 @@ class RecordingAdapter:
     async def thread_history(self, place: Place, before: str) -> list[ThreadLine]:
         return list(self.history.get(place.thread, []))
 
+    async def notice(self, inbound: Inbound, text: str) -> None:
+        self.notices.append((inbound, text))
+
     def texts(self, kind: str | None = None) -> list[str]:
         return [r.text for _, r in self.posts if kind is None or r.kind == kind]
 
@@ -201,11 +221,14 @@ class Harness:
         env: dict[str, str] | None = None,
         compose: Callable[[ModelRegistry], Seams] | None = None,
         stores: LimitStores | None = None,
+        redactor: Redactor | None = None,
     ) -> Harness:
         """The test team (or ``team``) wired end to end; ``compose`` makes the run's
         seams from the models (default: as the composition root does, with every limit,
-        kept in ``stores``, by default in this process)."""
+        kept in ``stores``, by default in this process, and redaction by ``redactor``,
+        by default the built-in formats and the team's patterns)."""
         team = team or make_team()
+        redactor = redactor or Redactor(patterns=team.redact.patterns)
         slept: list[float] = []
 
         async def sleep(delay: float) -> None:
@@ -225,12 +248,32 @@ class Harness:
             return time.time() + sum(slept)
 
         stores = stores or in_process_stores(clock)
-        run = compose_limits(team, storage, models.client_for, stores, UTC, clock=clock)
+        directory = PlatformDirectory()
+        run = compose_limits(
+            team,
+            storage,
+            models.client_for,
+            stores,
+            UTC,
+            redact=redactor.redact,
+            clock=clock,
+            channel_aliases=directory.aliases,
+        )
         seams = compose(models) if compose else run.seams
         runtime = Runtime(team, seams, storage, gate=run.gate)
         coordinator = Coordinator(team, storage.threads, seams.model_call)
         adapter = RecordingAdapter()
-        workers = Workers(storage, queue, coordinator, runtime, {"test": adapter}, 2)
+        gatekeeper = Gatekeeper(team, directory, storage.audit)
+        workers = Workers(
+            storage,
+            queue,
+            coordinator,
+            runtime,
+            {"test": adapter},
+            2,
+            redactor=redactor,
+            gatekeeper=gatekeeper,
+        )
         return Harness(
             team,
             storage,
@@ -238,7 +281,7 @@ class Harness:
             models,
             runtime,
             coordinator,
-            Gateway(storage, queue),
+            Gateway(storage, queue, redactor=redactor),
             workers,
             adapter,
             slept,
@@ -297,6 +340,7 @@ class Harness:
             self.runtime,
             {adapter.platform: adapter},
             2,
+            gatekeeper=self.workers.gatekeeper,
         )
         workers.start()
         self.others.append(workers)

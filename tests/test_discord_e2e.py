@@ -305,8 +305,8 @@ async def test_each_command_answers(rig: DiscordRig) -> None:
 
 
 async def test_command_options_are_taken_as_given(rig: DiscordRig) -> None:
-    added = await _command(rig, "memory", "add", text="Mind the --channel flag", agent="@Beaver")
-    assert added.data["content"] == "Remembered `#1` (agent): Mind the --channel flag"
+    added = await _command(rig, "memory", "add", text="Mind the --agent flag", channel=DEV)
+    assert added.data["content"] == "Remembered `#1` (channel): Mind the --agent flag"
     refused = await _command(rig, "memory", "forget", id="soon")
     assert refused.data["content"] == ("Give the memory's number. Usage: `/memory forget ID`")
 

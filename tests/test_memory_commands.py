@@ -35,12 +35,16 @@ async def test_add_in_each_scope_and_search_ranked(storage: Storage) -> None:
     assert (await run(storage, "/memory add the deploy  window is friday 3pm")).text.startswith(
         "Already remembered `#1` (team)"
     )
-    beaver = await run(storage, "/memory add Deploy keys live in Vault --agent @Beaver")
+    beaver = await run(
+        storage, "/memory add Deploy keys live in Vault --agent @Beaver", user="U0ADMIN"
+    )
     assert beaver.text == "Remembered `#2` (agent): Deploy keys live in Vault"
     channel = await run(storage, "/memory add --channel C0DEV Deploy freeze until Monday")
     assert channel.text == "Remembered `#3` (channel): Deploy freeze until Monday"
 
-    found = (await run(storage, "/memory search deploy window --agent beaver")).text.splitlines()
+    found = (
+        await run(storage, "/memory search deploy window --agent beaver", user="U0ADMIN")
+    ).text.splitlines()
     # Best match first; each line has the id, the scope, the author and the age.
     assert re.fullmatch(r"• `#1` \[team\] The deploy window is Friday 3pm — U1, \d+s ago", found[0])
     assert [line.split("]")[0] for line in found] == [
@@ -56,7 +60,7 @@ async def test_add_in_each_scope_and_search_ranked(storage: Storage) -> None:
 
 
 async def test_quoted_text_is_text_even_with_a_flag_in_it(storage: Storage) -> None:
-    added = await run(storage, '/memory add "Pass --agent to pick one" --agent owl')
+    added = await run(storage, '/memory add "Pass --agent to pick one" --agent owl', "U0ADMIN")
     assert added.text == "Remembered `#1` (agent): Pass --agent to pick one"
 
 
@@ -71,23 +75,27 @@ async def test_add_refuses_what_it_cannot_store(storage: Storage) -> None:
 
 
 async def test_list_all_or_one_agents(storage: Storage) -> None:
-    assert (await run(storage, "/memory list")).text.startswith("No memories yet")
-    await run(storage, "/memory add Team fact")
-    await run(storage, "/memory add Owl fact --agent owl")
-    assert [line[:8] for line in (await run(storage, "/memory list")).text.splitlines()] == [
+    admin = "U0ADMIN"
+    assert (await run(storage, "/memory list", admin)).text.startswith("No memories yet")
+    await run(storage, "/memory add Team fact", admin)
+    await run(storage, "/memory add Owl fact --agent owl", admin)
+    assert [line[:8] for line in (await run(storage, "/memory list", admin)).text.splitlines()] == [
         "• `#2` [",
         "• `#1` [",
     ]
-    assert (await run(storage, "/memory list --agent owl")).text.startswith(
+    assert (await run(storage, "/memory list --agent owl", admin)).text.startswith(
         "• `#2` [agent:owl] Owl fact"
     )
 
 
-async def test_forget_is_for_the_author_or_an_approver_and_audited(storage: Storage) -> None:
+async def test_forget_is_for_the_author_or_an_admin_and_audited(storage: Storage) -> None:
     await run(storage, "/memory add Shared secret handshake", user="U1")
     await run(storage, "/memory add Another fact", user="U1")
     refused = await run(storage, "/memory forget 1", user="U2")
-    assert refused.text == "Only its author or an approver can forget this memory."
+    assert refused.text == (
+        "Sorry, only admins can forget a memory someone else wrote. "
+        "Ask <@U0ADMIN> to run `/memory forget #1`."
+    )
     assert (await run(storage, "/memory forget #1", user="U1")).text == (
         "Forgot `#1`: Shared secret handshake"
     )
@@ -95,8 +103,16 @@ async def test_forget_is_for_the_author_or_an_approver_and_audited(storage: Stor
     assert (await run(storage, "/memory forget 2")).text == "There is no memory `#2`."
     assert (await run(storage, "/memory forget 99999999999")).text.startswith("There is no")
     assert (await run(storage, "/memory forget one")).text.startswith("Give the memory's number")
-    audit = [(e.actor, e.action, e.subject) for e in await storage.audit.recent()]
-    assert audit == [("U0ADMIN", "memory.forget", "2"), ("U1", "memory.forget", "1")]
+    audit = [
+        (e.actor, e.action, e.subject)
+        for e in await storage.audit.recent()
+        if e.action != "memory.add"
+    ]
+    assert audit == [
+        ("U0ADMIN", "memory.forget", "2"),
+        ("U1", "memory.forget", "1"),
+        ("U2", "permission.refused", "/memory forget"),
+    ]
 
 
 async def test_promote_shares_an_agents_memory_and_is_audited(storage: Storage) -> None:
@@ -107,20 +123,23 @@ async def test_promote_shares_an_agents_memory_and_is_audited(storage: Storage) 
     duplicate, _ = await storage.memory.add(
         "office closes at 6", scope="agent", agent="owl", author="agent:owl"
     )
-    assert (await run(storage, f"/memory promote {private.id}", user="U2")).text == (
+    assert (await run(storage, f"/memory promote {private.id}", user="U0ADMIN")).text == (
         f"Promoted roo's `#{private.id}` to the team: Customer X prefers email"
     )
-    merged = await run(storage, f"/memory promote #{duplicate.id}")
+    merged = await run(storage, f"/memory promote #{duplicate.id}", user="U0ADMIN")
     assert merged.text == (
         f"Promoted owl's `#{duplicate.id}` to the team (merged into `#2`, which the team "
         "already had): Office closes at 6"
     )
-    assert (await run(storage, f"/memory promote {private.id}")).text == (
+    assert (await run(storage, f"/memory promote {private.id}", user="U0ADMIN")).text == (
         f"`#{private.id}` is a team memory; only agents' are promoted."
     )
-    assert (await run(storage, "/memory promote 42")).text == "There is no memory `#42`."
-    audit = [(e.actor, e.action) for e in await storage.audit.recent()]
-    assert audit == [("U1", "memory.promote"), ("U2", "memory.promote")]
+    assert (await run(storage, "/memory promote 42", user="U0ADMIN")).text == (
+        "There is no memory `#42`."
+    )
+    promoted = await storage.audit.query(action_prefix="memory.promote")
+    audit = [(e.actor, e.action) for e in promoted]
+    assert audit == [("U0ADMIN", "memory.promote"), ("U0ADMIN", "memory.promote")]
 
 
 async def test_export_then_import_into_an_empty_database_round_trips(

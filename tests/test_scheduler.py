@@ -201,10 +201,14 @@ async def test_add_pause_resume_run_and_remove_from_chat(h: Harness) -> None:
     ctx = command(h, scheduler)
     read = fires_of(h.storage, "hello")
     try:
-        added = await dispatch(
-            ctx, '/corral schedule add every 1s @roo #ops "Say hello" --name hello'
+        # Stored as `/corral schedule add` stores it, every second (a command refuses
+        # intervals under MIN_SCHEDULE_INTERVAL; tests/test_roles_schedules.py).
+        spec = ScheduleSpec("roo", "#ops", "Say hello", every="1s")
+        added = await h.storage.schedules.add(
+            spec, source="chat", created_by="U0ADMIN", name="hello"
         )
-        assert added.text.startswith("Added `hello`: @roo in #ops, every 1s (UTC) — next ")
+        assert added is not None
+        await scheduler.changed()
         await until(at_least(read, 1, "ran"))
 
         paused = await dispatch(ctx, "/corral schedule pause hello")
@@ -268,8 +272,12 @@ async def test_commands_explain_mistakes_and_permissions(h: Harness) -> None:
     record = await h.storage.schedules.get("roo-1")
     assert record is not None and record.spec.prompt == "Draft this week's post"
     other = command(h, None, user="U2")
-    assert "Only an approver or whoever made `roo-1` can pause it" in (
-        (await dispatch(other, "/corral schedule pause roo-1")).text
+    assert (await dispatch(other, "/corral schedule pause roo-1")).text == (
+        "Sorry, only admins can pause schedules. Ask <@U0ADMIN>."
+    )
+    assert (await dispatch(other, "/corral schedule run roo-1")).text == (
+        "Sorry, only admins can run `roo-1`, which someone else made. Ask <@U0ADMIN> to run "
+        "`/corral schedule run roo-1`."
     )
     assert "No scheduler runs here" in (await dispatch(ctx, "/corral schedule run roo-1")).text
     await reconcile(make_team(schedules={"standup": _standup()}), h.storage)

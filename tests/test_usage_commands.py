@@ -157,7 +157,7 @@ async def test_usage_of_one_agent_and_what_is_wrong_with_a_line(
     assert not nobody.ok and nobody.text.startswith("No agent @hawk. Agents: roo, beaver, owl.")
 
 
-async def test_budget_shows_today_and_an_approver_raises_it(storage: Storage, clock: Clock) -> None:
+async def test_budget_shows_today_and_an_admin_raises_it(storage: Storage, clock: Clock) -> None:
     ctx = context(storage, clock)
     caps = Caps(agent=50.0, team=100.0)
     held = await storage.spend.reserve("2026-12-05", "beaver", 49.0, caps)
@@ -201,8 +201,7 @@ async def test_budget_refuses_others_politely_and_says_what_is_wrong(
     refused = await run("/corral budget beaver +20", user="U0SOMEONE")
     assert not refused.ok
     assert refused.text == (
-        "Sorry, only approvers can raise a budget. Ask one of them to run "
-        "`/corral budget beaver +20`."
+        "Sorry, only admins can raise a budget. Ask <@U0ADMIN> to run `/corral budget beaver +20`."
     )
     assert await storage.spend.raised("2026-12-05") == {}
     for line, message in [

@@ -1,10 +1,17 @@
-"""``/memory``: the team's shared memory for people."""
+"""``/memory``: the team's shared memory for people.
+
+A person sees the team's memories and those of the channel they type in; an agent's own
+memories are for admins (and that agent, in its runs). Writing into an agent's memory,
+promoting one to the team and forgetting what someone else wrote are for admins. A
+refusal is audited (``permission.refused``).
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from corral.bot.commands.permissions import refuse
 from corral.bot.commands.registry import (
     Arg,
     Command,
@@ -42,10 +49,13 @@ async def _existing(ctx: CommandContext, memory_id: int) -> MemoryRecord | None:
 
 
 async def add(ctx: CommandContext, values: Values) -> CommandReply:
-    """Remember a fact: team-wide, or one agent's (``--agent``) or channel's (``--channel``)."""
+    """Remember a fact: team-wide, or one agent's (``--agent``: admins) or channel's
+    (``--channel``). The addition is audited (``known`` when it was there already)."""
     agent = _agent(ctx, values)
     if agent and "channel" in values:
         raise UsageError("A memory is an agent's or a channel's, not both")
+    if agent and not ctx.is_admin:
+        return await refuse(ctx, "/memory add --agent", "write into an agent's memory")
     scope: Scope = "agent" if agent else "channel" if "channel" in values else "team"
     record, new = await ctx.storage.memory.add(
         values.text("text"),
@@ -54,15 +64,28 @@ async def add(ctx: CommandContext, values: Values) -> CommandReply:
         agent=agent,
         channel=values.text("channel"),
     )
+    await ctx.storage.audit.record(
+        ctx.user,
+        "memory.add",
+        str(record.id),
+        record.text,
+        agent=agent,
+        where=ctx.where,
+        outcome="ok" if new else "known",
+    )
     verb = "Remembered" if new else "Already remembered"
     return CommandReply(f"{verb} `#{record.id}` ({scope}): {record.text}", ephemeral=False)
 
 
 async def search(ctx: CommandContext, values: Values) -> CommandReply:
-    """Search memories, best match first."""
+    """Search the team's memories and this channel's, best match first; with ``--agent``
+    (admins), that agent's too."""
     query = values.text("query")
+    agent = _agent(ctx, values)
+    if agent and not ctx.is_admin:
+        return await refuse(ctx, "/memory search --agent", "see an agent's memories")
     found = await ctx.storage.memory.search(
-        query, agent=_agent(ctx, values) or None, channel=ctx.channel or None, limit=10
+        query, agent=agent or None, channel=ctx.channel or None, limit=10
     )
     if not found:
         return CommandReply(f"No memory matches “{query}”.")
@@ -71,9 +94,18 @@ async def search(ctx: CommandContext, values: Values) -> CommandReply:
 
 
 async def list_(ctx: CommandContext, values: Values) -> CommandReply:
-    """The newest memories, all or one agent's."""
+    """The newest memories: for a person, the team's and this channel's; for an admin,
+    all of them, or one agent's (``--agent``)."""
     agent = _agent(ctx, values) or None
-    found = await ctx.storage.memory.list(agent=agent, scope="agent" if agent else None, limit=20)
+    if not ctx.is_admin:
+        if agent:
+            return await refuse(ctx, "/memory list --agent", "see an agent's memories")
+        found = await ctx.storage.memory.list(
+            seen_in=[ctx.channel] if ctx.channel else [], limit=20
+        )
+    else:
+        scope = "agent" if agent else None
+        found = await ctx.storage.memory.list(agent=agent, scope=scope, limit=20)
     if not found:
         return CommandReply(f"No memories yet. Add one with `{ctx.command('/memory add …')}`.")
     now = datetime.now(UTC)
@@ -81,20 +113,29 @@ async def list_(ctx: CommandContext, values: Values) -> CommandReply:
 
 
 async def forget(ctx: CommandContext, values: Values) -> CommandReply:
-    """Delete a memory (its author or an approver only); the deletion is audited."""
+    """Delete a memory (its author, or an admin); the deletion is audited."""
     memory_id = values.number("id")
     record = await _existing(ctx, memory_id)
     if record is None:
         return CommandReply(f"There is no memory `#{memory_id}`.", ok=False)
-    if not ctx.is_approver and record.author != ctx.user:
-        return CommandReply("Only its author or an approver can forget this memory.", ok=False)
-    await ctx.storage.memory.forget(memory_id, by=ctx.user)
+    if not ctx.is_admin and record.author != ctx.user:
+        return await refuse(
+            ctx,
+            "/memory forget",
+            "forget a memory someone else wrote",
+            f"/memory forget #{memory_id}",
+        )
+    await ctx.storage.memory.forget(memory_id, by=ctx.user, where=ctx.where)
     return CommandReply(f"Forgot `#{memory_id}`: {record.text}", ephemeral=False)
 
 
 async def promote(ctx: CommandContext, values: Values) -> CommandReply:
-    """Make an agent's memory the whole team's; the promotion is audited."""
+    """Make an agent's memory the whole team's (admins); the promotion is audited."""
     memory_id = values.number("id")
+    if not ctx.is_admin:
+        return await refuse(
+            ctx, "/memory promote", "promote a memory to the team", f"/memory promote #{memory_id}"
+        )
     record = await _existing(ctx, memory_id)
     if record is None:
         return CommandReply(f"There is no memory `#{memory_id}`.", ok=False)
@@ -102,7 +143,7 @@ async def promote(ctx: CommandContext, values: Values) -> CommandReply:
         return CommandReply(
             f"`#{memory_id}` is a {record.scope} memory; only agents' are promoted.", ok=False
         )
-    promoted = await ctx.storage.memory.promote(memory_id, by=ctx.user)
+    promoted = await ctx.storage.memory.promote(memory_id, by=ctx.user, where=ctx.where)
     if promoted is None:  # forgotten or promoted by someone else meanwhile
         return CommandReply(f"`#{memory_id}` is no longer an agent memory.", ok=False)
     merged = f" (merged into `#{promoted.id}`, which the team already had)"
@@ -132,10 +173,14 @@ async def import_document(ctx: CommandContext, document: str, name: str) -> Comm
     the ones already known are merged, not added twice. The import is audited."""
     from corral.storage import memory_file
 
-    parsed = memory_file.parse(document, author=ctx.user, now=datetime.now(UTC))
+    parsed = memory_file.parse(ctx.redact(document), author=ctx.user, now=datetime.now(UTC))
     result = await ctx.storage.memory.add_many(parsed.memories)
     await ctx.storage.audit.record(
-        ctx.user, "memory.import", name, f"{result.added} added, {result.merged} merged"
+        ctx.user,
+        "memory.import",
+        name,
+        f"{result.added} added, {result.merged} merged",
+        where=ctx.where,
     )
     added = plural(result.added, "new memory", "new memories")
     lines = [f"Imported {name}: {added}, {result.merged} already known."]
@@ -172,7 +217,9 @@ COMMANDS = [
         (Arg("query", "text", "What to look for", hint="Say what to search for"), _AGENT),
     ),
     Command(("memory", "list"), "the newest memories", list_, (_AGENT,)),
-    Command(("memory", "forget"), "delete a memory (author or approver)", forget, (_ID,)),
-    Command(("memory", "promote"), "share an agent's memory with the team", promote, (_ID,)),
+    Command(("memory", "forget"), "delete a memory (its author, or an admin)", forget, (_ID,)),
+    Command(
+        ("memory", "promote"), "share an agent's memory with the team (admins)", promote, (_ID,)
+    ),
     Command(("memory", "export"), "the team memory as MEMORY.md", export),
 ]

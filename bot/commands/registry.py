@@ -18,7 +18,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, timedelta, tzinfo
 from itertools import pairwise
 from typing import TYPE_CHECKING, Literal
@@ -26,11 +26,21 @@ from typing import TYPE_CHECKING, Literal
 from corral.storage.storable import storable_text
 
 if TYPE_CHECKING:
+    from corral.agents.permissions import ChannelAliases
     from corral.agents.team import Team
     from corral.bot.commands.schedule import ScheduleControl
+    from corral.storage.audit import Where
     from corral.storage.store import Storage
 
 log = logging.getLogger("corral.commands")
+
+
+def redact_builtin(text: str) -> str:
+    """``text`` with the secrets of the built-in formats redacted (imported when first
+    needed: ``corral --help`` does not load the redactor)."""
+    from corral.agents.redaction import BUILTIN
+
+    return BUILTIN.redact(text)
 
 
 @dataclass(frozen=True)
@@ -57,17 +67,32 @@ class CommandContext:
     limits_degraded: bool = False
     #: Now, in seconds since the epoch: a test's clock, else the real one.
     clock: Callable[[], float] = time.time
+    #: The deployment's redaction, which a command's arguments and reply go through.
+    redact: Callable[[str], str] = redact_builtin
+    #: ``(platform, channel)`` → every name the channel is known by there (id,
+    #: ``#name``), for ``allowed_channels``; None: a channel is known by itself alone.
+    channel_aliases: ChannelAliases | None = None
 
     @property
     def is_approver(self) -> bool:
-        """Approvers may decide approvals and forget anyone's memories."""
+        """Approvers may decide approvals."""
         return self.platform == "console" or self.team.is_approver(self.user)
 
     @property
     def is_admin(self) -> bool:
         """Admins change schedules and budgets, see and forget any memory, read the
-        audit. The person at ``corral chat``'s console is the machine's owner."""
-        return self.platform == "console" or self.team.is_admin(self.user)
+        audit. The person at ``corral chat``'s console and whoever runs a command from a
+        shell are the machine's operator."""
+        return self.shell or self.platform == "console" or self.team.is_admin(self.user)
+
+    @property
+    def where(self) -> Where:
+        """Where the command was run, as the audit records it: a chat's platform and
+        channel, or ``shell`` for a command run from a terminal (by the operator, who
+        has the database in hand and may do anything)."""
+        from corral.storage.audit import Where
+
+        return Where("shell") if self.shell else Where(self.platform, self.channel)
 
     def command(self, line: str) -> str:
         """The command ``line`` (``/memory add …``) as the caller types it: in a shell,
@@ -326,15 +351,25 @@ async def execute(
     ctx: CommandContext, command: Command, values: Callable[[], Values]
 ) -> CommandReply:
     """Run ``command`` with the values ``values`` reads; a usage error is answered with
-    what is wrong and the usage line."""
+    what is wrong and the usage line. What the command is given (a memory to add, a
+    schedule's prompt) and what it answers are redacted: a secret typed into a command is
+    neither stored nor shown back."""
     try:
-        return await command.handler(ctx, values())
+        given = values().given
+        redacted = {k: ctx.redact(v) if isinstance(v, str) else v for k, v in given.items()}
+        reply = await command.handler(ctx, Values(redacted))
     except UsageError as exc:
-        return CommandReply(f"{exc}. Usage: `{command.line}`", ok=False)
+        reply = CommandReply(f"{exc}. Usage: `{command.line}`", ok=False)
     except Exception:
         # Every surface answers a command; the person is told, the log has the rest.
         log.exception("/%s failed", " ".join(command.path))
-        return CommandReply("That did not work: internal error (the log has the details)", ok=False)
+        reply = CommandReply(
+            "That did not work: internal error (the log has the details)", ok=False
+        )
+    attachment = reply.attachment
+    if attachment is not None:
+        attachment = (attachment[0], ctx.redact(attachment[1]))
+    return replace(reply, text=ctx.redact(reply.text), attachment=attachment)
 
 
 def plural(count: int, word: str, many: str = "") -> str:

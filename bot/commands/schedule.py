@@ -11,6 +11,7 @@ import re
 from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Protocol
 
+from corral.bot.commands.permissions import refuse
 from corral.bot.commands.registry import (
     Arg,
     Command,
@@ -73,10 +74,12 @@ async def list_(ctx: CommandContext, values: Values) -> CommandReply:
 
 
 async def add(ctx: CommandContext, values: Values) -> CommandReply:
-    """Create a schedule in chat: it is stored, and survives restarts."""
+    """Create a schedule (admins): it is stored, and survives restarts."""
     from corral.agents.cron import split_timing, zone
     from corral.storage.schedules import ScheduleSpec
 
+    if not ctx.is_admin:
+        return await refuse(ctx, "/corral schedule add", "add schedules")
     agent = values.text("agent").lower()
     if agent not in ctx.team.agents:
         raise UsageError(f"There is no agent `@{agent}`; the team: {_handles(ctx)}")
@@ -93,10 +96,14 @@ async def add(ctx: CommandContext, values: Values) -> CommandReply:
         raise UsageError(str(exc)) from None
     # The console and the CLI post on the platform of whichever process runs the schedule.
     platform = "" if ctx.platform == "console" else ctx.platform
-    channel = _channel(values.text("channel"))
+    written = values.text("channel")
+    channel = _channel(written)
+    await _allowed_in(ctx, agent, channel, written)
     spec = ScheduleSpec(agent, channel, values.text("prompt"), cron, every, timezone, platform)
     source: Source = "shell" if ctx.shell else "chat"
-    record = await ctx.storage.schedules.add(spec, source=source, created_by=ctx.user, name=name)
+    record = await ctx.storage.schedules.add(
+        spec, source=source, created_by=ctx.user, name=name, where=ctx.where
+    )
     if record is None:
         return CommandReply(
             f"There is already a schedule `{name}`; choose another `--name`.", ok=False
@@ -110,8 +117,10 @@ async def add(ctx: CommandContext, values: Values) -> CommandReply:
 
 
 async def remove(ctx: CommandContext, values: Values) -> CommandReply:
-    """Delete a schedule made in chat, and its record."""
-    record = await _own(ctx, values, "remove")
+    """Delete a schedule made in chat, and its record (admins)."""
+    if not ctx.is_admin:
+        return await refuse(ctx, "/corral schedule remove", "remove schedules")
+    record = await _named(ctx, values)
     if record.source == "team.yaml":
         return CommandReply(
             f"`{record.name}` comes from team.yaml: delete it there (it goes when Corral "
@@ -119,17 +128,20 @@ async def remove(ctx: CommandContext, values: Values) -> CommandReply:
             f"`{ctx.command('/corral schedule pause ' + record.name)}`.",
             ok=False,
         )
-    await ctx.storage.schedules.remove(record.name, by=ctx.user)
+    await ctx.storage.schedules.remove(record.name, by=ctx.user, where=ctx.where)
     await _changed(ctx)
     return CommandReply(f"Removed `{record.name}`.", ephemeral=False)
 
 
 async def pause(ctx: CommandContext, values: Values) -> CommandReply:
-    """Stop firing a schedule until it is resumed; its fire times meanwhile are not due."""
-    record = await _own(ctx, values, "pause")
+    """Stop firing a schedule until it is resumed (admins); its fire times meanwhile are
+    not due."""
+    if not ctx.is_admin:
+        return await refuse(ctx, "/corral schedule pause", "pause schedules")
+    record = await _named(ctx, values)
     if record.paused:
         return CommandReply(f"`{record.name}` is paused already.")
-    await ctx.storage.schedules.set_paused(record.name, True, by=ctx.user)
+    await ctx.storage.schedules.set_paused(record.name, True, by=ctx.user, where=ctx.where)
     await _changed(ctx)
     return CommandReply(
         f"Paused `{record.name}`; `{ctx.command('/corral schedule resume ' + record.name)}` "
@@ -139,11 +151,15 @@ async def pause(ctx: CommandContext, values: Values) -> CommandReply:
 
 
 async def resume(ctx: CommandContext, values: Values) -> CommandReply:
-    """Fire a paused schedule again, from its next fire time on."""
-    record = await _own(ctx, values, "resume")
+    """Fire a paused schedule again, from its next fire time on (admins)."""
+    if not ctx.is_admin:
+        return await refuse(ctx, "/corral schedule resume", "resume schedules")
+    record = await _named(ctx, values)
     if not record.paused:
         return CommandReply(f"`{record.name}` is not paused.")
-    resumed = await ctx.storage.schedules.set_paused(record.name, False, by=ctx.user)
+    resumed = await ctx.storage.schedules.set_paused(
+        record.name, False, by=ctx.user, where=ctx.where
+    )
     await _changed(ctx)
     return CommandReply(
         f"Resumed `{record.name}` — next {_next(resumed or record, utcnow())}.", ephemeral=False
@@ -151,8 +167,16 @@ async def resume(ctx: CommandContext, values: Values) -> CommandReply:
 
 
 async def run(ctx: CommandContext, values: Values) -> CommandReply:
-    """Fire a schedule now, whatever its timing (paused ones too)."""
-    record = await _own(ctx, values, "run")
+    """Fire a schedule now, whatever its timing (paused ones too): an admin, or whoever
+    made it."""
+    record = await _named(ctx, values)
+    if not ctx.is_admin and record.created_by != ctx.user:
+        return await refuse(
+            ctx,
+            "/corral schedule run",
+            f"run `{record.name}`, which someone else made",
+            f"/corral schedule run {record.name}",
+        )
     if ctx.scheduler is None:
         return CommandReply(
             f"No scheduler runs here; run it from a shell: `corral schedule run {record.name}`.",
@@ -176,22 +200,51 @@ async def run(ctx: CommandContext, values: Values) -> CommandReply:
     )
 
 
+async def _allowed_in(ctx: CommandContext, agent: str, channel: str, written: str) -> None:
+    """Refuse (and audit) a schedule in a channel outside the agent's
+    ``allowed_channels``."""
+    config = ctx.team.agents[agent]
+    if config.allowed_channels is None:
+        return
+    names = [channel]
+    # Slack writes the channel's name in the link too: <#C0123|sales>.
+    link = re.fullmatch(r"<#[A-Z0-9]+\|([^>]+)>", written)
+    if link:
+        names.append(link.group(1))
+    if ctx.channel_aliases is not None:
+        names += await ctx.channel_aliases(ctx.platform, channel)
+    if not config.may_answer_in(*names):
+        from corral.agents.permissions import REFUSED
+        from corral.storage.audit import Where
+
+        await ctx.storage.audit.record(
+            ctx.user,
+            REFUSED,
+            f"schedule {channel}",
+            f"{agent} may not post in {channel}",
+            agent=agent,
+            where=Where(ctx.platform, ctx.channel),
+            outcome="refused",
+        )
+        raise UsageError(
+            f"@{agent} may not post in {channel}; it may post only in "
+            f"{', '.join(config.allowed_channels)} (`allowed_channels` in team.yaml)"
+        )
+
+
 def _channel(word: str) -> str:
     match = _SLACK_CHANNEL_RE.fullmatch(word)
     return match.group(1) if match else word
 
 
-async def _own(ctx: CommandContext, values: Values, verb: str) -> ScheduleRecord:
-    """The schedule named by ``values``, if the caller may change it (an approver, or who
-    made it)."""
+async def _named(ctx: CommandContext, values: Values) -> ScheduleRecord:
+    """The schedule named by ``values``."""
     name = values.text("name")
     record = await ctx.storage.schedules.get(name.lower())
     if record is None:
         raise UsageError(
             f"There is no schedule `{name}` (see `{ctx.command('/corral schedule list')}`)"
         )
-    if not ctx.is_approver and record.created_by != ctx.user:
-        raise UsageError(f"Only an approver or whoever made `{record.name}` can {verb} it")
     return record
 
 
@@ -281,7 +334,7 @@ COMMANDS = [
     ),
     Command(
         ("corral", "schedule", "add"),
-        "a new schedule",
+        "a new schedule (admins)",
         add,
         (
             Arg("when", "text", 'A cron line ("0 9 * * 1-5") or "every 30m"', hint=_WHAT),
@@ -292,8 +345,8 @@ COMMANDS = [
             Arg("name", flag=True, help="Its name (default: the agent's, numbered)"),
         ),
     ),
-    Command(("corral", "schedule", "remove"), "delete one made in chat", remove, (_NAME,)),
-    Command(("corral", "schedule", "pause"), "stop firing one until resumed", pause, (_NAME,)),
-    Command(("corral", "schedule", "resume"), "fire a paused one again", resume, (_NAME,)),
+    Command(("corral", "schedule", "remove"), "delete one made in chat (admins)", remove, (_NAME,)),
+    Command(("corral", "schedule", "pause"), "stop one until resumed (admins)", pause, (_NAME,)),
+    Command(("corral", "schedule", "resume"), "fire a paused one again (admins)", resume, (_NAME,)),
     Command(("corral", "schedule", "run"), "fire one now", run, (_NAME,)),
 ]

@@ -12,6 +12,7 @@ import re
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import TYPE_CHECKING
 
+from corral.bot.commands.permissions import refuse
 from corral.bot.commands.registry import (
     Arg,
     Command,
@@ -182,7 +183,7 @@ def _amount(raw: str) -> float:
 
 async def budget(ctx: CommandContext, values: Values) -> CommandReply:
     """Alone: today's spend and caps. ``<agent|team> +<dollars>``: raise today's budget
-    (approvers; admins once the team names them)."""
+    (admins only; a refusal is audited)."""
     if "who" not in values:
         lines = await budget_lines(ctx)
         if not lines:
@@ -198,16 +199,22 @@ async def budget(ctx: CommandContext, values: Values) -> CommandReply:
     if who != "team" and who not in ctx.team.agents:
         raise UsageError(f"No agent @{who}. Name an agent or `team`")
     amount = _amount(values.text("amount"))
-    if not ctx.is_approver:
-        return CommandReply(
-            "Sorry, only approvers can raise a budget. Ask one of them to run "
-            f"`{ctx.command(f'/corral budget {who} +{amount:g}')}`.",
-            ok=False,
+    if not ctx.is_admin:
+        return await refuse(
+            ctx, "/corral budget", "raise a budget", f"/corral budget {who} +{amount:g}"
         )
     scope = TEAM if who == "team" else who
     day = day_of(ctx.clock(), ctx.timezone)
     total = await ctx.storage.spend.raise_cap(day, scope, amount)
-    await ctx.storage.audit.record(ctx.user, "budget.raise", scope, f"+{amount:g} USD on {day}")
+    await ctx.storage.audit.record(
+        ctx.user,
+        "budget.raise",
+        scope,
+        f"+{amount:g} USD on {day}",
+        agent="" if scope == TEAM else scope,
+        where=ctx.where,
+        outcome="ok",
+    )
     limits = ctx.team.limits
     cap = limits.team_budget() if scope == TEAM else limits.budget_for(scope)
     used = (await ctx.storage.spend.used(day)).get(scope, 0.0)

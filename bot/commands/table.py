@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from corral.bot.commands import corral, memory, schedule
+from corral.bot.commands import audit, corral, memory, schedule
 from corral.bot.commands.registry import (
     Command,
     CommandContext,
@@ -18,7 +18,7 @@ from corral.bot.commands.registry import (
 
 def commands() -> list[Command]:
     """Every command, in help order."""
-    return [*corral.COMMANDS, *schedule.COMMANDS, *memory.COMMANDS]
+    return [*corral.COMMANDS, audit.AUDIT, *schedule.COMMANDS, *memory.COMMANDS]
 
 
 def groups() -> list[Group]:

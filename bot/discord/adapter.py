@@ -214,6 +214,16 @@ class DiscordAdapter:
         lines.reverse()
         return lines
 
+    async def notice(self, inbound: Inbound, text: str) -> None:
+        """Tell the person as the bot itself (not a persona's webhook), in the message's
+        conversation, addressed to them: Discord has no ephemeral messages outside
+        interactions."""
+        target = await self._target(Place(PLATFORM, inbound.channel, inbound.thread))
+        if target.answers is None and inbound.message_id.isdigit():
+            target = Target(target.channel, thread=target.thread, answers=int(inbound.message_id))
+        mention = f"<@{inbound.user}> " if inbound.user.isdigit() else ""
+        await self._send(target, None, Persona(""), mention + text, None)
+
     def _line(self, message: discord.Message) -> ThreadLine | None:
         text = message.content.strip()
         if not text:
@@ -290,6 +300,18 @@ class DiscordAdapter:
             self._thread_ids.add(thread_id)
             return Target(channel, thread=thread_id)
         return Target(channel, answers=thread_id)
+
+    async def aliases(self, channel: str) -> tuple[str, ...]:
+        """The other name of ``channel``: the ``#name`` of an id, the id of a ``#name``;
+        none when Discord cannot say."""
+        try:
+            if channel.isdigit():
+                found = await self.channel(int(channel))
+                name = getattr(found, "name", "") or ""
+                return (f"#{name}",) if name else ()
+            return (str(getattr(await self._resolve(channel), "id", "")),)
+        except (LookupError, discord.HTTPException):
+            return ()
 
     async def _resolve(self, channel: str) -> discord.abc.Messageable:
         """A channel by id, or by ``#name`` (as team.yaml and schedules write them)."""

@@ -17,8 +17,13 @@ from corral.bot.commands.registry import CommandContext
 from corral.bot.decisions import ClickedMessage, DecisionContext, Verdict, decide
 from corral.bot.discord.adapter import DiscordAdapter, ThreadMode
 from corral.bot.discord.approvals import BUTTONS, DecidingClient
-from corral.bot.discord.commands import command_groups
-from corral.bot.discord.events import PLATFORM, inbound_from_message, is_from_person
+from corral.bot.discord.commands import OnceTree, command_groups
+from corral.bot.discord.events import (
+    PLATFORM,
+    has_role,
+    inbound_from_message,
+    is_from_person,
+)
 from corral.bot.gateway import Workers
 from corral.bot.settings import Settings
 
@@ -57,7 +62,7 @@ class CorralClient(DecidingClient):
     def __init__(self, parts: DiscordParts, **options: Any) -> None:
         super().__init__(intents=intents(), **options)
         self.parts = parts
-        self.tree: app_commands.CommandTree[CorralClient] = app_commands.CommandTree(self)
+        self.tree: app_commands.CommandTree[CorralClient] = OnceTree(self, parts.services.requests)
 
     async def setup_hook(self) -> None:
         # Persistent: a click on any Approve/Reject/Resolve button reaches this process.
@@ -99,6 +104,7 @@ class DiscordParts:
         self.adapter = DiscordAdapter(
             self.client, services.team, requests=services.approvals, threads=threads
         )
+        services.directory.register(PLATFORM, aliases=self.adapter.aliases, membership=has_role)
         self.workers: Workers | None = None
         self.connected_since: float | None = None
         self.disconnected_since: float | None = time.monotonic()

@@ -22,6 +22,7 @@ from discord import app_commands
 from corral.bot.commands.registry import Command, CommandContext, CommandReply, Group, bind, execute
 from corral.bot.commands.table import children, commands, dispatch, groups
 from corral.bot.text_split import split_message
+from corral.storage.dedupe import Requests
 
 #: Answer directly when the command is done this soon; defer otherwise.
 ANSWER_WITHIN_S = 2.0
@@ -79,6 +80,19 @@ def _free_text(group: Group, run: Run) -> app_commands.Command[Any, ..., None]:
     return app_commands.Command(
         name=group.path[-1], description=_description(group.help), callback=callback
     )
+
+
+class OnceTree(app_commands.CommandTree[Any]):
+    """discord.py's command tree, running each interaction once: an interaction that
+    comes again (two processes connected with one token both receive it) does nothing."""
+
+    def __init__(self, client: discord.Client, requests: Requests) -> None:
+        super().__init__(client)
+        self.requests = requests
+
+    async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
+        """Only the first delivery of ``interaction`` runs."""
+        return await self.requests.first(f"discord:{interaction.id}")
 
 
 def command_groups(context_for: ContextFor) -> list[app_commands.Group]:

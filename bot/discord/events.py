@@ -23,6 +23,9 @@ PERSON_TYPES = frozenset({discord.MessageType.default, discord.MessageType.reply
 WHERE = "discord_channel"
 #: ``extra`` key: "1" when the conversation the message starts gets a thread of its own.
 NEW_THREAD = "discord_new_thread"
+#: ``extra`` key: the ids of the sender's roles in the server, space-separated (for
+#: ``allowed_users``, where a role id stands for its members).
+ROLES = "discord_roles"
 
 _USER_MENTION = re.compile(r"<@!?(\d+)>")
 
@@ -85,8 +88,18 @@ def inbound_from_message(
         user_name=message.author.display_name,
         to_app=to_app,
         agent_mentions=(agent,) if agent else (),
-        extra={WHERE: str(channel.id), NEW_THREAD: "1" if new_thread else ""},
+        extra={
+            WHERE: str(channel.id),
+            NEW_THREAD: "1" if new_thread else "",
+            ROLES: " ".join(str(role.id) for role in getattr(message.author, "roles", ())),
+        },
     )
+
+
+async def has_role(inbound: Inbound, role: str) -> bool:
+    """Whether the sender of ``inbound`` had the role ``role`` (an id) when they wrote it:
+    in ``allowed_users``, a Discord role id stands for the people who have it."""
+    return role in inbound.extra.get(ROLES, "").split()
 
 
 def readable_text(message: discord.Message, bot_id: int) -> str:

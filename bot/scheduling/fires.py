@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 
 from corral.agents.conversation import Place, Poster, Recorder, Reply
 from corral.agents.model_calls import BACKGROUND
+from corral.agents.permissions import REFUSED
 from corral.agents.runtime import Runtime, Turn
+from corral.storage.audit import Where
 from corral.storage.inbox import InboxRecord, NewWork
 from corral.storage.schedules import FireOutcome, FireRecord, ScheduleRecord
 from corral.storage.store import Storage
@@ -53,8 +56,16 @@ def fire_work(
     )
 
 
-async def run_fire(runtime: Runtime, storage: Storage, item: InboxRecord, post: Poster) -> None:
-    """Run the fire of the work item ``item`` and record how it ended."""
+async def run_fire(
+    runtime: Runtime,
+    storage: Storage,
+    item: InboxRecord,
+    post: Poster,
+    may_post: Callable[[str, Place], Awaitable[bool]] | None = None,
+) -> None:
+    """Run the fire of the work item ``item`` and record how it ended; a fire whose
+    agent may not post in its channel (``may_post``, from ``allowed_channels``) does
+    not run, and is recorded as failed and audited."""
     payload = item.payload
     fire_id, name, agent = str(payload["fire_id"]), str(payload["schedule"]), str(payload["agent"])
     place = Place(item.platform, item.channel, item.thread, str(payload.get("channel_name", "")))
@@ -62,6 +73,22 @@ async def run_fire(runtime: Runtime, storage: Storage, item: InboxRecord, post: 
     if agent not in runtime.team.agents:
         why = f"`{agent}` is not an agent of this team"
         await _tell(poster, place, agent, f"Scheduled task `{name}`: {why}.")
+        await storage.schedules.finish_fire(fire_id, outcome="failed", reason=why)
+        return
+    if may_post is not None and not await may_post(agent, place):
+        # Not a word in the channel: the agent may not post there.
+        why = f"`{agent}` may not post in {place.channel} (its allowed_channels)"
+        log.warning("schedule %s: %s", name, why)
+        where = Where(place.platform, place.channel, place.thread)
+        await storage.audit.record(
+            f"schedule:{name}",
+            REFUSED,
+            f"fire {name}",
+            why,
+            agent=agent,
+            where=where,
+            outcome="refused",
+        )
         await storage.schedules.finish_fire(fire_id, outcome="failed", reason=why)
         return
     # Background work: a person's message waiting for the same limit goes first.

@@ -114,6 +114,16 @@ class SlackAdapter:
         channel = await self.directory.channel_id(inbound.channel)
         await self._clear_reaction(channel, inbound.thread)
 
+    async def notice(self, inbound: Inbound, text: str) -> None:
+        """Tell the person, ephemerally, in the message's thread, as the app."""
+        channel = await self.directory.channel_id(inbound.channel)
+        await self.client.chat_postEphemeral(
+            channel=channel,
+            user=inbound.user,
+            text=text,
+            thread_ts=inbound.thread if inbound.thread != inbound.message_id else None,
+        )
+
     def _react_later_unless_timed(self, key: tuple[str, str], message: str) -> None:
         if key in self._reacting or key in self._reacted:
             return

@@ -94,6 +94,7 @@ def slack_parts(
         session=aiohttp.ClientSession(),
     )
     directory = Directory(client)
+    services.directory.register("slack", aliases=directory.aliases, membership=directory.in_group)
     adapter = SlackAdapter(
         client, services.team, directory, post_interval, requests=services.approvals
     )

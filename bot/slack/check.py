@@ -25,6 +25,7 @@ REQUIRED_SCOPES = frozenset(
         "reactions:read",
         "reactions:write",
         "users:read",
+        "usergroups:read",
         "files:write",
     }
 )

@@ -3,21 +3,34 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from corral.bot.inbound import Inbound
+
 log = logging.getLogger("corral.slack")
+
+#: How long the members of a user group are trusted before Slack is asked again: a person
+#: added to (or removed from) a group is let in (or kept out) within this time.
+GROUP_TTL_S = 300.0
 
 
 class Directory:
-    """Channel ids ↔ ``#names`` and user ids → display names, cached for the process."""
+    """Channel ids ↔ ``#names`` and user ids → display names, cached for the process;
+    the members of user groups, cached for :data:`GROUP_TTL_S`."""
 
-    def __init__(self, client: AsyncWebClient) -> None:
+    def __init__(
+        self, client: AsyncWebClient, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.client = client
+        self.clock = clock
         self._channel_names: dict[str, str] = {}
         self._channel_ids: dict[str, str] = {}
         self._user_names: dict[str, str] = {}
+        self._groups: dict[str, tuple[float, frozenset[str]]] = {}
 
     def known_channel_name(self, channel_id: str) -> str | None:
         """The channel's ``#name`` if this process knows it already ("" for a DM); None
@@ -81,6 +94,42 @@ class Directory:
                 log.warning("users.info %s: %s", user_id, exc.response.get("error"))
             self._user_names[user_id] = name
         return self._user_names[user_id]
+
+    async def aliases(self, channel: str) -> tuple[str, ...]:
+        """The other name of ``channel``: the ``#name`` of an id, the id of a ``#name``;
+        none when Slack cannot say."""
+        if channel.startswith("#"):
+            try:
+                return (await self.channel_id(channel),)
+            except (LookupError, SlackApiError):
+                return ()
+        name = await self.channel_name(channel)
+        return (name,) if name else ()
+
+    async def group_members(self, group: str) -> frozenset[str]:
+        """The user ids in the user group ``group`` (``S…``), from
+        ``usergroups.users.list`` (scope ``usergroups:read``); nobody when Slack will not
+        say, so that a group Corral cannot read lets no one in."""
+        cached = self._groups.get(group)
+        if cached is not None and self.clock() - cached[0] < GROUP_TTL_S:
+            return cached[1]
+        try:
+            answer = await self.client.usergroups_users_list(usergroup=group)
+            members = frozenset(str(u) for u in answer.get("users") or [])
+        except SlackApiError as exc:
+            error = exc.response.get("error")
+            log.warning("usergroups.users.list %s: %s", group, error)
+            if cached is not None:
+                # Slack is briefly away: the last answer is better than shutting people out.
+                return cached[1]
+            members = frozenset()
+        self._groups[group] = (self.clock(), members)
+        return members
+
+    async def in_group(self, inbound: Inbound, group: str) -> bool:
+        """Whether the sender of ``inbound`` is in the user group ``group``; only ``S…``
+        ids are user groups."""
+        return group.startswith("S") and inbound.user in await self.group_members(group)
 
     def _remember_channel(self, channel_id: str, name: str) -> None:
         self._channel_names[channel_id] = name

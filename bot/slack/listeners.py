@@ -16,6 +16,7 @@ from corral.bot.decisions import ClickedMessage, DecisionContext, DecisionResult
 from corral.bot.gateway import Workers
 from corral.bot.slack.adapter import APPROVE_ACTION, REJECT_ACTION, RESOLVE_ACTION, SlackAdapter
 from corral.bot.slack.events import PLATFORM, inbound_from_event
+from corral.bot.slack.replays import once_only
 
 log = logging.getLogger("corral.slack")
 
@@ -33,7 +34,8 @@ def register(
     workers: Workers,
     adapter: SlackAdapter,
 ) -> None:
-    """Attach Corral's listeners to ``app``."""
+    """Attach Corral's listeners to ``app``, behind the guard against replayed requests."""
+    app.middleware(once_only(services.requests))
     gateway = services.gateway
     directory = adapter.directory
 

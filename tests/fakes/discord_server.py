@@ -345,6 +345,9 @@ class _Guild:
     owner_id: str
     bot_role_id: str
     joined_at: str
+    #: Roles added by a test (id → name), and who has them (user id → role ids).
+    roles: dict[str, str] = field(default_factory=dict)
+    member_roles: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -668,6 +671,16 @@ class FakeDiscordServer(LocalServer):
         with self._lock:
             self._guilds[guild.id] = guild
             return self._partial_guild(guild)
+
+    def add_role(
+        self, guild_id: int | str, role_id: int | str, name: str, members: Iterable[int | str]
+    ) -> None:
+        """Add a role to a guild, given to ``members`` (user ids)."""
+        with self._lock:
+            guild = self._guilds[_id(guild_id)]
+            guild.roles[_id(role_id)] = name
+            for member in members:
+                guild.member_roles.setdefault(_id(member), []).append(_id(role_id))
 
     def set_permissions(self, guild_id: int | str, permissions: int) -> None:
         """Set the bot's permissions in a guild (its managed role's)."""
@@ -1485,7 +1498,7 @@ class FakeDiscordServer(LocalServer):
         guild = self._guilds[guild_id]
         is_bot = user_id == self.bot_user_id
         member: dict[str, Any] = {
-            "roles": [guild.bot_role_id] if is_bot else [],
+            "roles": [guild.bot_role_id] if is_bot else list(guild.member_roles.get(user_id, [])),
             "joined_at": guild.joined_at,
             "premium_since": None,
             "deaf": False,
@@ -1533,7 +1546,8 @@ class FakeDiscordServer(LocalServer):
 
         bot_role = role(guild.bot_role_id, str(self.bot_user["username"]), guild.permissions, 1)
         bot_role["tags"] = {"bot_id": self.bot_user_id}
-        return [role(guild.id, "@everyone", EVERYONE_PERMISSIONS, 0), bot_role]
+        added = [role(i, name, 0, 0) for i, name in guild.roles.items()]
+        return [role(guild.id, "@everyone", EVERYONE_PERMISSIONS, 0), bot_role, *added]
 
     def _guild_create(self, guild: _Guild) -> dict[str, Any]:
         channels = [

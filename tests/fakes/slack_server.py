@@ -499,6 +499,7 @@ class FakeSlackServer(LocalServer):
         self._hanging = 0
         self._channels: dict[str, _Channel] = {}
         self._users: dict[str, dict[str, Any]] = {}
+        self._usergroups: dict[str, list[str]] = {}
         self._messages: defaultdict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
         self._streams: dict[tuple[str, str], _Stream] = {}
         self._ephemerals: list[dict[str, Any]] = []
@@ -529,6 +530,7 @@ class FakeSlackServer(LocalServer):
             "conversations.list": self._conversations_list,
             "conversations.open": self._conversations_open,
             "users.info": self._users_info,
+            "usergroups.users.list": self._usergroups_users_list,
             "reactions.add": self._reactions_add,
             "reactions.remove": self._reactions_remove,
             "files.getUploadURLExternal": self._files_get_upload_url,
@@ -644,6 +646,12 @@ class FakeSlackServer(LocalServer):
                 deleted=deleted,
                 tz=tz,
             )
+
+    def add_usergroup(self, id: str, users: list[str]) -> None:
+        """Create (or replace the members of) a user group ``usergroups.users.list``
+        answers for."""
+        with self._lock:
+            self._usergroups[id] = list(users)
 
     def add_message(
         self,
@@ -1569,6 +1577,16 @@ class FakeSlackServer(LocalServer):
         if user is None:
             raise SlackError("user_not_found")
         return {"user": _copy(user)}
+
+    def _usergroups_users_list(self, params: dict[str, Any]) -> dict[str, Any]:
+        self._require_scope("usergroups:read")
+        group = str(params.get("usergroup") or "")
+        if not group:
+            raise SlackError("invalid_arguments")
+        users = self._usergroups.get(group)
+        if users is None:
+            raise SlackError("no_such_subteam")
+        return {"users": list(users)}
 
     def _reaction_target(self, params: dict[str, Any], scope: str) -> tuple[dict[str, Any], str]:
         self._require_scope(scope)
