@@ -828,7 +828,10 @@ def _check_schedule_channel(
     """A schedule's channel must be one its agent may post in. Where the schedule and
     ``allowed_channels`` write channels alike (all ``#names``, or all ids) this is known
     here, and an error; where they mix them only the platform knows: a warning."""
-    channel, agent = schedule.get("channel"), agents.get(schedule.get("agent"))
+    handle = schedule.get("agent")
+    # Any YAML may stand there (a list, a mapping): the schema reports it, not this check.
+    agent = agents.get(handle) if isinstance(handle, str) else None
+    channel = schedule.get("channel")
     if not isinstance(channel, str) or not channel.strip() or not isinstance(agent, dict):
         return
     allowed = agent.get("allowed_channels")
@@ -837,7 +840,6 @@ def _check_schedule_channel(
     entries = _texts(allowed)
     if listed(entries, channel):
         return
-    handle = schedule.get("agent")
     message = (
         f"schedule `{loc[-1]}` posts in {channel}, where `{handle}` may not post "
         f"(allowed_channels: {', '.join(entries)})"

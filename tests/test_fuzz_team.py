@@ -76,6 +76,21 @@ def test_a_schedule_named_by_an_empty_string_a_number_or_a_boolean_is_explained(
     assert all(p.line == 6 for p in caught.value.problems), caught.value.problems
 
 
+def test_a_schedule_whose_agent_is_a_list_is_explained(tmp_path: Path) -> None:
+    # Found by the fuzzer: the check of a schedule's channel looked the list up as a
+    # handle and crashed the loader with a TypeError.
+    path = tmp_path / "team.yaml"
+    path.write_text(
+        "models:\n  fast: [anthropic/claude-haiku-4-5]\n"
+        "agents:\n  roo: {display_name: Roo, role: Ops, allowed_channels: ['#ops']}\n"
+        "schedules:\n  standup: {agent: [roo], channel: '#general', every: 1h, prompt: Hi}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(TeamFileError) as caught:
+        load_team(path)
+    assert [p.line for p in caught.value.problems] == [6], caught.value.problems
+
+
 @given(text=outside_text(2_000))
 def test_fuzz_random_text_as_team_yaml(text: str) -> None:
     _loads_or_explains(text)
