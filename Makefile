@@ -1,10 +1,11 @@
-# `make chat` runs the team in the terminal; `make test` runs every check CI runs.
-# Both create the virtual environment in .venv on first use.
+# `make chat` runs the team in the terminal; `make test` runs every check CI runs;
+# `make fuzz` runs the fuzzers long (many random examples, not CI's few fixed ones).
+# Each creates the virtual environment in .venv on first use.
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: chat test bench stale-venv
+.PHONY: chat test fuzz bench stale-venv
 
 # An interpreter's "major.minor", or nothing when it does not run.
 python_version = $(shell $(1) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
@@ -35,6 +36,9 @@ test: $(BIN)/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy -p corral
 	$(BIN)/pytest
+
+fuzz: $(BIN)/.installed
+	HYPOTHESIS_PROFILE=long $(BIN)/pytest tests/test_fuzz_*.py
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/turn_overhead.py

@@ -18,15 +18,18 @@ from corral.agents.tool import (
     ToolOutcome,
     ToolRegistry,
 )
+from corral.storage.storable import storable_text
 from corral.storage.store import Storage
 from corral.storage.tasks import TaskRecord
 
 
 def _arg(args: Mapping[str, Any], name: str) -> str:
     value = args.get(name)
-    if not isinstance(value, str) or not value.strip():
+    # As it would be stored: text of nothing but NUL characters is no text.
+    text = storable_text(value).strip() if isinstance(value, str) else ""
+    if not text:
         raise ToolError(f"`{name}` is required and must be non-empty text")
-    return value.strip()
+    return text
 
 
 async def _remember(ctx: ToolContext, args: Mapping[str, Any]) -> ToolOutcome:

@@ -328,11 +328,16 @@ def _line_of(root: Any, loc: Loc) -> int | None:
     for part in loc:
         try:
             if isinstance(node, CommentedMap):
-                line = node.lc.key(part)[0] + 1
+                position = node.lc.key(part)
             elif isinstance(node, CommentedSeq) and isinstance(part, int):
-                line = node.lc.item(part)[0] + 1
+                position = node.lc.item(part)
             else:
                 break
+            # None: a key the validator spelled differently from the file (a null or a
+            # number as a key), so not found by that spelling.
+            if position is None:
+                break
+            line = position[0] + 1
             node = node[part]
         except (KeyError, IndexError):
             # A missing key (a required field), or one that came from a `<<` merge and so
@@ -823,7 +828,10 @@ def _check_schedule_channel(
     """A schedule's channel must be one its agent may post in. Where the schedule and
     ``allowed_channels`` write channels alike (all ``#names``, or all ids) this is known
     here, and an error; where they mix them only the platform knows: a warning."""
-    channel, agent = schedule.get("channel"), agents.get(schedule.get("agent"))
+    handle = schedule.get("agent")
+    # Any YAML may stand there (a list, a mapping): the schema reports it, not this check.
+    agent = agents.get(handle) if isinstance(handle, str) else None
+    channel = schedule.get("channel")
     if not isinstance(channel, str) or not channel.strip() or not isinstance(agent, dict):
         return
     allowed = agent.get("allowed_channels")
@@ -832,7 +840,6 @@ def _check_schedule_channel(
     entries = _texts(allowed)
     if listed(entries, channel):
         return
-    handle = schedule.get("agent")
     message = (
         f"schedule `{loc[-1]}` posts in {channel}, where `{handle}` may not post "
         f"(allowed_channels: {', '.join(entries)})"

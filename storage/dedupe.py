@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Protocol
 
+from corral.storage.storable import storable_text
+
 if TYPE_CHECKING:
     # Only the composition root makes a Redis client (see storage/locks.py).
     from redis.asyncio import Redis
@@ -59,7 +61,8 @@ def delivery_keys(platform: str, event_id: str, channel: str, message_id: str) -
     keys = [f"message:{platform}:{channel}:{message_id}"]
     if event_id:
         keys.append(f"event:{platform}:{event_id}")
-    return keys
+    # Redis keys are UTF-8, as stored ids are: a lone surrogate would fail every call.
+    return [storable_text(key) for key in keys]
 
 
 class RedisDelivered:

@@ -25,6 +25,7 @@ from corral.storage.audit import NOWHERE, Where, audit_row
 from corral.storage.db import Database, utc
 from corral.storage.embeddings import Embedder, MiniLM, SemanticIndex
 from corral.storage.search import WordIndex, query_words, search_terms
+from corral.storage.storable import storable_text
 from corral.storage.tables import MemoryRow, utcnow
 
 Scope = Literal["team", "agent", "channel"]
@@ -181,7 +182,8 @@ class _Values(TypedDict):
 
 def _values(memory: NewMemory, now: datetime) -> _Values:
     """The row of a new memory; ValueError if it has no text or no owner."""
-    text = memory.text.strip()
+    # As stored (storage/storable.py), so that its key is the key of what is stored.
+    text = storable_text(memory.text).strip()
     if not text:
         raise ValueError("a memory needs some text")
     agent, channel = _owners(memory.scope, memory.agent, memory.channel)

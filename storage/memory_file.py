@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from corral.storage.memory import MemoryRecord, NewMemory
+from corral.storage.storable import storable_text
 
 TITLE = "# Team memory"
 _ITEM = re.compile(r"^[-*] (.*)$")
@@ -61,6 +62,8 @@ def render(memories: Sequence[MemoryRecord], exported_at: datetime) -> str:
 def parse(document: str, *, author: str, now: datetime) -> Parsed:
     """The team memories in ``document``; items without Corral's comment belong to
     ``author`` and are dated ``now``."""
+    # As it will be stored: an item of nothing but NUL characters is no memory.
+    document = storable_text(document)
     items: list[list[str]] = []
     current: list[str] | None = None
     skipped = 0

@@ -20,6 +20,8 @@ from sqlalchemy import (
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from corral.storage.storable import make_storable
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -438,3 +440,8 @@ class ModelCallRow(Base):
     cache_write: Mapped[int] = mapped_column(Integer, default=0)
     #: None when the model's price is unknown.
     cost_usd: Mapped[float | None] = mapped_column(Double, nullable=True)
+
+
+# Last, once every table is declared: a NUL, a lone surrogate or an over-long id in what a
+# platform sent must not fail the INSERT that stores it (storage/storable.py).
+make_storable(Base.metadata)

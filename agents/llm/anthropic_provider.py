@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from corral.agents.llm.rate_headers import rate_info
 from corral.agents.llm.retry import is_retryable_status, parse_retry_after
 from corral.agents.llm.types import (
+    MALFORMED_ANSWER,
     Block,
     ChatMessage,
     Completion,
@@ -15,6 +16,7 @@ from corral.agents.llm.types import (
     TextBlock,
     ToolResult,
     ToolUse,
+    malformed_answer,
 )
 from corral.agents.llm.usage import RateInfo, Usage
 
@@ -77,6 +79,7 @@ class AnthropicProvider:
                 ),
             )
             message = await raw.parse()
+            return _completion(model, message, rate_info(raw.headers))
         except anthropic.APIStatusError as exc:
             raise ModelError(
                 f"anthropic/{model}",
@@ -90,7 +93,8 @@ class AnthropicProvider:
             raise ModelError(f"anthropic/{model}", exc.message, retryable=True) from exc
         except anthropic.AnthropicError as exc:
             raise ModelError(f"anthropic/{model}", str(exc)) from exc
-        return _completion(model, message, rate_info(raw.headers))
+        except MALFORMED_ANSWER as exc:
+            raise malformed_answer(f"anthropic/{model}") from exc
 
 
 def _message(message: ChatMessage) -> MessageParam:

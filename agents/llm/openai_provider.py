@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from corral.agents.llm.rate_headers import rate_info
 from corral.agents.llm.retry import is_retryable_status, parse_retry_after
 from corral.agents.llm.types import (
+    MALFORMED_ANSWER,
     ChatMessage,
     Completion,
     ModelError,
@@ -16,6 +17,7 @@ from corral.agents.llm.types import (
     ToolResult,
     ToolSpec,
     ToolUse,
+    malformed_answer,
 )
 from corral.agents.llm.usage import RateInfo, Usage
 
@@ -80,6 +82,7 @@ class OpenAIProvider:
                 ),
             )
             response = raw.parse()
+            return _completion(model, response, rate_info(raw.headers))
         except openai.APIStatusError as exc:
             raise ModelError(
                 f"openai/{model}",
@@ -93,7 +96,8 @@ class OpenAIProvider:
             raise ModelError(f"openai/{model}", exc.message, retryable=True) from exc
         except openai.OpenAIError as exc:
             raise ModelError(f"openai/{model}", str(exc)) from exc
-        return _completion(model, response, rate_info(raw.headers))
+        except MALFORMED_ANSWER as exc:
+            raise malformed_answer(f"openai/{model}") from exc
 
 
 def _messages(request: Request) -> list[ChatCompletionMessageParam]:

@@ -115,6 +115,18 @@ class ModelError(Exception):
         return f"{self.model}{status}: {self.message}"
 
 
+#: What reading an answer of the wrong shape raises: the SDKs build their objects from the
+#: JSON without checking it, so a missing field is an AttributeError or a TypeError only
+#: when it is read; bad UTF-8 and broken JSON are ValueErrors.
+MALFORMED_ANSWER = (ValueError, TypeError, AttributeError, KeyError, IndexError)
+
+
+def malformed_answer(model: str) -> ModelError:
+    """The error for an answer that is no well-formed response (a proxy's error page, a
+    truncated body, JSON of another shape): retried, then another model is tried."""
+    return ModelError(model, "the answer was not a well-formed response", retryable=True)
+
+
 @dataclass
 class AllModelsFailed(Exception):
     """Every model of a fallback chain failed; ``errors`` says how, in order."""

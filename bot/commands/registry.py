@@ -14,6 +14,7 @@ builds its commands from the table on every start, and ``corral --help`` must st
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -22,12 +23,16 @@ from datetime import UTC, timedelta, tzinfo
 from itertools import pairwise
 from typing import TYPE_CHECKING, Literal
 
+from corral.storage.storable import storable_text
+
 if TYPE_CHECKING:
     from corral.agents.permissions import ChannelAliases
     from corral.agents.team import Team
     from corral.bot.commands.schedule import ScheduleControl
     from corral.storage.audit import Where
     from corral.storage.store import Storage
+
+log = logging.getLogger("corral.commands")
 
 
 def redact_builtin(text: str) -> str:
@@ -160,7 +165,8 @@ class Arg:
 
     def convert(self, raw: str) -> str | int:
         """The typed value of what the caller wrote."""
-        value = raw.strip()
+        # As it would be stored: nothing but NUL characters is nothing.
+        value = storable_text(raw).strip()
         if self.prefix and value.startswith(self.prefix):
             value = value[len(self.prefix) :]
         if not value:
@@ -354,6 +360,12 @@ async def execute(
         reply = await command.handler(ctx, Values(redacted))
     except UsageError as exc:
         reply = CommandReply(f"{exc}. Usage: `{command.line}`", ok=False)
+    except Exception:
+        # Every surface answers a command; the person is told, the log has the rest.
+        log.exception("/%s failed", " ".join(command.path))
+        reply = CommandReply(
+            "That did not work: internal error (the log has the details)", ok=False
+        )
     attachment = reply.attachment
     if attachment is not None:
         attachment = (attachment[0], ctx.redact(attachment[1]))

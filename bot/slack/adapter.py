@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -21,7 +20,7 @@ from corral.bot.coordinator import Route
 from corral.bot.decisions import RequestMessages
 from corral.bot.inbound import Inbound
 from corral.bot.slack.directory import Directory
-from corral.bot.slack.events import PLATFORM
+from corral.bot.slack.events import PLATFORM, SLACK_TS
 from corral.bot.text_split import split_message
 
 log = logging.getLogger("corral.slack")
@@ -38,8 +37,6 @@ PICKED_UP_REACTION = "eyes"
 #: An answer sooner than this shows itself that the message was taken; a reaction would
 #: only flicker on and off, at two Web API calls.
 REACT_AFTER_S = 0.5
-#: What a Slack message timestamp (and so a thread id) looks like.
-SLACK_TS = re.compile(r"\d+\.\d+")
 
 APPROVE_ACTION = "corral_approve"
 REJECT_ACTION = "corral_reject"

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
@@ -17,6 +17,7 @@ from corral.bot.gateway import Workers
 from corral.bot.slack.adapter import SlackAdapter
 from corral.bot.slack.directory import Directory
 from corral.bot.slack.listeners import register
+from corral.bot.slack.requests import bolt_request
 
 
 @dataclass
@@ -31,8 +32,10 @@ class SlackParts:
     async def handle_http(self, request: web.Request) -> web.StreamResponse:
         """``POST /slack/events``: bolt verifies, acks and dispatches."""
         assert self.app is not None, "attach() the app before serving requests"
-        response = await self.app.async_dispatch(await to_bolt_request(request))
-        return await to_aiohttp_response(response)
+        parsed = await bolt_request(request)
+        if isinstance(parsed, web.Response):
+            return parsed
+        return await to_aiohttp_response(await self.app.async_dispatch(parsed))
 
     async def close(self) -> None:
         """Close the Web API client's connections."""

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from corral.bot.inbound import Inbound
 
 PLATFORM = "slack"
+#: What a Slack message timestamp (and so a thread id) looks like.
+SLACK_TS = re.compile(r"\d+\.\d+")
 
 #: Message subtypes that are a person saying something; every other subtype (edits,
 #: deletions, joins, bot messages ...) is not a message for the team.
@@ -29,7 +32,10 @@ def inbound_from_event(
     user = event.get("user")
     ts = event.get("ts")
     channel = event.get("channel")
-    if not (user and ts and channel):
+    thread_ts = event.get("thread_ts") or ts
+    if not (_text(user) and _text(channel) and _is_ts(ts) and _is_ts(thread_ts)):
+        # Not a message Slack sends; an answer to a thread id that is no ts would go
+        # to the top of the channel instead of the thread (SlackAdapter.post).
         return None
     text = str(event.get("text") or "")
     mention = f"<@{bot_user_id}>" if bot_user_id else ""
@@ -45,10 +51,18 @@ def inbound_from_event(
         event_id=str(body.get("event_id") or f"{channel}-{ts}"),
         channel=str(channel),
         message_id=str(ts),
-        thread=str(event.get("thread_ts") or ts),
+        thread=str(thread_ts),
         user=str(user),
         text=text.strip(),
         channel_name=channel_name,
         user_name=user_name,
         to_app=to_app,
     )
+
+
+def _text(value: object) -> bool:
+    return isinstance(value, str) and bool(value)
+
+
+def _is_ts(value: object) -> bool:
+    return isinstance(value, str) and SLACK_TS.fullmatch(value) is not None

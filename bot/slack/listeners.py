@@ -84,10 +84,12 @@ def register(
     async def on_decision(
         ack: Any, body: dict[str, Any], action: dict[str, Any], client: Any
     ) -> None:
+        # The shape was checked at the edge (bot/slack/requests.py): a user, a channel.
         user = str(body["user"]["id"])
-        channel = str((body.get("channel") or {}).get("id", ""))
+        container = body.get("container") or {}
+        channel = str((body.get("channel") or {}).get("id") or container.get("channel_id"))
         message = body.get("message") or {}
-        ts = str(message.get("ts") or (body.get("container") or {}).get("message_ts") or "")
+        ts = str(message.get("ts") or container.get("message_ts") or "")
         result = await decide(
             deciding,
             str(action.get("value", "")),

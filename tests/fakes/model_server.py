@@ -90,6 +90,16 @@ class CallTools:
 
 
 @dataclass(frozen=True)
+class Raw:
+    """The API answers with exactly this body and status: a malformed or truncated
+    answer, a proxy's HTML error page, JSON of the wrong shape."""
+
+    body: bytes
+    status: int = 200
+    content_type: str = "application/json"
+
+
+@dataclass(frozen=True)
 class Hang:
     """The model never answers: the request waits until its client goes away (a process
     killed mid-call), and takes nothing else from the script."""
@@ -103,7 +113,7 @@ class Delay:
     answer: Reply | CallTool | CallTools
 
 
-Scripted = Reply | CallTool | CallTools | Fail | Hang | Delay
+Scripted = Reply | CallTool | CallTools | Fail | Hang | Delay | Raw
 
 #: Builds a forced tool's arguments from the request body (either API's shape).
 RouterRule = Callable[[dict[str, Any]], dict[str, Any]]
@@ -474,6 +484,13 @@ class FakeModelServer(LocalServer):
                 self._in_flight[model] -= 1
         if played is None:
             return web.Response(status=499)
+        if isinstance(played, Raw):
+            return web.Response(
+                body=played.body,
+                status=played.status,
+                content_type=played.content_type,
+                headers=turn.headers,
+            )
         if isinstance(played, Fail):
             headers = {**turn.headers, **played.headers}
             if played.retry_after is not None:
@@ -531,7 +548,7 @@ class FakeModelServer(LocalServer):
         """The answer in the API's shape, and the usage it reports."""
         given = answer.answer if isinstance(answer, Delay) else answer
         prompt = api.prompt_tokens(body)
-        if isinstance(given, Fail | Hang):
+        if isinstance(given, Fail | Hang | Raw):
             return _Turn(answer, Usage(input=prompt))
         rendered, stop = api.render(given, self._ids)
         if isinstance(given, Reply) and given.usage is not None:
