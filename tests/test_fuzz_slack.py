@@ -78,7 +78,7 @@ async def test_a_user_id_over_200_characters_is_stored_and_answered(rig: SlackRi
     (post,) = rig.posts(GENERAL)
     assert post["thread_ts"] == event["ts"], post
     # The fake model echoes the first 200 characters of the prompt: the sender's id.
-    assert post["text"].startswith("[fast-a] [U999"), post["text"]
+    assert post["text"].startswith('[fast-a] <message from="person" name="U999'), post["text"]
 
 
 def _form(fields: dict[str, str]) -> se.SignedRequest:
