@@ -59,17 +59,18 @@ def audit_values(
     where: Where = NOWHERE,
     outcome: str = "",
 ) -> dict[str, Any]:
-    """An audit row's columns, cut to their sizes, for a Core ``insert(AuditRow)``."""
+    """An audit row's columns, for a Core ``insert(AuditRow)`` (each string column fits
+    its value to its size: :mod:`corral.storage.storable`)."""
     return {
-        "actor": actor[:200],
-        "action": action[:64],
-        "subject": subject[:200],
+        "actor": actor,
+        "action": action,
+        "subject": subject,
         "detail": detail,
-        "agent": agent[:64],
-        "platform": where.platform[:32],
-        "channel": where.channel[:200],
-        "thread": where.thread[:200],
-        "outcome": outcome[:32],
+        "agent": agent,
+        "platform": where.platform,
+        "channel": where.channel,
+        "thread": where.thread,
+        "outcome": outcome,
         "created_at": utcnow(),
     }
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from corral.bot.commands.permissions import refuse
 from corral.bot.commands.registry import (
     Arg,
     Command,
@@ -94,22 +95,8 @@ def _rows(ctx: CommandContext, entries: list[AuditEntry]) -> list[str]:
 
 async def audit(ctx: CommandContext, values: Values) -> CommandReply:
     """The latest audit entries as a table (admins only; a refusal is audited too)."""
-    from corral.storage.audit import Where
-
     if not ctx.is_admin:
-        await ctx.storage.audit.record(
-            ctx.user,
-            "permission.refused",
-            "/corral audit",
-            "reading the audit is for admins",
-            where=Where(ctx.platform, ctx.channel),
-            outcome="refused",
-        )
-        return CommandReply(
-            "Sorry, only admins can read the audit. Ask one of them, or an admin can add "
-            "you to `roles.admins` in team.yaml.",
-            ok=False,
-        )
+        return await refuse(ctx, "/corral audit", "read the audit")
     chosen = audit_filter(ctx, values)
     log = ctx.storage.audit
     entries = await log.query(
